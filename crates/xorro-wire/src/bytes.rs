@@ -1,0 +1,144 @@
+//! Small byte strings of bounded length kept inline (no heap): transaction ids and tokens,
+//! and the fixed-size ed25519 key and signature of BEP 44.
+
+use std::fmt;
+
+use crate::id::write_hex;
+
+macro_rules! inline_bytes {
+    ($(#[$meta:meta])* $name:ident, $max:expr) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy)]
+        pub struct $name {
+            len: u8,
+            bytes: [u8; $max],
+        }
+
+        impl $name {
+            /// The longest value accepted on the wire.
+            pub const MAX_LEN: usize = $max;
+
+            /// Copies `bytes`; `None` when empty or longer than [`Self::MAX_LEN`].
+            pub fn new(bytes: &[u8]) -> Option<Self> {
+                if bytes.is_empty() || bytes.len() > Self::MAX_LEN {
+                    return None;
+                }
+                let mut out = [0u8; $max];
+                out[..bytes.len()].copy_from_slice(bytes);
+                Some(Self { len: bytes.len() as u8, bytes: out })
+            }
+
+            /// The bytes.
+            pub fn as_bytes(&self) -> &[u8] {
+                &self.bytes[..usize::from(self.len)]
+            }
+
+            /// The length in bytes (at least 1).
+            #[allow(clippy::len_without_is_empty)]
+            pub fn len(&self) -> usize {
+                usize::from(self.len)
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.as_bytes() == other.as_bytes()
+            }
+        }
+        impl Eq for $name {}
+
+        impl std::hash::Hash for $name {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.as_bytes().hash(state)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}(", stringify!($name))?;
+                write_hex(f, self.as_bytes())?;
+                f.write_str(")")
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write_hex(f, self.as_bytes())
+            }
+        }
+    };
+}
+
+inline_bytes!(
+    /// KRPC `t`: chosen by the querier and echoed in the reply. BEP 5 says "typically 2
+    /// characters"; clients use 1 to 8 bytes. Any length from 1 to 32 is accepted.
+    TransactionId,
+    32
+);
+
+inline_bytes!(
+    /// The opaque write token returned by `get_peers` / BEP 44 `get` and echoed in
+    /// `announce_peer` / `put` (libtorrent uses 4 bytes, others 8 or 20).
+    Token,
+    64
+);
+
+impl TransactionId {
+    /// A transaction id made of a 16-bit counter (the common two-byte form).
+    pub fn from_u16(n: u16) -> Self {
+        let b = n.to_be_bytes();
+        Self::new(&b).expect("two bytes fit")
+    }
+
+    /// The id read as a big-endian integer when it is two bytes long.
+    pub fn as_u16(&self) -> Option<u16> {
+        <[u8; 2]>::try_from(self.as_bytes()).ok().map(u16::from_be_bytes)
+    }
+}
+
+/// BEP 44: an ed25519 public key (`k`), 32 bytes.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PublicKey(pub [u8; 32]);
+
+/// BEP 44: an ed25519 signature (`sig`), 64 bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signature(pub [u8; 64]);
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PublicKey(")?;
+        write_hex(f, &self.0)?;
+        f.write_str(")")
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_hex(f, &self.0)
+    }
+}
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Signature(")?;
+        write_hex(f, &self.0)?;
+        f.write_str(")")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds() {
+        assert!(TransactionId::new(b"").is_none());
+        assert!(TransactionId::new(&[7; 33]).is_none());
+        let t = TransactionId::new(&[7; 32]).unwrap();
+        assert_eq!(t.len(), 32);
+        assert_eq!(TransactionId::from_u16(0x6161).as_bytes(), b"aa");
+        assert_eq!(TransactionId::from_u16(0x6161).as_u16(), Some(0x6161));
+        assert_eq!(Token::new(b"aoeusnth").unwrap().to_string(), "616f6575736e7468");
+        assert_ne!(Token::new(b"ab"), Token::new(b"abc"));
+    }
+}
