@@ -272,6 +272,9 @@ class Harness:
         a = msg.get(b"a") if isinstance(msg.get(b"a"), dict) else {}
         if q == "put":
             return "query_put_mutable" if b"k" in a else "query_put_immutable"
+        if q == "get_peers" and a.get(b"info_hash") != CLIENT_INFO_HASH:
+            # Not the torrent lookup: libtorrent bootstraps and refreshes with get_peers.
+            return "query_get_peers_bootstrap" if b"bs" in a else "query_get_peers_refresh"
         return "query_" + "".join(c if c.isalnum() or c == "_" else "_" for c in q)
 
     # -- querying the client
@@ -326,8 +329,9 @@ class Harness:
                 if name is None:
                     self.record("in", data, peer, None)
                     continue
-                kind = ("error_" if y == b"e" else "response_") + name
-                self.record("in", data, peer, kind)
+                # Steps named "_..." only fetch a token: logged, not kept as fixtures.
+                kind = ("error_" if y == b"e" else "response_") + name.lstrip("_")
+                self.record("in", data, peer, None if name.startswith("_") else kind)
                 if tid == want_tid:
                     return msg
             else:
@@ -363,12 +367,14 @@ class Harness:
         ask = self.ask
         ask("ping", "ping", {})
         ask("find_node", "find_node", {b"target": sha1(b"xorro find_node target")})
+        ask("find_node_want", "find_node", {b"target": sha1(b"xorro find_node target"), b"want": [b"n4", b"n6"]})  # BEP 32
 
         # BEP 5 get_peers / announce_peer, then get_peers again to see `values`.
         ih = HARNESS_INFO_HASH
         tok = self.token_of(ask("get_peers_nodes", "get_peers", {b"info_hash": ih}))
         ask("announce_peer", "announce_peer", {b"info_hash": ih, b"port": 6881, b"token": tok})
         ask("get_peers_values", "get_peers", {b"info_hash": ih})
+        ask("get_peers_scrape", "get_peers", {b"info_hash": ih, b"scrape": 1})  # BEP 33
         ask("announce_peer_bad_token", "announce_peer", {b"info_hash": ih, b"port": 6881, b"token": b"not-a-token"})
 
         # BEP 44 immutable: get (nothing stored yet), put, get.
@@ -386,7 +392,7 @@ class Harness:
             sign, pk = keys
             t_mut = sha1(pk + HARNESS_SALT)
             v_mut = b"xorro mutable item from the capture harness"
-            tok_m = self.token_of(ask("get_mutable_empty", "get", {b"target": t_mut}))
+            tok_m = self.token_of(ask("_get_mutable_empty", "get", {b"target": t_mut}))
 
             def put(name, seq, v=v_mut, salt=HARNESS_SALT, extra=None, bad_sig=False):
                 sig = sign(sig_payload(seq, bencode(v), salt))
@@ -406,12 +412,12 @@ class Harness:
             put("put_mutable_bad_signature", 3, v=b"forged value", bad_sig=True)
             long_salt = b"s" * 65
             tok_m_saved = tok_m
-            tok_m = self.token_of(ask("get_for_long_salt", "get", {b"target": sha1(pk + long_salt)})) or tok_m_saved
+            tok_m = self.token_of(ask("_get_for_long_salt", "get", {b"target": sha1(pk + long_salt)})) or tok_m_saved
             put("put_mutable_salt_too_long", 1, salt=long_salt)
             tok_m = tok_m_saved
 
         big = b"b" * 1001
-        tok = self.token_of(ask("get_for_big_value", "get", {b"target": sha1(bencode(big))}))
+        tok = self.token_of(ask("_get_for_big_value", "get", {b"target": sha1(bencode(big))}))
         ask("put_immutable_too_big", "put", {b"token": tok, b"v": big})
         ask("put_immutable_bad_token", "put", {b"token": b"not-a-token", b"v": b"x"})
 

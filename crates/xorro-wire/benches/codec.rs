@@ -1,1 +1,111 @@
-fn main() {}
+//! Codec speed: decode and encode of the hot messages.
+//!
+//! `cargo bench -p xorro-wire --bench codec`; figures go to docs/BENCHMARKS.md.
+
+#![allow(clippy::unwrap_used)]
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use xorro_wire::{
+    Body, Message, NodeId, NodeInfo, Nodes, Peers, Query, QueryKind, Response, Token,
+    TransactionId, decode, encode,
+};
+
+fn nodes() -> Vec<NodeInfo> {
+    (0..8u8)
+        .map(|i| {
+            NodeInfo::new(
+                NodeId([i.wrapping_mul(31); 20]),
+                SocketAddr::from(([10, 1, 2, i], 6881 + u16::from(i))),
+            )
+        })
+        .collect()
+}
+
+fn find_node_response(nodes: &[NodeInfo]) -> Message<'_> {
+    let mut r = Response::new(NodeId([0xab; 20]));
+    r.nodes = Some(Nodes::from_slice(nodes));
+    Message {
+        transaction_id: TransactionId::new(b"aa").unwrap(),
+        version: Some(b"XO\x00\x01"),
+        requester_ip: Some(SocketAddr::from(([192, 0, 2, 7], 51413))),
+        read_only: false,
+        body: Body::Response(r),
+    }
+}
+
+fn get_peers_response<'a>(peers: &'a [SocketAddr], nodes: &'a [NodeInfo]) -> Message<'a> {
+    let mut r = Response::new(NodeId([0xab; 20]));
+    r.values = Some(Peers::from_slice(peers));
+    r.nodes = Some(Nodes::from_slice(nodes));
+    r.token = Token::new(b"tok12345");
+    Message {
+        transaction_id: TransactionId::new(b"ab").unwrap(),
+        version: Some(b"XO\x00\x01"),
+        requester_ip: Some(SocketAddr::from(([192, 0, 2, 7], 51413))),
+        read_only: false,
+        body: Body::Response(r),
+    }
+}
+
+fn ping_query() -> Message<'static> {
+    Message {
+        transaction_id: TransactionId::new(b"aa").unwrap(),
+        version: None,
+        requester_ip: None,
+        read_only: false,
+        body: Body::Query(Query {
+            id: NodeId([0x11; 20]),
+            kind: QueryKind::Ping,
+        }),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let nodes = nodes();
+    let peers: Vec<SocketAddr> = (0..50u16)
+        .map(|i| SocketAddr::from(([10, 9, (i >> 8) as u8, i as u8], 6881)))
+        .collect();
+    let cases = [
+        ("find_node_response_8_nodes", find_node_response(&nodes)),
+        (
+            "get_peers_response_50_values",
+            get_peers_response(&peers, &nodes),
+        ),
+        ("ping_query", ping_query()),
+    ];
+    for (name, msg) in &cases {
+        let mut buf = Vec::with_capacity(1500);
+        encode(msg, &mut buf).unwrap();
+        if *name == "find_node_response_8_nodes" {
+            assert_eq!(
+                buf.len(),
+                287,
+                "the benchmark message is the 287-byte response of the issue"
+            );
+        }
+        let bytes = buf.clone();
+        c.bench_function(&format!("decode/{name}"), |b| {
+            b.iter(|| decode(black_box(&bytes)).unwrap())
+        });
+        c.bench_function(&format!("decode_and_walk/{name}"), |b| {
+            b.iter(|| {
+                let m = decode(black_box(&bytes)).unwrap();
+                let Body::Response(r) = m.body else { return 0 };
+                r.nodes.iter().flat_map(|n| n.iter()).count()
+                    + r.values.iter().flat_map(|v| v.iter()).count()
+            })
+        });
+        c.bench_function(&format!("encode/{name}"), |b| {
+            b.iter(|| {
+                encode(black_box(msg), &mut buf).unwrap();
+                buf.len()
+            })
+        });
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -92,7 +92,9 @@ impl TransactionId {
 
     /// The id read as a big-endian integer when it is two bytes long.
     pub fn as_u16(&self) -> Option<u16> {
-        <[u8; 2]>::try_from(self.as_bytes()).ok().map(u16::from_be_bytes)
+        <[u8; 2]>::try_from(self.as_bytes())
+            .ok()
+            .map(u16::from_be_bytes)
     }
 }
 
@@ -138,7 +140,10 @@ mod tests {
         assert_eq!(t.len(), 32);
         assert_eq!(TransactionId::from_u16(0x6161).as_bytes(), b"aa");
         assert_eq!(TransactionId::from_u16(0x6161).as_u16(), Some(0x6161));
-        assert_eq!(Token::new(b"aoeusnth").unwrap().to_string(), "616f6575736e7468");
+        assert_eq!(
+            Token::new(b"aoeusnth").unwrap().to_string(),
+            "616f6575736e7468"
+        );
         assert_ne!(Token::new(b"ab"), Token::new(b"abc"));
     }
 }

@@ -53,11 +53,11 @@ pub enum Family {
 }
 
 impl Family {
-    /// The family of an address. An IPv4-mapped IPv6 address counts as IPv4.
+    /// The family of an address. Callers that receive on a dual-stack socket canonicalize
+    /// IPv4-mapped addresses first (`SocketAddr::ip().to_canonical()`).
     pub fn of(addr: &SocketAddr) -> Family {
         match addr {
             SocketAddr::V4(_) => Family::V4,
-            SocketAddr::V6(a) if a.ip().to_ipv4_mapped().is_some() => Family::V4,
             SocketAddr::V6(_) => Family::V6,
         }
     }
@@ -91,21 +91,22 @@ pub fn decode_peer(bytes: &[u8]) -> Option<SocketAddr> {
             let mut ip = [0u8; 16];
             ip.copy_from_slice(&bytes[..16]);
             let port = u16::from_be_bytes([bytes[16], bytes[17]]);
-            Some(SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(ip), port, 0, 0)))
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(ip),
+                port,
+                0,
+                0,
+            )))
         }
         _ => None,
     }
 }
 
-/// Writes compact peer info (6 bytes for IPv4 and IPv4-mapped addresses, else 18) to `out`.
+/// Writes compact peer info (6 bytes for IPv4, 18 for IPv6) to `out`.
 pub fn encode_peer(addr: &SocketAddr, out: &mut Vec<u8>) {
-    match (addr.ip(), Family::of(addr)) {
-        (IpAddr::V4(ip), _) => out.extend_from_slice(&ip.octets()),
-        (IpAddr::V6(ip), Family::V4) => {
-            let v4 = ip.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED);
-            out.extend_from_slice(&v4.octets());
-        }
-        (IpAddr::V6(ip), Family::V6) => out.extend_from_slice(&ip.octets()),
+    match addr.ip() {
+        IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),
+        IpAddr::V6(ip) => out.extend_from_slice(&ip.octets()),
     }
     out.extend_from_slice(&addr.port().to_be_bytes());
 }
@@ -142,7 +143,8 @@ impl<'a> Nodes<'a> {
     /// Borrows concatenated compact node infos; `None` unless the length is a multiple of the
     /// family's node length.
     pub fn from_compact(bytes: &'a [u8], family: Family) -> Option<Self> {
-        (bytes.len() % family.node_len() == 0).then_some(Nodes(NodesRepr::Compact { bytes, family }))
+        bytes.len().is_multiple_of(family.node_len())
+            .then_some(Nodes(NodesRepr::Compact { bytes, family }))
     }
 
     /// Borrows contacts to encode.
@@ -157,6 +159,14 @@ impl<'a> Nodes<'a> {
                 NodesIter::Compact(bytes.chunks_exact(family.node_len()))
             }
             NodesRepr::Slice(s) => NodesIter::Slice(s.iter()),
+        }
+    }
+
+    /// The compact bytes, when the list was decoded (and so holds only `family`).
+    pub(crate) fn as_compact(&self, family: Family) -> Option<&'a [u8]> {
+        match self.0 {
+            NodesRepr::Compact { bytes, family: f } if f == family => Some(bytes),
+            _ => None,
         }
     }
 
@@ -209,7 +219,10 @@ impl fmt::Debug for Nodes<'_> {
 #[derive(Clone, Copy)]
 enum PeersRepr<'a> {
     /// The inside of a bencoded list whose items were checked to be 6- or 18-byte strings.
-    Bencoded { items: &'a [u8], count: usize },
+    Bencoded {
+        items: &'a [u8],
+        count: usize,
+    },
     Slice(&'a [SocketAddr]),
 }
 
@@ -305,7 +318,7 @@ pub struct Samples<'a>(SamplesRepr<'a>);
 impl<'a> Samples<'a> {
     /// Borrows concatenated info-hashes; `None` unless the length is a multiple of 20.
     pub fn from_compact(bytes: &'a [u8]) -> Option<Self> {
-        (bytes.len() % ID_LEN == 0).then_some(Samples(SamplesRepr::Compact(bytes)))
+        bytes.len().is_multiple_of(ID_LEN).then_some(Samples(SamplesRepr::Compact(bytes)))
     }
 
     /// Borrows info-hashes to encode.
@@ -364,11 +377,6 @@ mod tests {
             encode_peer(&a, &mut out);
             assert_eq!(decode_peer(&out), Some(a));
         }
-        // IPv4-mapped IPv6 is written as IPv4.
-        let mapped: SocketAddr = "[::ffff:10.0.0.1]:80".parse().unwrap();
-        let mut out = Vec::new();
-        encode_peer(&mapped, &mut out);
-        assert_eq!(out, [10, 0, 0, 1, 0, 80]);
         assert_eq!(decode_peer(&[1, 2, 3]), None);
     }
 

@@ -12,7 +12,7 @@ use crate::bytes::{PublicKey, Signature, Token, TransactionId};
 use crate::compact::{Family, Nodes, PEER_V4_LEN, PEER_V6_LEN, Peers, Samples, decode_peer};
 use crate::id::{InfoHash, NodeId};
 use crate::message::{
-    Body, BloomBytes, ErrorBody, ErrorCode, Message, MutablePut, PutQuery, Query, QueryKind,
+    BloomBytes, Body, ErrorBody, ErrorCode, Message, MutablePut, PutQuery, Query, QueryKind,
     RawValue, Response, Want,
 };
 
@@ -64,7 +64,11 @@ pub struct DecodeError {
 
 impl DecodeError {
     fn new(kind: DecodeErrorKind) -> Self {
-        DecodeError { kind, transaction_id: None, from_querier: true }
+        DecodeError {
+            kind,
+            transaction_id: None,
+            from_querier: true,
+        }
     }
 
     /// The KRPC error a server should send back, and the transaction id to send it with:
@@ -185,7 +189,10 @@ impl<'a> Cursor<'a> {
             let c = self.peek()?;
             match c {
                 b'0'..=b'9' => {
-                    len = match len.checked_mul(10).and_then(|l| l.checked_add(usize::from(c - b'0'))) {
+                    len = match len
+                        .checked_mul(10)
+                        .and_then(|l| l.checked_add(usize::from(c - b'0')))
+                    {
                         Some(l) if l <= self.buf.len() => l,
                         _ => return self.syntax(),
                     };
@@ -222,7 +229,11 @@ impl<'a> Cursor<'a> {
                 b'0'..=b'9' => {
                     let d = i64::from(c - b'0');
                     value = value.and_then(|v| v.checked_mul(10)).and_then(|v| {
-                        if negative { v.checked_sub(d) } else { v.checked_add(d) }
+                        if negative {
+                            v.checked_sub(d)
+                        } else {
+                            v.checked_add(d)
+                        }
                     });
                     self.pos += 1;
                 }
@@ -332,7 +343,11 @@ impl<'a> Cursor<'a> {
 pub(crate) fn check_value(bytes: &[u8]) -> Result<()> {
     let mut c = Cursor { buf: bytes, pos: 0 };
     c.skip(0)?;
-    if c.pos == bytes.len() { Ok(()) } else { err(DecodeErrorKind::TrailingBytes) }
+    if c.pos == bytes.len() {
+        Ok(())
+    } else {
+        err(DecodeErrorKind::TrailingBytes)
+    }
 }
 
 /// Decodes one datagram.
@@ -413,27 +428,45 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>> {
     scanned.map_err(with_context)?;
     let transaction_id = match t {
         Some(t) => t,
-        None if bad_t => return Err(with_context(DecodeError::new(DecodeErrorKind::InvalidValue("t")))),
-        None => return Err(with_context(DecodeError::new(DecodeErrorKind::MissingKey("t")))),
+        None if bad_t => {
+            return Err(with_context(DecodeError::new(
+                DecodeErrorKind::InvalidValue("t"),
+            )));
+        }
+        None => {
+            return Err(with_context(DecodeError::new(DecodeErrorKind::MissingKey(
+                "t",
+            ))));
+        }
     };
 
     let body = match y {
         Some(b"q") => {
             let method = q.ok_or(DecodeError::new(DecodeErrorKind::MissingKey("q")));
             let args = args.ok_or(DecodeError::new(DecodeErrorKind::MissingKey("a")));
-            method.and_then(|m| args.and_then(|a| query(m, &a))).map(Body::Query)
+            method
+                .and_then(|m| args.and_then(|a| query(m, &a)))
+                .map(Body::Query)
         }
         Some(b"r") => args
             .ok_or(DecodeError::new(DecodeErrorKind::MissingKey("r")))
             .and_then(|r| response(&r))
             .map(Body::Response),
-        Some(b"e") => e.ok_or(DecodeError::new(DecodeErrorKind::MissingKey("e"))).map(Body::Error),
+        Some(b"e") => e
+            .ok_or(DecodeError::new(DecodeErrorKind::MissingKey("e")))
+            .map(Body::Error),
         Some(_) => err(DecodeErrorKind::UnknownType),
         None => err(DecodeErrorKind::MissingKey("y")),
     }
     .map_err(with_context)?;
 
-    Ok(Message { transaction_id, version, requester_ip: ip, read_only, body })
+    Ok(Message {
+        transaction_id,
+        version,
+        requester_ip: ip,
+        read_only,
+        body,
+    })
 }
 
 /// `e`: `[code, message]`. Tolerates a missing message and extra items.
@@ -457,13 +490,18 @@ fn error_list<'a>(c: &mut Cursor<'a>) -> Result<ErrorBody<'a>> {
     }
     c.pos += 1;
     match code {
-        Some(i) => Ok(ErrorBody { code: ErrorCode(i), message }),
+        Some(i) => Ok(ErrorBody {
+            code: ErrorCode(i),
+            message,
+        }),
         None => err(DecodeErrorKind::InvalidValue("e")),
     }
 }
 
 fn node_id(v: Option<Val<'_>>, key: &'static str) -> Result<NodeId> {
-    let b = v.ok_or(DecodeError::new(DecodeErrorKind::MissingKey(key)))?.bytes(key)?;
+    let b = v
+        .ok_or(DecodeError::new(DecodeErrorKind::MissingKey(key)))?
+        .bytes(key)?;
     NodeId::from_slice(b).ok_or(DecodeError::new(DecodeErrorKind::InvalidValue(key)))
 }
 
@@ -475,7 +513,9 @@ fn opt_node_id(v: Option<Val<'_>>) -> Option<NodeId> {
 }
 
 fn token(v: Option<Val<'_>>) -> Result<Token> {
-    let b = v.ok_or(DecodeError::new(DecodeErrorKind::MissingKey("token")))?.bytes("token")?;
+    let b = v
+        .ok_or(DecodeError::new(DecodeErrorKind::MissingKey("token")))?
+        .bytes("token")?;
     Token::new(b).ok_or(DecodeError::new(DecodeErrorKind::InvalidValue("token")))
 }
 
@@ -494,8 +534,12 @@ fn opt_unsigned(v: Option<Val<'_>>, key: &'static str) -> Result<Option<u64>> {
 }
 
 fn want(v: Option<Val<'_>>) -> Result<Want> {
-    let Some(v) = v else { return Ok(Want::UNSPECIFIED) };
-    let Val::List(raw) = v else { return err(DecodeErrorKind::InvalidValue("want")) };
+    let Some(v) = v else {
+        return Ok(Want::UNSPECIFIED);
+    };
+    let Val::List(raw) = v else {
+        return err(DecodeErrorKind::InvalidValue("want"));
+    };
     let mut c = Cursor { buf: raw, pos: 1 };
     let mut w = Want::UNSPECIFIED;
     while c.peek()? != b'e' {
@@ -513,7 +557,10 @@ fn query<'a>(method: &'a [u8], a: &Fields<'a>) -> Result<Query<'a>> {
     let id = node_id(a.id, "id")?;
     let kind = match method {
         b"ping" => QueryKind::Ping,
-        b"find_node" => QueryKind::FindNode { target: node_id(a.target, "target")?, want: want(a.want)? },
+        b"find_node" => QueryKind::FindNode {
+            target: node_id(a.target, "target")?,
+            want: want(a.want)?,
+        },
         b"get_peers" => QueryKind::GetPeers {
             info_hash: node_id(a.info_hash, "info_hash")?.into(),
             want: want(a.want)?,
@@ -523,7 +570,8 @@ fn query<'a>(method: &'a [u8], a: &Fields<'a>) -> Result<Query<'a>> {
         b"announce_peer" => {
             let implied_port = flag(a.implied_port, "implied_port")?;
             let port = match (opt_int(a.port, "port")?, implied_port) {
-                (Some(p), _) => u16::try_from(p).map_err(|_| DecodeError::new(DecodeErrorKind::InvalidValue("port")))?,
+                (Some(p), _) => u16::try_from(p)
+                    .map_err(|_| DecodeError::new(DecodeErrorKind::InvalidValue("port")))?,
                 (None, true) => 0,
                 (None, false) => return err(DecodeErrorKind::MissingKey("port")),
             };
@@ -541,16 +589,22 @@ fn query<'a>(method: &'a [u8], a: &Fields<'a>) -> Result<Query<'a>> {
             want: want(a.want)?,
         },
         b"put" => QueryKind::Put(put(a)?),
-        b"sample_infohashes" => {
-            QueryKind::SampleInfohashes { target: node_id(a.target, "target")?, want: want(a.want)? }
-        }
+        b"sample_infohashes" => QueryKind::SampleInfohashes {
+            target: node_id(a.target, "target")?,
+            want: want(a.want)?,
+        },
         _ => {
             let target = opt_node_id(a.target);
             let info_hash = opt_node_id(a.info_hash).map(InfoHash::from);
             if target.is_none() && info_hash.is_none() {
                 return err(DecodeErrorKind::UnknownMethod);
             }
-            QueryKind::Unknown { method, target, info_hash, want: want(a.want).unwrap_or_default() }
+            QueryKind::Unknown {
+                method,
+                target,
+                info_hash,
+                want: want(a.want).unwrap_or_default(),
+            }
         }
     };
     Ok(Query { id, kind })
@@ -558,13 +612,17 @@ fn query<'a>(method: &'a [u8], a: &Fields<'a>) -> Result<Query<'a>> {
 
 fn put<'a>(a: &Fields<'a>) -> Result<PutQuery<'a>> {
     let token = token(a.token)?;
-    let value = RawValue::from_checked(a.v.ok_or(DecodeError::new(DecodeErrorKind::MissingKey("v")))?);
+    let value =
+        RawValue::from_checked(a.v.ok_or(DecodeError::new(DecodeErrorKind::MissingKey("v")))?);
     let mutable = match a.k {
         None => None,
         Some(k) => {
             let key = PublicKey(fixed(k, "k")?);
-            let sig = a.sig.ok_or(DecodeError::new(DecodeErrorKind::MissingKey("sig")))?;
-            let seq = opt_int(a.seq, "seq")?.ok_or(DecodeError::new(DecodeErrorKind::MissingKey("seq")))?;
+            let sig = a
+                .sig
+                .ok_or(DecodeError::new(DecodeErrorKind::MissingKey("sig")))?;
+            let seq = opt_int(a.seq, "seq")?
+                .ok_or(DecodeError::new(DecodeErrorKind::MissingKey("seq")))?;
             let salt = a.salt.map(|s| s.bytes("salt")).transpose()?;
             Some(MutablePut {
                 key,
@@ -575,23 +633,30 @@ fn put<'a>(a: &Fields<'a>) -> Result<PutQuery<'a>> {
             })
         }
     };
-    Ok(PutQuery { token, value, mutable })
+    Ok(PutQuery {
+        token,
+        value,
+        mutable,
+    })
 }
 
 fn fixed<const N: usize>(v: Val<'_>, key: &'static str) -> Result<[u8; N]> {
-    <[u8; N]>::try_from(v.bytes(key)?).map_err(|_| DecodeError::new(DecodeErrorKind::InvalidValue(key)))
+    <[u8; N]>::try_from(v.bytes(key)?)
+        .map_err(|_| DecodeError::new(DecodeErrorKind::InvalidValue(key)))
 }
 
 fn bloom<'a>(v: Option<Val<'a>>, key: &'static str) -> Result<Option<&'a BloomBytes>> {
     v.map(|v| {
-        <&BloomBytes>::try_from(v.bytes(key)?).map_err(|_| DecodeError::new(DecodeErrorKind::InvalidValue(key)))
+        <&BloomBytes>::try_from(v.bytes(key)?)
+            .map_err(|_| DecodeError::new(DecodeErrorKind::InvalidValue(key)))
     })
     .transpose()
 }
 
 fn nodes<'a>(v: Option<Val<'a>>, family: Family, key: &'static str) -> Result<Option<Nodes<'a>>> {
     v.map(|v| {
-        Nodes::from_compact(v.bytes(key)?, family).ok_or(DecodeError::new(DecodeErrorKind::InvalidValue(key)))
+        Nodes::from_compact(v.bytes(key)?, family)
+            .ok_or(DecodeError::new(DecodeErrorKind::InvalidValue(key)))
     })
     .transpose()
 }
@@ -599,7 +664,9 @@ fn nodes<'a>(v: Option<Val<'a>>, family: Family, key: &'static str) -> Result<Op
 /// `values`: a list of 6- or 18-byte strings, written `6:` / `18:` (no leading zeros).
 fn values<'a>(v: Option<Val<'a>>) -> Result<Option<Peers<'a>>> {
     let Some(v) = v else { return Ok(None) };
-    let Val::List(raw) = v else { return err(DecodeErrorKind::InvalidValue("values")) };
+    let Val::List(raw) = v else {
+        return err(DecodeErrorKind::InvalidValue("values"));
+    };
     let inner = &raw[1..raw.len() - 1];
     let mut rest = inner;
     let mut count = 0;
@@ -611,7 +678,9 @@ fn values<'a>(v: Option<Val<'a>>) -> Result<Option<Peers<'a>>> {
         } else {
             return err(DecodeErrorKind::InvalidValue("values"));
         };
-        rest = rest.get(skip + len..).ok_or(DecodeError::new(DecodeErrorKind::InvalidValue("values")))?;
+        rest = rest
+            .get(skip + len..)
+            .ok_or(DecodeError::new(DecodeErrorKind::InvalidValue("values")))?;
         count += 1;
     }
     Ok(Some(Peers::from_bencoded(inner, count)))
@@ -620,7 +689,10 @@ fn values<'a>(v: Option<Val<'a>>) -> Result<Option<Peers<'a>>> {
 fn response<'a>(r: &Fields<'a>) -> Result<Response<'a>> {
     let samples = r
         .samples
-        .map(|v| Samples::from_compact(v.bytes("samples")?).ok_or(DecodeError::new(DecodeErrorKind::InvalidValue("samples"))))
+        .map(|v| {
+            Samples::from_compact(v.bytes("samples")?)
+                .ok_or(DecodeError::new(DecodeErrorKind::InvalidValue("samples")))
+        })
         .transpose()?;
     let interval = opt_unsigned(r.interval, "interval")?.map(Duration::from_secs);
     Ok(Response {
@@ -653,7 +725,9 @@ mod tests {
     fn bep5_ping_query() {
         let m = decode(b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe").unwrap();
         assert_eq!(m.transaction_id.as_bytes(), b"aa");
-        let Body::Query(q) = m.body else { panic!("not a query") };
+        let Body::Query(q) = m.body else {
+            panic!("not a query")
+        };
         assert_eq!(q.id.as_bytes(), b"abcdefghij0123456789");
         assert_eq!(q.kind, QueryKind::Ping);
     }
@@ -663,7 +737,10 @@ mod tests {
         // 203 with the transaction id when it could be read.
         let e = decode(b"d1:ad2:id3:abce1:q4:ping1:t2:aa1:y1:qe").unwrap_err();
         assert_eq!(e.kind, DecodeErrorKind::InvalidValue("id"));
-        assert_eq!(e.reply(), Some((TransactionId::new(b"aa").unwrap(), ErrorCode::PROTOCOL)));
+        assert_eq!(
+            e.reply(),
+            Some((TransactionId::new(b"aa").unwrap(), ErrorCode::PROTOCOL))
+        );
         // 204 for an unknown method without a target.
         let e = decode(b"d1:ad2:id20:abcdefghij0123456789e1:q3:foo1:t2:aa1:y1:qe").unwrap_err();
         assert_eq!(e.reply().map(|r| r.1), Some(ErrorCode::METHOD_UNKNOWN));
@@ -688,7 +765,10 @@ mod tests {
 
     #[test]
     fn huge_lengths_and_ints_do_not_overflow() {
-        assert!(matches!(kind(b"d1:t99999999999999999999999:aae"), DecodeErrorKind::Syntax(_)));
+        assert!(matches!(
+            kind(b"d1:t99999999999999999999999:aae"),
+            DecodeErrorKind::Syntax(_)
+        ));
         let m = b"d1:ad2:id20:abcdefghij01234567894:porti99999999999999999999e5:token1:x9:info_hash20:abcdefghij0123456789e1:q13:announce_peer1:t2:aa1:y1:qe";
         assert_eq!(kind(m), DecodeErrorKind::InvalidValue("port"));
     }

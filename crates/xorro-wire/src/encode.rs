@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use crate::compact::{Family, NodeInfo, Nodes, encode_node, encode_peer};
 use crate::message::{Body, ErrorBody, Message, PutQuery, Query, QueryKind, Response, Want};
 
-/// BEP 32: "implementations should not send UDP packets larger than 1024 bytes" (the usual
-/// minimum MTU of a tunnel, less headers).
+/// BEP 32: "A node obeying this specification must not send UDP datagrams with a payload
+/// larger than 1024 octets" (it crosses a Teredo tunnel without fragmentation).
 pub const MAX_DATAGRAM_LEN: usize = 1024;
 
 /// Why a message could not be encoded.
@@ -34,8 +34,15 @@ pub fn encode(msg: &Message<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
 }
 
 /// Encodes `msg` into `out` (cleared first), within `max` bytes.
-pub fn encode_with_limit(msg: &Message<'_>, out: &mut Vec<u8>, max: usize) -> Result<(), EncodeError> {
-    let mut limits = Limits { values: usize::MAX, samples: usize::MAX };
+pub fn encode_with_limit(
+    msg: &Message<'_>,
+    out: &mut Vec<u8>,
+    max: usize,
+) -> Result<(), EncodeError> {
+    let mut limits = Limits {
+        values: usize::MAX,
+        samples: usize::MAX,
+    };
     // At most three passes: the first measures, the next ones trim lists by the excess.
     for _ in 0..3 {
         out.clear();
@@ -170,7 +177,12 @@ fn write_args(q: &Query<'_>, out: &mut Vec<u8>) {
             bytes(out, target.as_bytes());
             write_want(out, *want);
         }
-        QueryKind::GetPeers { info_hash, want, no_seed, scrape } => {
+        QueryKind::GetPeers {
+            info_hash,
+            want,
+            no_seed,
+            scrape,
+        } => {
             id(out, q);
             key(out, b"info_hash");
             bytes(out, info_hash.as_bytes());
@@ -178,7 +190,13 @@ fn write_args(q: &Query<'_>, out: &mut Vec<u8>) {
             flag(out, b"scrape", *scrape);
             write_want(out, *want);
         }
-        QueryKind::AnnouncePeer { info_hash, port, implied_port, token, seed } => {
+        QueryKind::AnnouncePeer {
+            info_hash,
+            port,
+            implied_port,
+            token,
+            seed,
+        } => {
             id(out, q);
             flag(out, b"implied_port", *implied_port);
             key(out, b"info_hash");
@@ -200,7 +218,12 @@ fn write_args(q: &Query<'_>, out: &mut Vec<u8>) {
             write_want(out, *want);
         }
         QueryKind::Put(p) => write_put(q, p, out),
-        QueryKind::Unknown { target, info_hash, want, .. } => {
+        QueryKind::Unknown {
+            target,
+            info_hash,
+            want,
+            ..
+        } => {
             id(out, q);
             if let Some(h) = info_hash {
                 key(out, b"info_hash");
@@ -311,7 +334,14 @@ fn write_response(r: &Response<'_>, out: &mut Vec<u8>, limits: &Limits) {
 
 fn write_nodes(out: &mut Vec<u8>, name: &[u8], nodes: &Nodes<'_>, family: Family) {
     key(out, name);
-    let count = nodes.iter().filter(|n: &NodeInfo| Family::of(&n.addr) == family).count();
+    if let Some(bytes) = nodes.as_compact(family) {
+        self::bytes(out, bytes);
+        return;
+    }
+    let count = nodes
+        .iter()
+        .filter(|n: &NodeInfo| Family::of(&n.addr) == family)
+        .count();
     len_prefix(out, count * family.node_len());
     for n in nodes.iter().filter(|n| Family::of(&n.addr) == family) {
         encode_node(&n, out);
@@ -404,18 +434,29 @@ mod tests {
             version: None,
             requester_ip: None,
             read_only: false,
-            body: Body::Query(Query { id: NodeId(*b"abcdefghij0123456789"), kind: QueryKind::Ping }),
+            body: Body::Query(Query {
+                id: NodeId(*b"abcdefghij0123456789"),
+                kind: QueryKind::Ping,
+            }),
         };
         let mut out = Vec::new();
         encode(&m, &mut out).unwrap();
-        assert_eq!(out, b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe");
+        assert_eq!(
+            out,
+            b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe"
+        );
         assert_eq!(decode(&out).unwrap(), m);
     }
 
     #[test]
     fn integers() {
         let mut out = Vec::new();
-        for (i, s) in [(0i64, "i0e"), (-1, "i-1e"), (i64::MIN, "i-9223372036854775808e"), (1234, "i1234e")] {
+        for (i, s) in [
+            (0i64, "i0e"),
+            (-1, "i-1e"),
+            (i64::MIN, "i-9223372036854775808e"),
+            (1234, "i1234e"),
+        ] {
             out.clear();
             int(&mut out, i);
             assert_eq!(out, s.as_bytes());

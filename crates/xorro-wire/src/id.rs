@@ -179,8 +179,13 @@ mod tests {
         let id: NodeId = s.parse().unwrap();
         assert_eq!(id.to_string(), s);
         assert_eq!(id.0[0], 0x01);
-        assert_eq!("ABCDEF0123456789ABCDEF0123456789ABCDEF01".parse::<InfoHash>().unwrap().to_string(),
-            "abcdef0123456789abcdef0123456789abcdef01");
+        assert_eq!(
+            "ABCDEF0123456789ABCDEF0123456789ABCDEF01"
+                .parse::<InfoHash>()
+                .unwrap()
+                .to_string(),
+            "abcdef0123456789abcdef0123456789abcdef01"
+        );
     }
 
     #[test]

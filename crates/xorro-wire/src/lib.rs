@@ -47,6 +47,6 @@ pub use decode::{DecodeError, DecodeErrorKind, decode};
 pub use encode::{EncodeError, MAX_DATAGRAM_LEN, encode, encode_with_limit};
 pub use id::{Distance, ID_LEN, InfoHash, NodeId, ParseIdError};
 pub use message::{
-    Body, BloomBytes, ErrorBody, ErrorCode, Message, MutablePut, PutQuery, Query, QueryKind,
+    BloomBytes, Body, ErrorBody, ErrorCode, Message, MutablePut, PutQuery, Query, QueryKind,
     RawValue, Response, Want,
 };

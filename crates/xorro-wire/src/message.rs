@@ -58,7 +58,10 @@ pub struct Want {
 
 impl Want {
     /// No `want` key.
-    pub const UNSPECIFIED: Want = Want { v4: false, v6: false };
+    pub const UNSPECIFIED: Want = Want {
+        v4: false,
+        v6: false,
+    };
     /// `want: ["n4", "n6"]`.
     pub const BOTH: Want = Want { v4: true, v6: true };
 
@@ -326,6 +329,9 @@ pub struct ErrorBody<'a> {
 impl ErrorBody<'static> {
     /// An error with the BEP's message for `code`.
     pub fn from_code(code: ErrorCode) -> Self {
-        ErrorBody { code, message: code.default_message().as_bytes() }
+        ErrorBody {
+            code,
+            message: code.default_message().as_bytes(),
+        }
     }
 }
