@@ -1,1 +1,453 @@
-//! (being written)
+//! Packet budgets: a token bucket per source address for what comes in, one global bucket for
+//! what goes out.
+//!
+//! Both buckets are the GCRA form of a token bucket (the "virtual scheduling" algorithm): the
+//! state is one `Instant`, the theoretical arrival time (TAT) of the next packet at the
+//! sustained rate. A packet conforms when `TAT - now <= (burst - 1) / rate`; it then moves the
+//! TAT forward by `1 / rate`. This is the same as a bucket of `burst` tokens refilled at `rate`
+//! tokens a second, but it is exact (no floating point after the configuration is read), so
+//! the results depend only on the inputs.
+//!
+//! # Inbound: [`InboundLimiter`]
+//!
+//! One bucket per source, for at most [`RateLimitConfig::tracked_ips_max`] sources. A source
+//! is an IPv4 address, or an IPv6 /64 (one subscriber usually gets a whole /64; per-address
+//! buckets would hand an attacker 2^64 of them). IPv4-mapped IPv6 addresses count as IPv4.
+//!
+//! When the map is full, the least recently seen source is forgotten (an ordered index makes
+//! that O(log n)). A source idle for `burst / rate` seconds has a full bucket again, which is
+//! what a forgotten source gets on its next packet, so eviction loses nothing unless more
+//! than `tracked_ips_max` sources are all sending at once; then the global
+//! [`OutgoingBudget`] still caps what the node sends back.
+//!
+//! # Outgoing: [`OutgoingBudget`]
+//!
+//! One bucket for every datagram the node sends. The node asks [`OutgoingBudget::try_take`]
+//! before a send and, when refused, sets a timer at [`OutgoingBudget::next_available`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+/// Default sustained rate of packets one source may send us, per second.
+///
+/// libtorrent ignores a source for 5 minutes once it sends more than 50 packets in 10 s
+/// (5/s). We allow twice that sustained rate and no ban: an honest client that does many
+/// lookups through us or announces many torrents we are close to stays served, and packets
+/// over the rate are just dropped. A flood from one address gets at most 10 replies a second.
+pub const PER_IP_RATE: f64 = 10.0;
+
+/// Default burst from one source: 50 packets, libtorrent's per-10-second allowance, so a
+/// client starting up (get_peers then announce_peer for many torrents) is not cut short.
+pub const PER_IP_BURST: u32 = 50;
+
+/// Default number of sources tracked (about 100 bytes each, ~1 MB).
+pub const TRACKED_IPS_MAX: usize = 10_000;
+
+/// Default sustained rate of datagrams the node sends, per second (anacrolix/dht's outbound
+/// limit is 250/s): with replies under 1024 bytes (BEP 32) that is at most ~2 Mbit/s.
+pub const OUTGOING_RATE: f64 = 250.0;
+
+/// Default outgoing burst: one second at [`OUTGOING_RATE`], enough to start several lookups
+/// (α requests each) and answer a burst of queries at once.
+pub const OUTGOING_BURST: u32 = 250;
+
+/// The longest interval between two packets a bucket can be configured for: a rate that is
+/// zero, negative or NaN means one packet a day after the burst (effectively no refill).
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// Packet budgets (all rates are packets per second).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimitConfig {
+    /// Sustained packets a second accepted from one source ([`PER_IP_RATE`]).
+    pub per_ip_rate: f64,
+    /// Packets one source may send at once after being quiet ([`PER_IP_BURST`]); at least 1.
+    pub per_ip_burst: u32,
+    /// Sources tracked at once ([`TRACKED_IPS_MAX`]); the least recently seen is forgotten
+    /// beyond it. Zero tracks nobody, which disables the per-source limit.
+    pub tracked_ips_max: usize,
+    /// Sustained datagrams a second the node sends ([`OUTGOING_RATE`]).
+    pub outgoing_rate: f64,
+    /// Datagrams the node may send at once after being quiet ([`OUTGOING_BURST`]); at least 1.
+    pub outgoing_burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            per_ip_rate: PER_IP_RATE,
+            per_ip_burst: PER_IP_BURST,
+            tracked_ips_max: TRACKED_IPS_MAX,
+            outgoing_rate: OUTGOING_RATE,
+            outgoing_burst: OUTGOING_BURST,
+        }
+    }
+}
+
+/// A GCRA bucket's parameters: the emission interval `1 / rate` and the tolerance
+/// `(burst - 1) / rate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Gcra {
+    interval: Duration,
+    tolerance: Duration,
+}
+
+impl Gcra {
+    fn new(rate: f64, burst: u32) -> Self {
+        let interval = if rate > 0.0 {
+            Duration::try_from_secs_f64(1.0 / rate).map_or(MAX_INTERVAL, |d| d.min(MAX_INTERVAL))
+        } else {
+            MAX_INTERVAL
+        };
+        let tolerance = interval.saturating_mul(burst.max(1) - 1);
+        Self {
+            interval,
+            tolerance,
+        }
+    }
+
+    /// Takes one packet's worth from the bucket whose TAT is `tat`, if it conforms.
+    fn take(&self, tat: &mut Instant, now: Instant) -> bool {
+        if tat.saturating_duration_since(now) > self.tolerance {
+            return false;
+        }
+        let base = (*tat).max(now);
+        *tat = base.checked_add(self.interval).unwrap_or(base);
+        true
+    }
+
+    /// The first instant at or after `now` when a packet conforms.
+    fn next_available(&self, tat: Instant, now: Instant) -> Instant {
+        if tat.saturating_duration_since(now) <= self.tolerance {
+            now
+        } else {
+            tat.checked_sub(self.tolerance).unwrap_or(now).max(now)
+        }
+    }
+}
+
+/// The bucket key of a source: the IPv4 address, or the /64 of an IPv6 address.
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !u128::from(u64::MAX))),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Source {
+    tat: Instant,
+    last_seen: u64,
+}
+
+/// Per-source token buckets over a bounded map (see the module docs).
+#[derive(Debug, Clone)]
+pub struct InboundLimiter {
+    gcra: Gcra,
+    max: usize,
+    /// Point lookups only; never iterated.
+    sources: HashMap<IpAddr, Source>,
+    /// Sources by when they were last seen, oldest first.
+    by_last_seen: BTreeMap<u64, IpAddr>,
+    clock: u64,
+    evicted: u64,
+}
+
+impl InboundLimiter {
+    /// An empty limiter with `per_ip_*` and `tracked_ips_max` from `config`.
+    pub fn new(config: &RateLimitConfig) -> Self {
+        Self {
+            gcra: Gcra::new(config.per_ip_rate, config.per_ip_burst),
+            max: config.tracked_ips_max,
+            sources: HashMap::new(),
+            by_last_seen: BTreeMap::new(),
+            clock: 0,
+            evicted: 0,
+        }
+    }
+
+    /// Counts a packet from `ip` at `now`; false means drop it (the source is over its rate).
+    /// Dropped packets count as activity: a flooding source stays tracked.
+    pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
+        let key = source_key(ip);
+        self.clock += 1;
+        let stamp = self.clock;
+        if let Some(source) = self.sources.get_mut(&key) {
+            self.by_last_seen.remove(&source.last_seen);
+            self.by_last_seen.insert(stamp, key);
+            source.last_seen = stamp;
+            return self.gcra.take(&mut source.tat, now);
+        }
+        let mut tat = now;
+        let allowed = self.gcra.take(&mut tat, now);
+        if self.max == 0 {
+            return allowed;
+        }
+        while self.sources.len() >= self.max {
+            let Some((_, oldest)) = self.by_last_seen.pop_first() else {
+                break;
+            };
+            self.sources.remove(&oldest);
+            self.evicted += 1;
+        }
+        self.sources.insert(
+            key,
+            Source {
+                tat,
+                last_seen: stamp,
+            },
+        );
+        self.by_last_seen.insert(stamp, key);
+        allowed
+    }
+
+    /// Sources tracked now (never more than `tracked_ips_max`).
+    pub fn len(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// True when no source is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+
+    /// Sources forgotten so far because the map was full (a metric).
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+}
+
+/// The node's global budget of outgoing datagrams (see the module docs).
+#[derive(Debug, Clone)]
+pub struct OutgoingBudget {
+    gcra: Gcra,
+    tat: Instant,
+}
+
+impl OutgoingBudget {
+    /// A full bucket at `now`, with `outgoing_*` from `config`.
+    pub fn new(config: &RateLimitConfig, now: Instant) -> Self {
+        Self {
+            gcra: Gcra::new(config.outgoing_rate, config.outgoing_burst),
+            tat: now,
+        }
+    }
+
+    /// Takes the budget for one datagram; false means wait until
+    /// [`OutgoingBudget::next_available`].
+    pub fn try_take(&mut self, now: Instant) -> bool {
+        self.gcra.take(&mut self.tat, now)
+    }
+
+    /// The first instant (`now` or later) at which [`OutgoingBudget::try_take`] succeeds.
+    pub fn next_available(&self, now: Instant) -> Instant {
+        self.gcra.next_available(self.tat, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::net::Ipv4Addr;
+
+    /// A fixed origin for virtual time; every other instant is derived from it.
+    #[allow(clippy::disallowed_methods)]
+    fn t0() -> Instant {
+        Instant::now()
+    }
+
+    fn v4(n: u32) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(n))
+    }
+
+    fn config(rate: f64, burst: u32, max: usize) -> RateLimitConfig {
+        RateLimitConfig {
+            per_ip_rate: rate,
+            per_ip_burst: burst,
+            tracked_ips_max: max,
+            ..RateLimitConfig::default()
+        }
+    }
+
+    #[test]
+    fn flood_is_cut_to_rate_while_others_are_served() {
+        let start = t0();
+        let mut lim = InboundLimiter::new(&RateLimitConfig::default());
+        let flooder = v4(0x0a00_0001);
+        let honest = v4(0x0a00_0002);
+        let mut flood_ok = 0;
+        let mut honest_ok = 0;
+        // 10 seconds: the flooder sends 1000 packets a second, the honest source 2 a second.
+        for ms in 0..10_000u64 {
+            let now = start + Duration::from_millis(ms);
+            if lim.allow(flooder, now) {
+                flood_ok += 1;
+            }
+            if ms % 500 == 0 && lim.allow(honest, now) {
+                honest_ok += 1;
+            }
+        }
+        // burst + rate × 10 s (the last refill may land on the edge).
+        let bound = PER_IP_BURST as usize + 10 * PER_IP_RATE as usize;
+        assert!(
+            flood_ok <= bound && flood_ok >= bound - 1,
+            "flood got {flood_ok}"
+        );
+        assert_eq!(honest_ok, 20);
+    }
+
+    #[test]
+    fn burst_then_refill_in_virtual_time() {
+        let start = t0();
+        let mut lim = InboundLimiter::new(&config(10.0, 5, 10));
+        let a = v4(1);
+        for _ in 0..5 {
+            assert!(lim.allow(a, start));
+        }
+        assert!(!lim.allow(a, start));
+        assert!(!lim.allow(a, start + Duration::from_millis(99)));
+        assert!(lim.allow(a, start + Duration::from_millis(100)));
+        assert!(!lim.allow(a, start + Duration::from_millis(100)));
+        // After burst / rate of silence the bucket is full again.
+        let later = start + Duration::from_secs(2);
+        for _ in 0..5 {
+            assert!(lim.allow(a, later));
+        }
+        assert!(!lim.allow(a, later));
+    }
+
+    #[test]
+    fn map_never_exceeds_cap_and_forgets_least_recently_seen() {
+        let start = t0();
+        let mut lim = InboundLimiter::new(&config(1.0, 1, 100));
+        let keep = v4(7);
+        assert!(lim.allow(keep, start));
+        for i in 0..50_000u32 {
+            let now = start + Duration::from_micros(u64::from(i));
+            lim.allow(v4(0x1000_0000 + i), now);
+            if i % 50 == 0 {
+                // `keep` keeps talking, so it is never the least recently seen...
+                assert!(!lim.allow(keep, now), "...and its bucket is remembered");
+            }
+            assert!(lim.len() <= 100);
+        }
+        assert_eq!(lim.len(), 100);
+        assert_eq!(lim.evicted(), 50_001 - 100);
+    }
+
+    #[test]
+    fn ipv6_shares_a_bucket_per_64() {
+        let start = t0();
+        let mut lim = InboundLimiter::new(&config(1.0, 2, 10));
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(lim.allow(a, start));
+        assert!(lim.allow(b, start));
+        assert!(!lim.allow(a, start));
+        assert!(lim.allow(other, start));
+        // IPv4-mapped addresses are the IPv4 source.
+        let mapped = IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped());
+        assert!(lim.allow(mapped, start));
+        assert!(lim.allow(v4(0xc000_0201), start));
+        assert!(!lim.allow(mapped, start));
+        assert_eq!(lim.len(), 3);
+    }
+
+    #[test]
+    fn zero_cap_disables_tracking() {
+        let start = t0();
+        let mut lim = InboundLimiter::new(&config(1.0, 1, 0));
+        for _ in 0..10 {
+            assert!(lim.allow(v4(1), start));
+        }
+        assert!(lim.is_empty());
+    }
+
+    #[test]
+    fn outgoing_budget_and_next_available() {
+        let start = t0();
+        let cfg = RateLimitConfig {
+            outgoing_rate: 4.0,
+            outgoing_burst: 3,
+            ..RateLimitConfig::default()
+        };
+        let mut out = OutgoingBudget::new(&cfg, start);
+        assert_eq!(out.next_available(start), start);
+        for _ in 0..3 {
+            assert!(out.try_take(start));
+        }
+        assert!(!out.try_take(start));
+        let at = out.next_available(start);
+        assert_eq!(at, start + Duration::from_millis(250));
+        assert!(!out.try_take(at - Duration::from_nanos(1)));
+        assert!(out.try_take(at));
+        assert!(!out.try_take(at));
+    }
+
+    #[test]
+    fn zero_rate_does_not_panic() {
+        let start = t0();
+        let cfg = RateLimitConfig {
+            outgoing_rate: 0.0,
+            outgoing_burst: 0,
+            ..RateLimitConfig::default()
+        };
+        let mut out = OutgoingBudget::new(&cfg, start);
+        assert!(out.try_take(start), "burst is at least one");
+        assert!(!out.try_take(start + Duration::from_secs(3600)));
+        assert_eq!(out.next_available(start), start + MAX_INTERVAL);
+        let nan = RateLimitConfig {
+            outgoing_rate: f64::NAN,
+            ..RateLimitConfig::default()
+        };
+        let _ = OutgoingBudget::new(&nan, start).next_available(start);
+    }
+
+    proptest! {
+        /// Whatever the traffic, no source gets more than burst + rate × elapsed packets
+        /// through, and the map stays within its cap.
+        #[test]
+        fn never_over_budget(events in prop::collection::vec((0u32..40, 0u64..300), 1..400)) {
+            let start = t0();
+            let (rate, burst, cap) = (5.0, 4u32, 16usize);
+            let mut lim = InboundLimiter::new(&config(rate, burst, cap));
+            // A reference limiter with room for every source, to compare against.
+            let mut big = InboundLimiter::new(&config(rate, burst, 1000));
+            let mut now = start;
+            let mut allowed = [0u64; 40];
+            for (src, dt_ms) in events {
+                now += Duration::from_millis(dt_ms);
+                let ok = big.allow(v4(src), now);
+                if ok {
+                    allowed[src as usize] += 1;
+                }
+                lim.allow(v4(src), now);
+                prop_assert!(lim.len() <= cap);
+            }
+            let elapsed = now.duration_since(start).as_secs_f64();
+            for n in allowed {
+                prop_assert!(n as f64 <= f64::from(burst) + rate * elapsed + 1e-9);
+            }
+        }
+
+        /// Waiting until next_available always succeeds, and not a nanosecond earlier.
+        #[test]
+        fn next_available_is_exact(rate in 0.5f64..2000.0, burst in 1u32..50, takes in 1usize..200) {
+            let start = t0();
+            let cfg = RateLimitConfig { outgoing_rate: rate, outgoing_burst: burst, ..RateLimitConfig::default() };
+            let mut out = OutgoingBudget::new(&cfg, start);
+            let mut now = start;
+            for _ in 0..takes {
+                let at = out.next_available(now);
+                prop_assert!(at >= now);
+                if at > now {
+                    prop_assert!(!out.clone().try_take(at - Duration::from_nanos(1)));
+                }
+                prop_assert!(out.try_take(at));
+                now = at;
+            }
+        }
+    }
+}

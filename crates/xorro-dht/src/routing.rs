@@ -1,1 +1,2023 @@
-//! (being written)
+//! The Kademlia routing table of one address family (BEP 5; BEP 32 keeps one table for IPv4
+//! and one for IPv6, so the node owns two of these).
+//!
+//! # Layout
+//!
+//! A list of buckets. Bucket `i` holds the nodes whose ids share exactly `i` leading bits with
+//! our own id; the last bucket holds every node closer than that. Only the last bucket (the
+//! one that covers our id) splits, and only up to [`MAX_BUCKETS`]. Bucket `i` holds
+//! [`RoutingConfig::bucket_sizes_far`]`[i]` nodes when the config gives such a size
+//! (libtorrent's extended routing table: 128, 64, 32, 16 for the four farthest buckets, which
+//! saves a hop or so on every lookup) and [`RoutingConfig::bucket_size`] (k = 8) otherwise.
+//! Every bucket keeps a replacement cache of at most
+//! [`RoutingConfig::replacement_cache_size`] contacts that did not fit.
+//!
+//! # Membership
+//!
+//! Only a node that answered one of our queries ([`RoutingTable::on_response`]) becomes a
+//! member. A node that only queried us ([`RoutingTable::on_query_from`]) is unverified: its
+//! source address may be spoofed. It waits in the replacement cache and the table tells the
+//! caller to ping it when it would be useful; its answer makes it a member.
+//!
+//! When a node answers and its bucket is full, in this order:
+//!
+//! 1. a bad member (BEP 5: "If any nodes in the bucket are known to have become bad, then one
+//!    is replaced by the new node") is replaced ([`Insertion::ReplacedBad`]);
+//! 2. the bucket splits if it covers our id. Splitting first (as libtorrent does) never loses a
+//!    contact, whereas pinging a questionable node in our own bucket would evict one we could
+//!    keep;
+//! 3. the least recently seen questionable member that was not pinged in the last
+//!    [`RoutingConfig::node_ping_interval`] is returned for the caller to ping
+//!    ([`Insertion::PingFirst`]); the new node waits in the replacement cache. If the stale
+//!    node answers it stays; if it fails [`RoutingConfig::node_fail_limit`] times in a row it
+//!    turns bad and the most recently verified replacement takes its place
+//!    ([`FailureOutcome::Replaced`]);
+//! 4. otherwise the new node goes to the replacement cache ([`Insertion::Cached`]).
+//!
+//! # Sybil limits
+//!
+//! One entry per IP address (members and cache together), unless
+//! [`RoutingConfig::one_node_per_ip`] is off or the address is a loopback address and
+//! [`RoutingConfig::one_node_per_ip_exempt_loopback`] is on. An id is held by one address
+//! only. An address that answers with a new id loses its entry ([`Insertion::IdChanged`]);
+//! the new id joins on its next answer, as in libtorrent, so that one packet cannot both evict
+//! and replace. A query showing a new id for a known address changes nothing: the caller is
+//! told to ping the address and the answer decides.
+//!
+//! # Determinism
+//!
+//! No clock, no randomness but the caller's RNG ([`RoutingTable::refresh_targets`]). The hash
+//! maps are indexes only; every result is computed by walking the buckets in order.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tracing::debug;
+use xorro_wire::{ID_LEN, NodeId, NodeInfo};
+
+/// BEP 5: "Each bucket can only hold K nodes, currently eight, before becoming 'full.'"
+pub const BUCKET_SIZE: usize = 8;
+
+/// Sizes of the four farthest buckets, farthest first: libtorrent's extended routing table
+/// (`dht_extended_routing_table`, on by default) multiplies k by 16, 8, 4 and 2 there. Half of
+/// all lookups start in the farthest bucket, so wide far buckets get a lookup closer on its
+/// first hop.
+pub const BUCKET_SIZES_FAR: [usize; 4] = [128, 64, 32, 16];
+
+/// Replacement cache size per bucket: k again, as libtorrent keeps (`m_bucket_size`
+/// replacements per bucket).
+pub const REPLACEMENT_CACHE_SIZE: usize = 8;
+
+/// BEP 5: "A good node is a node has responded to one of our queries within the last 15
+/// minutes [...] After 15 minutes of inactivity, a node becomes questionable."
+pub const NODE_GOOD_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// BEP 5: "Nodes become bad when they fail to respond to multiple queries in a row" and "If a
+/// node in the bucket fails to respond to a ping, it is suggested to try once more before
+/// discarding the node": two consecutive failures. (libtorrent evicts after one failure when
+/// a replacement is waiting; jech/dht after three.)
+pub const NODE_FAIL_LIMIT: u8 = 2;
+
+/// How long to wait before pinging the same node again (our choice: a request times out in
+/// seconds, so a minute leaves room for the answer and bounds pings to one a minute a node).
+pub const NODE_PING_INTERVAL: Duration = Duration::from_secs(60);
+
+/// BEP 5: "Buckets that have not been changed in 15 minutes should be 'refreshed.'"
+pub const BUCKET_REFRESH_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// BEP 5: "The routing table covers the entire node ID space from 0 to 2^160": with one bucket
+/// per shared-prefix length, at most 160 buckets.
+pub const MAX_BUCKETS: usize = ID_LEN * 8;
+
+/// Routing table settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingConfig {
+    /// Nodes per bucket, k ([`BUCKET_SIZE`]); at least 1.
+    pub bucket_size: usize,
+    /// Sizes of the farthest buckets, farthest first ([`BUCKET_SIZES_FAR`]); buckets past the
+    /// list hold `bucket_size`. An empty list disables wide buckets. Each size is at least 1.
+    pub bucket_sizes_far: Vec<usize>,
+    /// A bucket with no answer from its nodes and no lookup into it for this long gets a
+    /// refresh target ([`BUCKET_REFRESH_INTERVAL`]).
+    pub bucket_refresh_interval: Duration,
+    /// Contacts waiting per bucket ([`REPLACEMENT_CACHE_SIZE`]); zero disables the cache.
+    pub replacement_cache_size: usize,
+    /// A node is good for this long after it answered us ([`NODE_GOOD_INTERVAL`]).
+    pub node_good_interval: Duration,
+    /// Consecutive failures after which a node is bad ([`NODE_FAIL_LIMIT`]); at least 1.
+    pub node_fail_limit: u8,
+    /// Least time between two pings of one node ([`NODE_PING_INTERVAL`]).
+    pub node_ping_interval: Duration,
+    /// Keep one entry per IP address (default on): a second port of a known IP is refused.
+    pub one_node_per_ip: bool,
+    /// Exempt loopback addresses from `one_node_per_ip` (default on), so that local test
+    /// networks on 127.0.0.1 with many ports work.
+    pub one_node_per_ip_exempt_loopback: bool,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            bucket_size: BUCKET_SIZE,
+            bucket_sizes_far: BUCKET_SIZES_FAR.to_vec(),
+            bucket_refresh_interval: BUCKET_REFRESH_INTERVAL,
+            replacement_cache_size: REPLACEMENT_CACHE_SIZE,
+            node_good_interval: NODE_GOOD_INTERVAL,
+            node_fail_limit: NODE_FAIL_LIMIT,
+            node_ping_interval: NODE_PING_INTERVAL,
+            one_node_per_ip: true,
+            one_node_per_ip_exempt_loopback: true,
+        }
+    }
+}
+
+/// A node's standing, per BEP 5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NodeState {
+    /// Answered one of our queries within `node_good_interval`, or answered once and queried
+    /// us within `node_good_interval`.
+    Good,
+    /// Neither good nor bad: silent for `node_good_interval`, or never heard from since it was
+    /// restored.
+    Questionable,
+    /// Failed `node_fail_limit` queries in a row.
+    Bad,
+}
+
+/// What the table knows about one contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    node: NodeInfo,
+    last_response: Option<Instant>,
+    last_query_from: Option<Instant>,
+    failures: u8,
+    rtt: Option<Duration>,
+    pinged_at: Option<Instant>,
+}
+
+impl Entry {
+    fn new(node: NodeInfo) -> Self {
+        Self {
+            node,
+            last_response: None,
+            last_query_from: None,
+            failures: 0,
+            rtt: None,
+            pinged_at: None,
+        }
+    }
+
+    /// The contact.
+    pub fn node(&self) -> NodeInfo {
+        self.node
+    }
+
+    /// When it last answered one of our queries.
+    pub fn last_response(&self) -> Option<Instant> {
+        self.last_response
+    }
+
+    /// When it last sent us a query.
+    pub fn last_query_from(&self) -> Option<Instant> {
+        self.last_query_from
+    }
+
+    /// Queries it failed to answer since its last answer.
+    pub fn failures(&self) -> u8 {
+        self.failures
+    }
+
+    /// Smoothed round-trip time (EWMA with gain 1/8, as TCP's SRTT).
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtt
+    }
+
+    /// When the table last asked the caller to ping it.
+    pub fn pinged_at(&self) -> Option<Instant> {
+        self.pinged_at
+    }
+
+    fn verified(&self) -> bool {
+        self.last_response.is_some()
+    }
+
+    fn last_seen(&self) -> Option<Instant> {
+        self.last_response.max(self.last_query_from)
+    }
+
+    fn ping_due(&self, now: Instant, interval: Duration) -> bool {
+        self.pinged_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= interval)
+    }
+
+    fn answered(&mut self, rtt: Option<Duration>, now: Instant) {
+        self.last_response = Some(now);
+        self.failures = 0;
+        self.pinged_at = None;
+        self.rtt = match (self.rtt, rtt) {
+            (old, None) => old,
+            (None, Some(sample)) => Some(sample),
+            (Some(old), Some(sample)) => Some((old - old / 8).saturating_add(sample / 8)),
+        };
+    }
+}
+
+/// Why a contact was not recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// It claims our own id.
+    OwnId,
+    /// Another address holds this id.
+    IdInUse,
+    /// Another port of this IP address is in the table (one node per IP).
+    IpInUse,
+    /// The address is in the table under another id, and an unverified message does not
+    /// change that.
+    AddressInUse,
+    /// Its bucket is full, and so is the replacement cache (or the cache is disabled).
+    BucketFull,
+}
+
+/// What [`RoutingTable::on_response`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Insertion {
+    /// The node joined its bucket.
+    Added,
+    /// The node was a member; its record was refreshed.
+    Updated,
+    /// The node took the place of a bad member, which left the table.
+    ReplacedBad {
+        /// The bad node.
+        evicted: NodeInfo,
+    },
+    /// The bucket is full and `stale` is questionable: ping it. The new node waits in the
+    /// replacement cache and takes `stale`'s place if `stale` turns bad.
+    PingFirst {
+        /// The member to ping.
+        stale: NodeInfo,
+    },
+    /// The bucket is full of good nodes (or of nodes already being pinged): the node waits in
+    /// the replacement cache.
+    Cached,
+    /// The address answered with a new id: the entry under the old id was removed. The new id
+    /// is not recorded yet; its next answer adds it.
+    IdChanged {
+        /// The entry that was removed.
+        old: NodeInfo,
+    },
+    /// Not recorded.
+    Rejected(RejectReason),
+}
+
+/// What [`RoutingTable::on_query_from`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QueryOutcome {
+    /// A member: its last query time was updated.
+    Member,
+    /// Ping this address: its answer ([`RoutingTable::on_response`]) would be useful, either to
+    /// make a waiting contact a member or to learn which id really answers there.
+    PingToVerify,
+    /// The contact waits in the replacement cache; no ping is needed now.
+    Cached,
+    /// Not recorded.
+    Ignored(RejectReason),
+}
+
+/// What [`RoutingTable::on_failure`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureOutcome {
+    /// No entry at that address (with that id).
+    Unknown,
+    /// The failure was counted; the node is not bad yet.
+    Counted {
+        /// Consecutive failures so far.
+        failures: u8,
+    },
+    /// The member is bad and stays until a new node takes its place (no verified replacement
+    /// is waiting).
+    TurnedBad,
+    /// The member turned bad and left; a verified replacement took its place.
+    Replaced {
+        /// The node that left.
+        bad: NodeInfo,
+        /// The replacement.
+        by: NodeInfo,
+    },
+    /// A waiting contact turned bad and left the replacement cache.
+    Dropped,
+}
+
+/// A contact as saved to disk by [`RoutingTable::snapshot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SavedContact {
+    /// The contact.
+    pub node: NodeInfo,
+    /// Its smoothed round-trip time.
+    pub rtt: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Bucket {
+    /// Members, in the order they joined.
+    nodes: Vec<Entry>,
+    /// Replacement cache, least recently added first.
+    cache: Vec<Entry>,
+    /// Last answer from a member or lookup into the range; `None` until then.
+    refreshed: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Node(usize),
+    Cache(usize),
+}
+
+/// The Kademlia routing table of one address family.
+#[derive(Debug, Clone)]
+pub struct RoutingTable {
+    own_id: NodeId,
+    config: RoutingConfig,
+    /// Never empty; at most [`MAX_BUCKETS`].
+    buckets: Vec<Bucket>,
+    /// Every entry, members and cache: address -> id (the id gives the bucket).
+    by_addr: HashMap<SocketAddr, NodeId>,
+    /// Every entry subject to the one-node-per-IP rule: canonical IP -> address.
+    by_ip: HashMap<IpAddr, SocketAddr>,
+}
+
+impl RoutingTable {
+    /// An empty table around `own_id`.
+    pub fn new(own_id: NodeId, config: RoutingConfig) -> Self {
+        Self {
+            own_id,
+            config,
+            buckets: vec![Bucket::default()],
+            by_addr: HashMap::new(),
+            by_ip: HashMap::new(),
+        }
+    }
+
+    /// Our id.
+    pub fn own_id(&self) -> NodeId {
+        self.own_id
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RoutingConfig {
+        &self.config
+    }
+
+    /// Number of members (the replacement caches are not counted).
+    pub fn len(&self) -> usize {
+        self.buckets.iter().map(|b| b.nodes.len()).sum()
+    }
+
+    /// True when there are no members.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.iter().all(|b| b.nodes.is_empty())
+    }
+
+    /// Number of contacts waiting in the replacement caches.
+    pub fn cached_len(&self) -> usize {
+        self.buckets.iter().map(|b| b.cache.len()).sum()
+    }
+
+    /// Number of buckets (1 to [`MAX_BUCKETS`]).
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// The members, farthest bucket first, in the order they joined each bucket.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> + '_ {
+        self.buckets.iter().flat_map(|b| b.nodes.iter())
+    }
+
+    /// True when a member has this address.
+    pub fn contains(&self, addr: SocketAddr) -> bool {
+        self.get(addr).is_some()
+    }
+
+    /// The member at this address.
+    pub fn get(&self, addr: SocketAddr) -> Option<&Entry> {
+        match self.locate(&addr)? {
+            (b, Slot::Node(i)) => Some(&self.buckets[b].nodes[i]),
+            (_, Slot::Cache(_)) => None,
+        }
+    }
+
+    /// The standing of `entry` at `now`.
+    pub fn state(&self, entry: &Entry, now: Instant) -> NodeState {
+        if self.is_bad(entry) {
+            return NodeState::Bad;
+        }
+        let recent = |t: Option<Instant>| {
+            t.is_some_and(|t| now.saturating_duration_since(t) < self.config.node_good_interval)
+        };
+        if recent(entry.last_response) || (entry.verified() && recent(entry.last_query_from)) {
+            NodeState::Good
+        } else {
+            NodeState::Questionable
+        }
+    }
+
+    /// A node answered one of our queries: `rtt` is the round trip of that query when known.
+    pub fn on_response(
+        &mut self,
+        node: NodeInfo,
+        rtt: Option<Duration>,
+        now: Instant,
+    ) -> Insertion {
+        if node.id == self.own_id {
+            return Insertion::Rejected(RejectReason::OwnId);
+        }
+        let entry = match self.locate(&node.addr) {
+            Some((b, slot)) => {
+                let known = self.entry(b, slot).node;
+                if known.id != node.id {
+                    self.evict(b, slot);
+                    debug!(addr = %node.addr, old = %known.id, new = %node.id, "address changed id");
+                    return Insertion::IdChanged { old: known };
+                }
+                if let Slot::Node(i) = slot {
+                    let bucket = &mut self.buckets[b];
+                    bucket.nodes[i].answered(rtt, now);
+                    bucket.refreshed = Some(now);
+                    return Insertion::Updated;
+                }
+                // A waiting contact answered: take it out and insert it afresh.
+                let mut entry = self.take(b, slot);
+                entry.answered(rtt, now);
+                entry
+            }
+            None => {
+                if let Err(reason) = self.make_room_for(&node, true) {
+                    return Insertion::Rejected(reason);
+                }
+                let mut entry = Entry::new(node);
+                entry.answered(rtt, now);
+                entry
+            }
+        };
+        self.insert_verified(entry, now)
+    }
+
+    /// A node sent us a query. Its address is unverified: a member is updated; an unknown
+    /// node only waits in the replacement cache until it answers one of our queries.
+    pub fn on_query_from(&mut self, node: NodeInfo, now: Instant) -> QueryOutcome {
+        if node.id == self.own_id {
+            return QueryOutcome::Ignored(RejectReason::OwnId);
+        }
+        let interval = self.config.node_ping_interval;
+        if let Some((b, slot)) = self.locate(&node.addr) {
+            let wanted = self.bucket_wants(b);
+            let entry = self.entry_mut(b, slot);
+            if entry.node.id != node.id {
+                // A spoofed source or a restarted node: only an answer can tell.
+                if entry.ping_due(now, interval) {
+                    entry.pinged_at = Some(now);
+                    return QueryOutcome::PingToVerify;
+                }
+                return QueryOutcome::Ignored(RejectReason::AddressInUse);
+            }
+            entry.last_query_from = Some(now);
+            return match slot {
+                Slot::Node(_) => QueryOutcome::Member,
+                Slot::Cache(_) if !entry.verified() && wanted && entry.ping_due(now, interval) => {
+                    entry.pinged_at = Some(now);
+                    QueryOutcome::PingToVerify
+                }
+                Slot::Cache(_) => QueryOutcome::Cached,
+            };
+        }
+        if let Err(reason) = self.make_room_for(&node, false) {
+            return QueryOutcome::Ignored(reason);
+        }
+        let b = self.bucket_index(&node.id);
+        let wanted = self.bucket_wants(b);
+        let mut entry = Entry::new(node);
+        entry.last_query_from = Some(now);
+        if wanted {
+            entry.pinged_at = Some(now);
+        }
+        match self.push_cache(b, entry) {
+            Ok(()) => {
+                self.index(&node);
+                if wanted {
+                    QueryOutcome::PingToVerify
+                } else {
+                    QueryOutcome::Cached
+                }
+            }
+            Err(_) => QueryOutcome::Ignored(RejectReason::BucketFull),
+        }
+    }
+
+    /// A query to `addr` timed out. `id` is the id we expected there, when known; a different
+    /// id at that address means the failure is not about that entry.
+    ///
+    /// After `node_fail_limit` failures in a row a member is bad: the most recently verified
+    /// replacement takes its place, or it stays (excluded from [`closest`](Self::closest))
+    /// until a new node replaces it. A waiting contact that turns bad is dropped.
+    pub fn on_failure(
+        &mut self,
+        addr: SocketAddr,
+        id: Option<NodeId>,
+        _now: Instant,
+    ) -> FailureOutcome {
+        let Some((b, slot)) = self.locate(&addr) else {
+            return FailureOutcome::Unknown;
+        };
+        let limit = self.fail_limit();
+        let entry = self.entry_mut(b, slot);
+        if id.is_some_and(|id| id != entry.node.id) {
+            return FailureOutcome::Unknown;
+        }
+        entry.failures = entry.failures.saturating_add(1);
+        let (failures, node) = (entry.failures, entry.node);
+        if failures < limit {
+            return FailureOutcome::Counted { failures };
+        }
+        if let Slot::Cache(_) = slot {
+            self.take(b, slot);
+            return FailureOutcome::Dropped;
+        }
+        if self.best_replacement(b).is_none() {
+            if failures == limit {
+                debug!(node = ?node, "node turned bad");
+            }
+            return FailureOutcome::TurnedBad;
+        }
+        match self.evict(b, slot) {
+            Some(by) => {
+                debug!(bad = ?node, by = ?by, "bad node replaced");
+                FailureOutcome::Replaced { bad: node, by }
+            }
+            None => FailureOutcome::TurnedBad,
+        }
+    }
+
+    /// Removes the entry (member or waiting contact) at `addr`. A member's place goes to the
+    /// most recently verified replacement.
+    pub fn remove(&mut self, addr: SocketAddr) -> Option<NodeInfo> {
+        let (b, slot) = self.locate(&addr)?;
+        let node = self.entry(b, slot).node;
+        self.evict(b, slot);
+        Some(node)
+    }
+
+    /// Replaces the contents of `out` with the `count` members closest to `target` by XOR,
+    /// closest first, leaving out bad nodes.
+    ///
+    /// Walks the buckets in order of distance from the target and stops once `out` is full;
+    /// each candidate goes through a bounded insertion, so the cost is about one bucket (a
+    /// distance and a comparison a node), not a sort of the table.
+    pub fn closest(&self, target: &NodeId, count: usize, out: &mut Vec<NodeInfo>) {
+        out.clear();
+        if count == 0 {
+            return;
+        }
+        // Bucket `i` below the target's bucket `d` (nodes sharing `i` bits with us) is at
+        // distance prefix exactly `i` from the target; every bucket past `d` is at prefix
+        // exactly `d`; bucket `d` itself is closer than all of them. So the groups, closest
+        // first, are: bucket d, buckets d+1.., then buckets d-1, d-2, .., 0.
+        let n = self.buckets.len();
+        let d = self.bucket_index(target);
+        if self.gather(d..d + 1, target, count, out) || self.gather(d + 1..n, target, count, out) {
+            return;
+        }
+        for b in (0..d).rev() {
+            if self.gather(b..b + 1, target, count, out) {
+                return;
+            }
+        }
+    }
+
+    /// For every bucket with no answer from its members and no lookup into it for
+    /// `bucket_refresh_interval`, a random id in its range to look up; the bucket counts as
+    /// refreshed from `now`. Farthest bucket first.
+    pub fn refresh_targets(&mut self, now: Instant, rng: &mut impl Rng) -> Vec<NodeId> {
+        let interval = self.config.bucket_refresh_interval;
+        let mut targets = Vec::new();
+        for b in 0..self.buckets.len() {
+            let due = self.buckets[b]
+                .refreshed
+                .is_none_or(|t| now.saturating_duration_since(t) >= interval);
+            if due {
+                targets.push(self.random_id_in(b, rng));
+                self.buckets[b].refreshed = Some(now);
+            }
+        }
+        targets
+    }
+
+    /// A lookup for `target` ran: its bucket counts as refreshed.
+    pub fn mark_refreshed(&mut self, target: &NodeId, now: Instant) {
+        let b = self.bucket_index(target);
+        self.buckets[b].refreshed = Some(now);
+    }
+
+    /// Up to `max` questionable members not pinged in the last `node_ping_interval`, least
+    /// recently seen first. They count as pinged from `now`: ping them, then report the answer
+    /// or the timeout.
+    pub fn stale_to_ping(&mut self, now: Instant, max: usize) -> Vec<NodeInfo> {
+        let interval = self.config.node_ping_interval;
+        let mut stale: Vec<(Option<Instant>, usize, usize)> = Vec::new();
+        for (b, bucket) in self.buckets.iter().enumerate() {
+            for (i, e) in bucket.nodes.iter().enumerate() {
+                if e.ping_due(now, interval) && self.state(e, now) == NodeState::Questionable {
+                    stale.push((e.last_seen(), b, i));
+                }
+            }
+        }
+        stale.sort_unstable();
+        stale.truncate(max);
+        stale
+            .into_iter()
+            .map(|(_, b, i)| {
+                let e = &mut self.buckets[b].nodes[i];
+                e.pinged_at = Some(now);
+                e.node
+            })
+            .collect()
+    }
+
+    /// The members that are not bad, in [`iter`](Self::iter) order, to save.
+    pub fn snapshot(&self) -> Vec<SavedContact> {
+        self.iter()
+            .filter(|e| !self.is_bad(e))
+            .map(|e| SavedContact {
+                node: e.node,
+                rtt: e.rtt,
+            })
+            .collect()
+    }
+
+    /// Adds saved contacts as questionable members (they have not answered us yet, so
+    /// [`stale_to_ping`](Self::stale_to_ping) returns them); those that do not fit wait in
+    /// the replacement caches. Contacts that break the table's rules are skipped. Returns how
+    /// many became members.
+    pub fn restore(
+        &mut self,
+        contacts: impl IntoIterator<Item = SavedContact>,
+        _now: Instant,
+    ) -> usize {
+        let mut members = 0;
+        for contact in contacts {
+            let node = contact.node;
+            if node.id == self.own_id
+                || self.by_addr.contains_key(&node.addr)
+                || self.make_room_for(&node, false).is_err()
+            {
+                continue;
+            }
+            let mut entry = Entry::new(node);
+            entry.rtt = contact.rtt;
+            if self.place(entry, true) {
+                members += 1;
+            }
+        }
+        members
+    }
+
+    /// Changes our id (BEP 42 may ask for a new one) and rebuilds the table around it: members
+    /// are placed again first, then the waiting contacts; what no longer fits waits in a
+    /// replacement cache or is dropped, bad members are dropped, and every bucket is due for a
+    /// refresh.
+    pub fn set_own_id(&mut self, new_id: NodeId) {
+        if new_id == self.own_id {
+            return;
+        }
+        let old = std::mem::replace(&mut self.buckets, vec![Bucket::default()]);
+        self.by_addr.clear();
+        self.by_ip.clear();
+        self.own_id = new_id;
+        let mut waiting = Vec::new();
+        for bucket in old {
+            for entry in bucket.nodes {
+                if entry.node.id != new_id && !self.is_bad(&entry) {
+                    self.place(entry, true);
+                }
+            }
+            waiting.extend(bucket.cache);
+        }
+        for entry in waiting {
+            if entry.node.id != new_id {
+                let verified = entry.verified();
+                self.place(entry, verified);
+            }
+        }
+        debug!(own_id = %new_id, members = self.len(), buckets = self.buckets.len(), "routing table rebuilt");
+    }
+
+    // ---- internals ----
+
+    fn fail_limit(&self) -> u8 {
+        self.config.node_fail_limit.max(1)
+    }
+
+    fn is_bad(&self, entry: &Entry) -> bool {
+        entry.failures >= self.fail_limit()
+    }
+
+    fn capacity(&self, b: usize) -> usize {
+        self.config
+            .bucket_sizes_far
+            .get(b)
+            .copied()
+            .unwrap_or(self.config.bucket_size)
+            .max(1)
+    }
+
+    fn bucket_index(&self, id: &NodeId) -> usize {
+        let shared = self.own_id.distance(id).leading_zeros() as usize;
+        shared.min(self.buckets.len() - 1)
+    }
+
+    fn can_split(&self, b: usize) -> bool {
+        b + 1 == self.buckets.len() && self.buckets.len() < MAX_BUCKETS
+    }
+
+    /// Whether a verified node for bucket `b` would become a member right away.
+    fn bucket_wants(&self, b: usize) -> bool {
+        let nodes = &self.buckets[b].nodes;
+        nodes.len() < self.capacity(b) || nodes.iter().any(|e| self.is_bad(e)) || self.can_split(b)
+    }
+
+    fn ip_key(&self, addr: &SocketAddr) -> Option<IpAddr> {
+        if !self.config.one_node_per_ip {
+            return None;
+        }
+        let ip = addr.ip().to_canonical();
+        if self.config.one_node_per_ip_exempt_loopback && ip.is_loopback() {
+            return None;
+        }
+        Some(ip)
+    }
+
+    fn index(&mut self, node: &NodeInfo) {
+        self.by_addr.insert(node.addr, node.id);
+        if let Some(ip) = self.ip_key(&node.addr) {
+            self.by_ip.insert(ip, node.addr);
+        }
+    }
+
+    fn unindex(&mut self, node: &NodeInfo) {
+        self.by_addr.remove(&node.addr);
+        if let Some(ip) = self.ip_key(&node.addr)
+            && self.by_ip.get(&ip) == Some(&node.addr)
+        {
+            self.by_ip.remove(&ip);
+        }
+    }
+
+    fn locate(&self, addr: &SocketAddr) -> Option<(usize, Slot)> {
+        let id = self.by_addr.get(addr)?;
+        let b = self.bucket_index(id);
+        let bucket = &self.buckets[b];
+        if let Some(i) = bucket.nodes.iter().position(|e| e.node.addr == *addr) {
+            return Some((b, Slot::Node(i)));
+        }
+        bucket
+            .cache
+            .iter()
+            .position(|e| e.node.addr == *addr)
+            .map(|i| (b, Slot::Cache(i)))
+    }
+
+    fn find_id(&self, id: &NodeId) -> Option<(usize, Slot)> {
+        let b = self.bucket_index(id);
+        let bucket = &self.buckets[b];
+        if let Some(i) = bucket.nodes.iter().position(|e| e.node.id == *id) {
+            return Some((b, Slot::Node(i)));
+        }
+        bucket
+            .cache
+            .iter()
+            .position(|e| e.node.id == *id)
+            .map(|i| (b, Slot::Cache(i)))
+    }
+
+    fn entry(&self, b: usize, slot: Slot) -> &Entry {
+        match slot {
+            Slot::Node(i) => &self.buckets[b].nodes[i],
+            Slot::Cache(i) => &self.buckets[b].cache[i],
+        }
+    }
+
+    fn entry_mut(&mut self, b: usize, slot: Slot) -> &mut Entry {
+        match slot {
+            Slot::Node(i) => &mut self.buckets[b].nodes[i],
+            Slot::Cache(i) => &mut self.buckets[b].cache[i],
+        }
+    }
+
+    /// Removes an entry from its bucket and the indexes.
+    fn take(&mut self, b: usize, slot: Slot) -> Entry {
+        let entry = match slot {
+            Slot::Node(i) => self.buckets[b].nodes.remove(i),
+            Slot::Cache(i) => self.buckets[b].cache.remove(i),
+        };
+        self.unindex(&entry.node);
+        entry
+    }
+
+    /// Removes an entry; a member's place goes to a replacement, which is returned.
+    fn evict(&mut self, b: usize, slot: Slot) -> Option<NodeInfo> {
+        self.take(b, slot);
+        match slot {
+            Slot::Node(_) => self.promote(b),
+            Slot::Cache(_) => None,
+        }
+    }
+
+    /// An entry a newcomer may push out: a bad one, or (for a verified newcomer) an unverified
+    /// waiting contact.
+    fn displaceable(&self, b: usize, slot: Slot, verified: bool) -> bool {
+        let entry = self.entry(b, slot);
+        self.is_bad(entry) || (verified && matches!(slot, Slot::Cache(_)) && !entry.verified())
+    }
+
+    /// Enforces "one address per id" and "one node per IP" for a node whose address is not in
+    /// the table, evicting what it may push out.
+    fn make_room_for(&mut self, node: &NodeInfo, verified: bool) -> Result<(), RejectReason> {
+        if let Some((b, slot)) = self.find_id(&node.id) {
+            if !self.displaceable(b, slot, verified) {
+                return Err(RejectReason::IdInUse);
+            }
+            self.evict(b, slot);
+        }
+        if let Some(ip) = self.ip_key(&node.addr)
+            && let Some(&other) = self.by_ip.get(&ip)
+        {
+            let (b, slot) = self
+                .locate(&other)
+                .expect("by_ip and by_addr index the same entries");
+            if !self.displaceable(b, slot, verified) {
+                return Err(RejectReason::IpInUse);
+            }
+            self.evict(b, slot);
+        }
+        Ok(())
+    }
+
+    /// Puts an entry in bucket `b`'s replacement cache, pushing out the oldest unverified
+    /// contact when full (or, for a verified entry, the oldest one). Does not index `entry`;
+    /// unindexes what it pushes out. Gives the entry back when it does not fit.
+    fn push_cache(&mut self, b: usize, entry: Entry) -> Result<(), Entry> {
+        let max = self.config.replacement_cache_size;
+        if max == 0 {
+            return Err(entry);
+        }
+        while self.buckets[b].cache.len() >= max {
+            let cache = &self.buckets[b].cache;
+            let victim = cache
+                .iter()
+                .position(|e| !e.verified())
+                .or(entry.verified().then_some(0));
+            let Some(v) = victim else {
+                return Err(entry);
+            };
+            let old = self.buckets[b].cache.remove(v);
+            self.unindex(&old.node);
+        }
+        self.buckets[b].cache.push(entry);
+        Ok(())
+    }
+
+    /// The waiting contact that answered us most recently.
+    fn best_replacement(&self, b: usize) -> Option<usize> {
+        self.buckets[b]
+            .cache
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.verified() && !self.is_bad(e))
+            .max_by_key(|(_, e)| e.last_response)
+            .map(|(i, _)| i)
+    }
+
+    /// Fills bucket `b` from its replacement cache; returns the first contact promoted.
+    fn promote(&mut self, b: usize) -> Option<NodeInfo> {
+        let mut first = None;
+        while self.buckets[b].nodes.len() < self.capacity(b) {
+            let Some(i) = self.best_replacement(b) else {
+                break;
+            };
+            let entry = self.buckets[b].cache.remove(i);
+            first = first.or(Some(entry.node));
+            self.buckets[b].nodes.push(entry);
+        }
+        first
+    }
+
+    /// Splits the last bucket: nodes sharing more bits with us than its index go to a new
+    /// last bucket.
+    fn split(&mut self) {
+        let i = self.buckets.len() - 1;
+        let own = self.own_id;
+        let deeper = |e: &Entry| own.distance(&e.node.id).leading_zeros() as usize > i;
+        let old = &mut self.buckets[i];
+        let (nodes, kept): (Vec<Entry>, Vec<Entry>) =
+            std::mem::take(&mut old.nodes).into_iter().partition(deeper);
+        old.nodes = kept;
+        let (cache, kept): (Vec<Entry>, Vec<Entry>) =
+            std::mem::take(&mut old.cache).into_iter().partition(deeper);
+        old.cache = kept;
+        let refreshed = old.refreshed;
+        self.buckets.push(Bucket {
+            nodes,
+            cache,
+            refreshed,
+        });
+        self.rebalance(i);
+        self.rebalance(i + 1);
+        debug!(
+            buckets = self.buckets.len(),
+            "routing table split its last bucket"
+        );
+    }
+
+    /// After a split, brings bucket `b` back to its capacity: bad members over it are dropped,
+    /// the least recently seen go to the cache; a bucket under it is filled from the cache.
+    fn rebalance(&mut self, b: usize) {
+        let cap = self.capacity(b);
+        while self.buckets[b].nodes.len() > cap {
+            let nodes = &self.buckets[b].nodes;
+            let victim = nodes.iter().position(|e| self.is_bad(e)).or_else(|| {
+                nodes
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, e)| e.last_seen())
+                    .map(|(i, _)| i)
+            });
+            let Some(v) = victim else {
+                break;
+            };
+            let entry = self.buckets[b].nodes.remove(v);
+            if self.is_bad(&entry) {
+                self.unindex(&entry.node);
+            } else if let Err(entry) = self.push_cache(b, entry) {
+                self.unindex(&entry.node);
+            }
+        }
+        self.promote(b);
+    }
+
+    /// Places an entry without the ping-first logic (restore and rebuild): as a member when
+    /// `member` and there is room (splitting as needed), else in the cache. Returns true when
+    /// it became a member. The caller checked the id and IP rules.
+    fn place(&mut self, entry: Entry, member: bool) -> bool {
+        let node = entry.node;
+        loop {
+            let b = self.bucket_index(&node.id);
+            if member {
+                if self.buckets[b].nodes.len() < self.capacity(b) {
+                    self.index(&node);
+                    self.buckets[b].nodes.push(entry);
+                    return true;
+                }
+                if self.can_split(b) {
+                    self.split();
+                    continue;
+                }
+            }
+            if self.push_cache(b, entry).is_ok() {
+                self.index(&node);
+            }
+            return false;
+        }
+    }
+
+    /// Inserts a node that just answered us and is not in the table.
+    fn insert_verified(&mut self, entry: Entry, now: Instant) -> Insertion {
+        let node = entry.node;
+        let b = loop {
+            let b = self.bucket_index(&node.id);
+            if self.buckets[b].nodes.len() < self.capacity(b) {
+                self.index(&node);
+                let bucket = &mut self.buckets[b];
+                bucket.nodes.push(entry);
+                bucket.refreshed = Some(now);
+                return Insertion::Added;
+            }
+            if let Some(i) = self.buckets[b].nodes.iter().position(|e| self.is_bad(e)) {
+                let old = std::mem::replace(&mut self.buckets[b].nodes[i], entry);
+                self.unindex(&old.node);
+                self.index(&node);
+                self.buckets[b].refreshed = Some(now);
+                debug!(bad = ?old.node, by = ?node, "bad node replaced");
+                return Insertion::ReplacedBad { evicted: old.node };
+            }
+            if !self.can_split(b) {
+                break b;
+            }
+            self.split();
+        };
+        let interval = self.config.node_ping_interval;
+        let stale = self.buckets[b]
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| {
+                e.ping_due(now, interval) && self.state(e, now) == NodeState::Questionable
+            })
+            .min_by_key(|(_, e)| e.last_seen())
+            .map(|(i, _)| i);
+        if self.push_cache(b, entry).is_err() {
+            return Insertion::Rejected(RejectReason::BucketFull);
+        }
+        self.index(&node);
+        match stale {
+            Some(i) => {
+                let stale = &mut self.buckets[b].nodes[i];
+                stale.pinged_at = Some(now);
+                Insertion::PingFirst { stale: stale.node }
+            }
+            None => Insertion::Cached,
+        }
+    }
+
+    /// Merges the non-bad members of `range` into `out[start..]`, which stays sorted by
+    /// distance to `target` and at most `count` long (`start` is `out`'s length on entry:
+    /// everything before it is closer than this group). True when `out` is full.
+    ///
+    /// A bounded insertion: a candidate costs one distance and one comparison unless it
+    /// beats the current worst, so a wide bucket is never sorted.
+    fn gather(
+        &self,
+        range: Range<usize>,
+        target: &NodeId,
+        count: usize,
+        out: &mut Vec<NodeInfo>,
+    ) -> bool {
+        let start = out.len();
+        let target = DistanceKey::of(target);
+        let distance = |node: &NodeInfo| target.xor(DistanceKey::of(&node.id));
+        let mut worst = None;
+        for bucket in &self.buckets[range] {
+            for entry in bucket.nodes.iter().filter(|e| !self.is_bad(e)) {
+                let d = distance(&entry.node);
+                if out.len() >= count {
+                    if worst.is_some_and(|w| d >= w) {
+                        continue;
+                    }
+                    out.pop();
+                }
+                let at = start + out[start..].partition_point(|n| distance(n) < d);
+                out.insert(at, entry.node);
+                worst = out.last().map(&distance);
+            }
+        }
+        out.len() >= count
+    }
+
+    /// A random id in bucket `b`'s range: our first `b` bits, then (except in the last bucket,
+    /// which covers our id) bit `b` flipped, then random bits.
+    fn random_id_in(&self, b: usize, rng: &mut impl Rng) -> NodeId {
+        let mut bytes = [0u8; ID_LEN];
+        rng.fill(&mut bytes[..]);
+        let own = self.own_id.as_bytes();
+        let last = b + 1 == self.buckets.len();
+        let fixed = if last { b } else { b + 1 };
+        for bit in 0..fixed {
+            let mask = 0x80u8 >> (bit % 8);
+            let want = if bit == b {
+                !self.own_id.bit(bit)
+            } else {
+                own[bit / 8] & mask != 0
+            };
+            if want {
+                bytes[bit / 8] |= mask;
+            } else {
+                bytes[bit / 8] &= !mask;
+            }
+        }
+        NodeId(bytes)
+    }
+}
+
+/// An id as two big-endian integers: XOR of two keys orders like [`NodeId::distance`], with
+/// two integer comparisons instead of twenty byte comparisons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct DistanceKey(u128, u32);
+
+impl DistanceKey {
+    fn of(id: &NodeId) -> Self {
+        let hi: [u8; 16] = std::array::from_fn(|i| id.0[i]);
+        let lo: [u8; 4] = std::array::from_fn(|i| id.0[16 + i]);
+        Self(u128::from_be_bytes(hi), u32::from_be_bytes(lo))
+    }
+
+    fn xor(self, other: Self) -> Self {
+        Self(self.0 ^ other.0, self.1 ^ other.1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use std::collections::HashSet;
+    use std::net::Ipv4Addr;
+
+    #[allow(clippy::disallowed_methods)] // one real instant; every other time derives from it
+    fn t0() -> Instant {
+        Instant::now()
+    }
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    /// An id sharing exactly `shared` leading bits with `own` (all of them when 160).
+    fn id_at(own: NodeId, shared: usize, rng: &mut impl Rng) -> NodeId {
+        let mut bytes: [u8; ID_LEN] = rng.r#gen();
+        for bit in 0..shared.min(160) {
+            let mask = 0x80u8 >> (bit % 8);
+            bytes[bit / 8] = (bytes[bit / 8] & !mask) | (own.0[bit / 8] & mask);
+        }
+        if shared < 160 {
+            let mask = 0x80u8 >> (shared % 8);
+            bytes[shared / 8] = (bytes[shared / 8] & !mask) | (!own.0[shared / 8] & mask);
+        }
+        NodeId(bytes)
+    }
+
+    fn v4(i: u32) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::from(0x0a00_0000 + i), 6881))
+    }
+
+    fn narrow() -> RoutingConfig {
+        RoutingConfig {
+            bucket_sizes_far: Vec::new(),
+            ..RoutingConfig::default()
+        }
+    }
+
+    fn shared_bits(table: &RoutingTable, id: &NodeId) -> usize {
+        table.own_id().distance(id).leading_zeros() as usize
+    }
+
+    /// Every structural rule of the table.
+    fn check(table: &RoutingTable) {
+        assert!(!table.buckets.is_empty() && table.buckets.len() <= MAX_BUCKETS);
+        let mut ids = HashSet::new();
+        let mut addrs = HashSet::new();
+        let mut ips = HashSet::new();
+        let n = table.buckets.len();
+        for (b, bucket) in table.buckets.iter().enumerate() {
+            assert!(
+                bucket.nodes.len() <= table.capacity(b),
+                "bucket {b} over its size"
+            );
+            assert!(bucket.cache.len() <= table.config.replacement_cache_size);
+            for (member, e) in bucket
+                .nodes
+                .iter()
+                .map(|e| (true, e))
+                .chain(bucket.cache.iter().map(|e| (false, e)))
+            {
+                let shared = shared_bits(table, &e.node.id);
+                assert_ne!(e.node.id, table.own_id);
+                assert_eq!(shared.min(n - 1), b, "entry in the wrong bucket");
+                assert!(ids.insert(e.node.id), "duplicate id");
+                assert!(addrs.insert(e.node.addr), "duplicate address");
+                assert_eq!(table.by_addr.get(&e.node.addr), Some(&e.node.id));
+                if let Some(ip) = table.ip_key(&e.node.addr) {
+                    assert!(ips.insert(ip), "two entries on one IP");
+                    assert_eq!(table.by_ip.get(&ip), Some(&e.node.addr));
+                }
+                if !member {
+                    assert!(!table.is_bad(e), "bad entry left in a cache");
+                }
+            }
+        }
+        assert_eq!(table.by_addr.len(), addrs.len());
+        assert_eq!(table.by_ip.len(), ips.len());
+    }
+
+    fn brute_closest(table: &RoutingTable, target: &NodeId, count: usize) -> Vec<NodeInfo> {
+        let mut all: Vec<NodeInfo> = table
+            .iter()
+            .filter(|e| !table.is_bad(e))
+            .map(|e| e.node)
+            .collect();
+        all.sort_by_key(|n| n.id.distance(target));
+        all.truncate(count);
+        all
+    }
+
+    #[test]
+    fn defaults_follow_the_beps() {
+        let c = RoutingConfig::default();
+        assert_eq!(c.bucket_size, 8);
+        assert_eq!(c.bucket_sizes_far, vec![128, 64, 32, 16]);
+        assert_eq!(c.node_good_interval, Duration::from_secs(900));
+        assert_eq!(c.bucket_refresh_interval, Duration::from_secs(900));
+        assert_eq!(c.node_fail_limit, 2);
+        assert!(c.one_node_per_ip && c.one_node_per_ip_exempt_loopback);
+        let t = RoutingTable::new(NodeId::ZERO, c);
+        assert!(t.is_empty());
+        assert_eq!((t.len(), t.bucket_count(), t.cached_len()), (0, 1, 0));
+    }
+
+    #[test]
+    fn own_bucket_splits_and_far_buckets_do_not() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let own = NodeId(rng.r#gen());
+        let mut t = RoutingTable::new(own, narrow());
+        let now = t0();
+        let mut i = 0;
+        let mut add = |t: &mut RoutingTable, shared: usize, rng: &mut ChaCha8Rng| {
+            i += 1;
+            t.on_response(NodeInfo::new(id_at(own, shared, rng), v4(i)), None, now)
+        };
+        for _ in 0..8 {
+            assert_eq!(add(&mut t, 0, &mut rng), Insertion::Added);
+        }
+        assert_eq!(t.bucket_count(), 1);
+        // The only bucket covers our id: a ninth far node splits it, then waits (bucket 0
+        // no longer covers our id).
+        assert_eq!(add(&mut t, 0, &mut rng), Insertion::Cached);
+        assert_eq!(t.bucket_count(), 2);
+        assert_eq!((t.len(), t.cached_len()), (8, 1));
+        for _ in 0..8 {
+            assert_eq!(add(&mut t, 1, &mut rng), Insertion::Added);
+        }
+        // A node sharing 5 bits lands in the last bucket (index 1), full of nodes sharing 1
+        // bit: it splits, and the new last bucket takes the node.
+        assert_eq!(add(&mut t, 5, &mut rng), Insertion::Added);
+        assert_eq!(t.bucket_count(), 3);
+        assert_eq!(add(&mut t, 5, &mut rng), Insertion::Added);
+        assert_eq!(t.buckets[2].nodes.len(), 2);
+        assert_eq!(t.buckets[1].nodes.len(), 8);
+        // Far bucket 0 is full of good nodes and does not split.
+        assert_eq!(add(&mut t, 0, &mut rng), Insertion::Cached);
+        assert_eq!(t.bucket_count(), 3);
+        check(&t);
+
+        // With one node per bucket, one node per prefix length splits all the way down.
+        let mut t = RoutingTable::new(
+            own,
+            RoutingConfig {
+                bucket_size: 1,
+                ..narrow()
+            },
+        );
+        for shared in 0..160 {
+            assert_eq!(add(&mut t, shared, &mut rng), Insertion::Added, "{shared}");
+        }
+        assert_eq!(t.bucket_count(), MAX_BUCKETS);
+        assert_eq!(t.len(), MAX_BUCKETS);
+        assert_eq!(
+            add(&mut t, 100, &mut rng),
+            Insertion::Cached,
+            "only the last bucket splits"
+        );
+        check(&t);
+    }
+
+    #[test]
+    fn far_buckets_are_wide() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let own = NodeId(rng.r#gen());
+        for (config, sizes) in [
+            (RoutingConfig::default(), vec![128, 64, 32, 16, 8, 8]),
+            (narrow(), vec![8; 6]),
+            (
+                RoutingConfig {
+                    bucket_sizes_far: vec![3, 2],
+                    ..narrow()
+                },
+                vec![3, 2, 8, 8, 8, 8],
+            ),
+        ] {
+            let mut t = RoutingTable::new(own, config);
+            let mut i = 0;
+            for shared in 0..6 {
+                for _ in 0..200 {
+                    i += 1;
+                    t.on_response(
+                        NodeInfo::new(id_at(own, shared, &mut rng), v4(i)),
+                        None,
+                        t0(),
+                    );
+                }
+            }
+            let got: Vec<usize> = t.buckets.iter().take(6).map(|b| b.nodes.len()).collect();
+            assert_eq!(got, sizes);
+            check(&t);
+        }
+    }
+
+    #[test]
+    fn ping_before_evict() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let own = NodeId(rng.r#gen());
+        let mut t = RoutingTable::new(own, narrow());
+        let start = t0();
+        let far: Vec<NodeInfo> = (0..8)
+            .map(|i| NodeInfo::new(id_at(own, 0, &mut rng), v4(i)))
+            .collect();
+        for n in &far {
+            assert_eq!(t.on_response(*n, None, start), Insertion::Added);
+        }
+        // Make bucket 0 a far bucket (no longer covering our id).
+        t.on_response(NodeInfo::new(id_at(own, 3, &mut rng), v4(100)), None, start);
+        assert_eq!(t.bucket_count(), 2);
+
+        // Twenty minutes of silence: bucket 0 is questionable.
+        let later = start + 20 * MIN;
+        assert_eq!(
+            t.state(t.get(far[0].addr).unwrap(), later),
+            NodeState::Questionable
+        );
+        let new1 = NodeInfo::new(id_at(own, 0, &mut rng), v4(200));
+        let Insertion::PingFirst { stale } = t.on_response(new1, None, later) else {
+            panic!("a full bucket with questionable nodes asks for a ping");
+        };
+        assert_eq!(
+            stale, far[0],
+            "the least recently seen (first joined on ties)"
+        );
+        assert!(!t.contains(new1.addr));
+        assert_eq!(t.cached_len(), 1);
+
+        // The stale node answers: it stays, the newcomer keeps waiting.
+        assert_eq!(
+            t.on_response(
+                stale,
+                Some(Duration::from_millis(50)),
+                later + Duration::from_secs(1)
+            ),
+            Insertion::Updated
+        );
+        assert_eq!(t.state(t.get(stale.addr).unwrap(), later), NodeState::Good);
+        assert!(!t.contains(new1.addr));
+        assert_eq!(t.cached_len(), 1);
+
+        // Another newcomer: the next questionable node is pinged, and it fails twice.
+        let new2 = NodeInfo::new(id_at(own, 0, &mut rng), v4(201));
+        let Insertion::PingFirst { stale: stale2 } =
+            t.on_response(new2, None, later + Duration::from_secs(2))
+        else {
+            panic!("expected a ping");
+        };
+        assert_eq!(stale2, far[1]);
+        // While that ping is pending, a third newcomer does not ping it again.
+        let new3 = NodeInfo::new(id_at(own, 0, &mut rng), v4(202));
+        assert!(
+            matches!(t.on_response(new3, None, later + Duration::from_secs(3)), Insertion::PingFirst { stale } if stale == far[2])
+        );
+        assert_eq!(
+            t.on_failure(stale2.addr, Some(stale2.id), later + Duration::from_secs(5)),
+            FailureOutcome::Counted { failures: 1 }
+        );
+        assert_eq!(
+            t.on_failure(
+                stale2.addr,
+                Some(stale2.id),
+                later + MIN + Duration::from_secs(10)
+            ),
+            FailureOutcome::Replaced {
+                bad: stale2,
+                by: new3
+            },
+            "the most recently verified replacement takes the place"
+        );
+        assert!(t.contains(new3.addr) && !t.contains(stale2.addr));
+        assert_eq!(t.cached_len(), 2);
+        check(&t);
+    }
+
+    #[test]
+    fn bad_nodes_are_replaced_directly_or_stay_until_then() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let own = NodeId(rng.r#gen());
+        let mut t = RoutingTable::new(own, narrow());
+        let now = t0();
+        let far: Vec<NodeInfo> = (0..8)
+            .map(|i| NodeInfo::new(id_at(own, 0, &mut rng), v4(i)))
+            .collect();
+        for n in &far {
+            t.on_response(*n, None, now);
+        }
+        t.on_response(NodeInfo::new(id_at(own, 3, &mut rng), v4(100)), None, now);
+        assert_eq!(
+            t.on_failure(far[4].addr, None, now),
+            FailureOutcome::Counted { failures: 1 }
+        );
+        assert_eq!(
+            t.on_failure(far[4].addr, Some(far[5].id), now),
+            FailureOutcome::Unknown,
+            "another id"
+        );
+        assert_eq!(t.on_failure(v4(999), None, now), FailureOutcome::Unknown);
+        assert_eq!(
+            t.on_failure(far[4].addr, None, now),
+            FailureOutcome::TurnedBad
+        );
+        assert_eq!(t.state(t.get(far[4].addr).unwrap(), now), NodeState::Bad);
+        let mut out = Vec::new();
+        t.closest(&far[4].id, 20, &mut out);
+        assert!(!out.contains(&far[4]), "bad nodes are not handed out");
+        let newcomer = NodeInfo::new(id_at(own, 0, &mut rng), v4(300));
+        assert_eq!(
+            t.on_response(newcomer, None, now),
+            Insertion::ReplacedBad { evicted: far[4] }
+        );
+        assert!(t.contains(newcomer.addr) && !t.contains(far[4].addr));
+        check(&t);
+    }
+
+    #[test]
+    fn one_node_per_ip_and_address_with_new_id() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let own = NodeId(rng.r#gen());
+        let mut t = RoutingTable::new(own, RoutingConfig::default());
+        let now = t0();
+        let a = NodeInfo::new(NodeId(rng.r#gen()), "192.0.2.1:1000".parse().unwrap());
+        assert_eq!(t.on_response(a, None, now), Insertion::Added);
+        let same_ip = NodeInfo::new(NodeId(rng.r#gen()), "192.0.2.1:2000".parse().unwrap());
+        assert_eq!(
+            t.on_response(same_ip, None, now),
+            Insertion::Rejected(RejectReason::IpInUse)
+        );
+        let mapped = NodeInfo::new(
+            NodeId(rng.r#gen()),
+            "[::ffff:192.0.2.1]:3000".parse().unwrap(),
+        );
+        assert_eq!(
+            t.on_response(mapped, None, now),
+            Insertion::Rejected(RejectReason::IpInUse)
+        );
+        assert_eq!(
+            t.on_query_from(same_ip, now),
+            QueryOutcome::Ignored(RejectReason::IpInUse)
+        );
+        let same_id = NodeInfo::new(a.id, "192.0.2.9:1000".parse().unwrap());
+        assert_eq!(
+            t.on_response(same_id, None, now),
+            Insertion::Rejected(RejectReason::IdInUse)
+        );
+        assert_eq!(
+            t.on_response(NodeInfo::new(own, v4(7)), None, now),
+            Insertion::Rejected(RejectReason::OwnId)
+        );
+
+        // An unverified query showing a new id at a's address changes nothing but asks for a
+        // ping (once a minute).
+        let renamed = NodeInfo::new(NodeId(rng.r#gen()), a.addr);
+        assert_eq!(t.on_query_from(renamed, now), QueryOutcome::PingToVerify);
+        assert_eq!(
+            t.on_query_from(renamed, now),
+            QueryOutcome::Ignored(RejectReason::AddressInUse)
+        );
+        assert_eq!(t.get(a.addr).unwrap().node(), a);
+        // The address answers with the new id: the old entry goes; the next answer adds it.
+        assert_eq!(
+            t.on_response(renamed, None, now),
+            Insertion::IdChanged { old: a }
+        );
+        assert!(!t.contains(a.addr) && t.is_empty());
+        assert_eq!(t.on_response(renamed, None, now), Insertion::Added);
+        // A bad node's IP is free for a newcomer.
+        t.on_failure(renamed.addr, None, now);
+        t.on_failure(renamed.addr, None, now);
+        assert_eq!(t.on_response(same_ip, None, now), Insertion::Added);
+        assert!(!t.contains(renamed.addr));
+        check(&t);
+    }
+
+    #[test]
+    fn loopback_is_exempt_unless_configured() {
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let own = NodeId(rng.r#gen());
+        let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let mut t = RoutingTable::new(own, RoutingConfig::default());
+        for port in 1..=50 {
+            let n = NodeInfo::new(NodeId(rng.r#gen()), local(port));
+            assert_eq!(t.on_response(n, None, t0()), Insertion::Added);
+        }
+        assert_eq!(t.len(), 50);
+        check(&t);
+        let strict = RoutingConfig {
+            one_node_per_ip_exempt_loopback: false,
+            ..RoutingConfig::default()
+        };
+        let mut t = RoutingTable::new(own, strict);
+        assert_eq!(
+            t.on_response(NodeInfo::new(NodeId(rng.r#gen()), local(1)), None, t0()),
+            Insertion::Added
+        );
+        assert_eq!(
+            t.on_response(NodeInfo::new(NodeId(rng.r#gen()), local(2)), None, t0()),
+            Insertion::Rejected(RejectReason::IpInUse)
+        );
+        let off = RoutingConfig {
+            one_node_per_ip: false,
+            ..RoutingConfig::default()
+        };
+        let mut t = RoutingTable::new(own, off);
+        for port in 1..=3 {
+            let n = NodeInfo::new(
+                NodeId(rng.r#gen()),
+                SocketAddr::from(([192, 0, 2, 1], port)),
+            );
+            assert_eq!(t.on_response(n, None, t0()), Insertion::Added);
+        }
+    }
+
+    #[test]
+    fn states_over_time() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let own = NodeId(rng.r#gen());
+        let mut t = RoutingTable::new(own, RoutingConfig::default());
+        let start = t0();
+        let n = NodeInfo::new(NodeId(rng.r#gen()), v4(1));
+        t.on_response(n, None, start);
+        let state = |t: &RoutingTable, at: Instant| t.state(t.get(n.addr).unwrap(), at);
+        assert_eq!(state(&t, start + 14 * MIN), NodeState::Good);
+        assert_eq!(state(&t, start + 15 * MIN), NodeState::Questionable);
+        // It answered once and queries us: good again (BEP 5).
+        assert_eq!(t.on_query_from(n, start + 30 * MIN), QueryOutcome::Member);
+        assert_eq!(state(&t, start + 40 * MIN), NodeState::Good);
+        assert_eq!(state(&t, start + 45 * MIN), NodeState::Questionable);
+        assert_eq!(
+            t.on_failure(n.addr, Some(n.id), start + 46 * MIN),
+            FailureOutcome::Counted { failures: 1 }
+        );
+        assert_eq!(state(&t, start + 46 * MIN), NodeState::Questionable);
+        assert_eq!(
+            t.on_failure(n.addr, Some(n.id), start + 47 * MIN),
+            FailureOutcome::TurnedBad
+        );
+        assert_eq!(state(&t, start + 47 * MIN), NodeState::Bad);
+        // An answer clears the failures.
+        assert_eq!(t.on_response(n, None, start + 48 * MIN), Insertion::Updated);
+        assert_eq!(state(&t, start + 48 * MIN), NodeState::Good);
+        assert_eq!(t.get(n.addr).unwrap().failures(), 0);
+    }
+
+    #[test]
+    fn queries_alone_do_not_make_members() {
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let own = NodeId(rng.r#gen());
+        let mut t = RoutingTable::new(own, RoutingConfig::default());
+        let start = t0();
+        let n = NodeInfo::new(NodeId(rng.r#gen()), v4(1));
+        assert_eq!(t.on_query_from(n, start), QueryOutcome::PingToVerify);
+        assert!(t.is_empty());
+        assert_eq!(t.cached_len(), 1);
+        assert_eq!(
+            t.on_query_from(n, start + Duration::from_secs(5)),
+            QueryOutcome::Cached,
+            "ping pending"
+        );
+        assert_eq!(
+            t.on_query_from(n, start + 2 * MIN),
+            QueryOutcome::PingToVerify,
+            "ping again later"
+        );
+        let mut out = Vec::new();
+        t.closest(&n.id, 8, &mut out);
+        assert!(out.is_empty(), "unverified contacts are not handed out");
+        assert_eq!(
+            t.on_response(n, Some(Duration::from_millis(30)), start + 2 * MIN),
+            Insertion::Added
+        );
+        assert_eq!((t.len(), t.cached_len()), (1, 0));
+        assert_eq!(
+            t.get(n.addr).unwrap().last_query_from(),
+            Some(start + 2 * MIN)
+        );
+        // An unverified contact that fails to answer is dropped.
+        let m = NodeInfo::new(NodeId(rng.r#gen()), v4(2));
+        t.on_query_from(m, start);
+        assert_eq!(
+            t.on_failure(m.addr, Some(m.id), start),
+            FailureOutcome::Counted { failures: 1 }
+        );
+        assert_eq!(
+            t.on_failure(m.addr, Some(m.id), start),
+            FailureOutcome::Dropped
+        );
+        assert_eq!(t.cached_len(), 0);
+        check(&t);
+    }
+
+    #[test]
+    fn full_cache_keeps_the_most_recent_and_prefers_verified() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let own = NodeId(rng.r#gen());
+        let config = RoutingConfig {
+            replacement_cache_size: 2,
+            ..narrow()
+        };
+        let mut t = RoutingTable::new(own, config);
+        let now = t0();
+        for i in 0..8 {
+            t.on_response(NodeInfo::new(id_at(own, 0, &mut rng), v4(i)), None, now);
+        }
+        t.on_response(NodeInfo::new(id_at(own, 4, &mut rng), v4(50)), None, now);
+        let far = |i: u32, rng: &mut ChaCha8Rng| NodeInfo::new(id_at(own, 0, rng), v4(i));
+        let unverified = far(100, &mut rng);
+        assert_eq!(
+            t.on_query_from(unverified, now),
+            QueryOutcome::Cached,
+            "full of good nodes: no ping"
+        );
+        let (a, b, c) = (far(101, &mut rng), far(102, &mut rng), far(103, &mut rng));
+        assert_eq!(t.on_response(a, None, now), Insertion::Cached);
+        assert_eq!(
+            t.on_response(b, None, now),
+            Insertion::Cached,
+            "pushes out the unverified contact"
+        );
+        assert_eq!(
+            t.on_query_from(far(104, &mut rng), now),
+            QueryOutcome::Ignored(RejectReason::BucketFull)
+        );
+        assert_eq!(
+            t.on_response(c, None, now),
+            Insertion::Cached,
+            "pushes out the oldest"
+        );
+        let cached: Vec<NodeInfo> = t.buckets[0].cache.iter().map(|e| e.node).collect();
+        assert_eq!(cached, vec![b, c]);
+        assert!(!t.by_addr.contains_key(&unverified.addr) && !t.by_addr.contains_key(&a.addr));
+        check(&t);
+    }
+
+    #[test]
+    fn rtt_is_smoothed() {
+        let mut t = RoutingTable::new(NodeId::ZERO, RoutingConfig::default());
+        let n = NodeInfo::new(NodeId([0xff; 20]), v4(1));
+        let now = t0();
+        t.on_response(n, Some(Duration::from_millis(100)), now);
+        t.on_response(n, None, now);
+        assert_eq!(
+            t.get(n.addr).unwrap().rtt(),
+            Some(Duration::from_millis(100))
+        );
+        t.on_response(n, Some(Duration::from_millis(200)), now);
+        assert_eq!(
+            t.get(n.addr).unwrap().rtt(),
+            Some(Duration::from_micros(112_500))
+        );
+    }
+
+    #[test]
+    fn closest_walks_outward() {
+        let mut rng = ChaCha8Rng::seed_from_u64(10);
+        let own = NodeId(rng.r#gen());
+        let mut t = RoutingTable::new(own, RoutingConfig::default());
+        for i in 0..3000 {
+            t.on_response(NodeInfo::new(NodeId(rng.r#gen()), v4(i)), None, t0());
+        }
+        assert!(t.bucket_count() > 6);
+        let mut out = Vec::new();
+        for _ in 0..200 {
+            let target = if rng.r#gen() {
+                NodeId(rng.r#gen())
+            } else {
+                id_at(own, rng.gen_range(0..12), &mut rng)
+            };
+            let count = rng.gen_range(0..40);
+            t.closest(&target, count, &mut out);
+            assert_eq!(out, brute_closest(&t, &target, count));
+        }
+        t.closest(&own, 8, &mut out);
+        assert_eq!(out.len(), 8);
+        assert_eq!(out, brute_closest(&t, &own, 8));
+    }
+
+    #[test]
+    fn refresh_targets_fall_in_their_bucket() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let own = NodeId(rng.r#gen());
+        let mut t = RoutingTable::new(own, narrow());
+        let start = t0();
+        for i in 0..400 {
+            t.on_query_from(NodeInfo::new(NodeId(rng.r#gen()), v4(i)), start);
+        }
+        // Queries alone neither add members nor refresh buckets; restore builds buckets.
+        let contacts: Vec<SavedContact> = (0..400)
+            .map(|i| SavedContact {
+                node: NodeInfo::new(NodeId(rng.r#gen()), v4(1000 + i)),
+                rtt: None,
+            })
+            .collect();
+        t.restore(contacts, start);
+        let n = t.bucket_count();
+        assert!(n > 4);
+        let targets = t.refresh_targets(start, &mut rng);
+        assert_eq!(targets.len(), n, "never refreshed: every bucket is due");
+        for (b, target) in targets.iter().enumerate() {
+            assert_eq!(t.bucket_index(target), b);
+            if b + 1 < n {
+                assert_eq!(shared_bits(&t, target), b);
+            } else {
+                assert!(shared_bits(&t, target) >= b);
+            }
+        }
+        assert!(t.refresh_targets(start + 14 * MIN, &mut rng).is_empty());
+        // A lookup into bucket 2 and an answer from a member of bucket 1 refresh them.
+        t.mark_refreshed(&targets[2], start + 10 * MIN);
+        let member = t.buckets[1].nodes[0].node;
+        t.on_response(member, None, start + 10 * MIN);
+        let due = t.refresh_targets(start + 16 * MIN, &mut rng);
+        assert_eq!(due.len(), n - 2);
+        assert!(due.iter().all(|id| ![1, 2].contains(&t.bucket_index(id))));
+        assert_eq!(t.refresh_targets(start + 26 * MIN, &mut rng).len(), 2);
+    }
+
+    #[test]
+    fn stale_to_ping_is_bounded_and_rate_limited() {
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        let own = NodeId(rng.r#gen());
+        let mut t = RoutingTable::new(own, RoutingConfig::default());
+        let start = t0();
+        for i in 0..20 {
+            t.on_response(
+                NodeInfo::new(NodeId(rng.r#gen()), v4(i)),
+                None,
+                start + Duration::from_secs(u64::from(i)),
+            );
+        }
+        assert!(
+            t.stale_to_ping(start + 10 * MIN, 100).is_empty(),
+            "all good"
+        );
+        let later = start + 20 * MIN;
+        let first = t.stale_to_ping(later, 5);
+        let expected: Vec<SocketAddr> = (0..5).map(v4).collect();
+        assert_eq!(
+            first.iter().map(|n| n.addr).collect::<Vec<_>>(),
+            expected,
+            "least recently seen first"
+        );
+        assert_eq!(t.stale_to_ping(later, 100).len(), 15);
+        assert!(
+            t.stale_to_ping(later + Duration::from_secs(30), 100)
+                .is_empty(),
+            "pinged within a minute"
+        );
+        assert_eq!(t.stale_to_ping(later + MIN, 100).len(), 20);
+    }
+
+    #[test]
+    fn snapshot_restore_round_trip() {
+        let mut rng = ChaCha8Rng::seed_from_u64(13);
+        let own = NodeId(rng.r#gen());
+        let mut t = RoutingTable::new(own, RoutingConfig::default());
+        let start = t0();
+        for i in 0..2000 {
+            let rtt = Duration::from_millis(rng.gen_range(10..500));
+            t.on_response(NodeInfo::new(NodeId(rng.r#gen()), v4(i)), Some(rtt), start);
+        }
+        let bad = t.buckets.last().unwrap().nodes[0].node;
+        t.on_failure(bad.addr, None, start);
+        t.on_failure(bad.addr, None, start);
+        let saved = t.snapshot();
+        let good: Vec<SavedContact> = t
+            .iter()
+            .filter(|e| t.state(e, start) != NodeState::Bad)
+            .map(|e| SavedContact {
+                node: e.node(),
+                rtt: e.rtt(),
+            })
+            .collect();
+        assert_eq!(saved, good, "bad nodes are not saved");
+        assert!(!saved.iter().any(|c| c.node == bad));
+
+        let mut fresh = RoutingTable::new(own, RoutingConfig::default());
+        let later = start + 60 * MIN;
+        assert_eq!(fresh.restore(saved.clone(), later), saved.len());
+        assert_eq!(fresh.snapshot(), saved);
+        assert_eq!(fresh.bucket_count(), t.bucket_count());
+        check(&fresh);
+        assert!(
+            fresh
+                .iter()
+                .all(|e| fresh.state(e, later) == NodeState::Questionable)
+        );
+        assert_eq!(fresh.stale_to_ping(later, 10_000).len(), saved.len());
+        // Restoring again adds nothing.
+        assert_eq!(fresh.restore(saved, later), 0);
+    }
+
+    #[test]
+    fn new_own_id_rebuilds_the_table() {
+        let mut rng = ChaCha8Rng::seed_from_u64(14);
+        let own = NodeId(rng.r#gen());
+        let mut t = RoutingTable::new(own, RoutingConfig::default());
+        let now = t0();
+        for i in 0..1000 {
+            t.on_response(NodeInfo::new(NodeId(rng.r#gen()), v4(i)), None, now);
+        }
+        let before: HashSet<NodeInfo> = t.iter().map(|e| e.node()).collect();
+        let member = t.iter().next().unwrap().node();
+        // The new id is a member's id: that contact must go.
+        t.set_own_id(member.id);
+        assert_eq!(t.own_id(), member.id);
+        check(&t);
+        assert!(!t.contains(member.addr));
+        assert!(t.len() + 1 >= before.len().min(100));
+        let kept = t.iter().filter(|e| before.contains(&e.node())).count();
+        assert!(kept * 2 > t.len(), "old members are kept where they fit");
+        assert_eq!(t.refresh_targets(now, &mut rng).len(), t.bucket_count());
+        let mut out = Vec::new();
+        let target = NodeId(rng.r#gen());
+        t.closest(&target, 8, &mut out);
+        assert_eq!(out, brute_closest(&t, &target, 8));
+    }
+
+    #[test]
+    fn remove_promotes_a_replacement() {
+        let mut rng = ChaCha8Rng::seed_from_u64(15);
+        let own = NodeId(rng.r#gen());
+        let mut t = RoutingTable::new(own, narrow());
+        let now = t0();
+        let far: Vec<NodeInfo> = (0..9)
+            .map(|i| NodeInfo::new(id_at(own, 0, &mut rng), v4(i)))
+            .collect();
+        for n in &far {
+            t.on_response(*n, None, now);
+        }
+        assert_eq!((t.len(), t.cached_len()), (8, 1));
+        assert_eq!(t.remove(far[0].addr), Some(far[0]));
+        assert!(t.contains(far[8].addr));
+        assert_eq!((t.len(), t.cached_len()), (8, 0));
+        assert_eq!(t.remove(far[0].addr), None);
+        check(&t);
+    }
+
+    // ---- properties ----
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Response { who: usize, rtt_ms: u16 },
+        QueryFrom { who: usize },
+        Failure { who: usize, with_id: bool },
+        Remove { who: usize },
+        Advance { secs: u16 },
+        PingStale { max: u8 },
+        Refresh { seed: u64 },
+    }
+
+    const POOL: usize = 64;
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            8 => (0..POOL, 0u16..500).prop_map(|(who, rtt_ms)| Op::Response { who, rtt_ms }),
+            3 => (0..POOL).prop_map(|who| Op::QueryFrom { who }),
+            4 => (0..POOL, any::<bool>()).prop_map(|(who, with_id)| Op::Failure { who, with_id }),
+            1 => (0..POOL).prop_map(|who| Op::Remove { who }),
+            2 => (0u16..1200).prop_map(|secs| Op::Advance { secs }),
+            1 => (0u8..10).prop_map(|max| Op::PingStale { max }),
+            1 => any::<u64>().prop_map(|seed| Op::Refresh { seed }),
+        ]
+    }
+
+    /// Pool contacts: how many bits they share with our id (skewed towards far), random id
+    /// bits, and an address from a small set so that IPs and addresses collide.
+    fn pool() -> impl Strategy<Value = Vec<(usize, [u8; 20], u8, u16)>> {
+        let shared = prop_oneof![3 => 0usize..6, 1 => 0usize..161];
+        prop::collection::vec((shared, any::<[u8; 20]>(), 0u8..40, 0u16..3), POOL)
+    }
+
+    fn config() -> impl Strategy<Value = RoutingConfig> {
+        prop_oneof![
+            Just(RoutingConfig::default()),
+            Just(RoutingConfig {
+                bucket_size: 2,
+                bucket_sizes_far: vec![4, 3],
+                replacement_cache_size: 2,
+                ..RoutingConfig::default()
+            }),
+            Just(RoutingConfig {
+                bucket_size: 1,
+                bucket_sizes_far: Vec::new(),
+                replacement_cache_size: 0,
+                node_fail_limit: 1,
+                ..RoutingConfig::default()
+            }),
+        ]
+    }
+
+    fn build(own: NodeId, pool: &[(usize, [u8; 20], u8, u16)]) -> Vec<NodeInfo> {
+        pool.iter()
+            .map(|&(shared, bytes, ip, port)| {
+                let mut rng = ChaCha8Rng::from_seed([0; 32]);
+                let mut id = id_at(own, shared, &mut rng);
+                // Keep the forced prefix and take the rest from the pool.
+                for bit in shared.saturating_add(1)..160 {
+                    let mask = 0x80u8 >> (bit % 8);
+                    id.0[bit / 8] = (id.0[bit / 8] & !mask) | (bytes[bit / 8] & mask);
+                }
+                let addr = if ip < 5 {
+                    SocketAddr::from(([127, 0, 0, 1], 1000 + u16::from(ip)))
+                } else {
+                    SocketAddr::from(([10, 0, 0, ip], 1000 + port))
+                };
+                NodeInfo::new(id, addr)
+            })
+            .collect()
+    }
+
+    fn run(
+        t: &mut RoutingTable,
+        nodes: &[NodeInfo],
+        ops: &[Op],
+        start: Instant,
+        each: impl Fn(&RoutingTable),
+    ) {
+        let mut now = start;
+        for op in ops {
+            match *op {
+                Op::Response { who, rtt_ms } => {
+                    t.on_response(
+                        nodes[who],
+                        Some(Duration::from_millis(u64::from(rtt_ms))),
+                        now,
+                    );
+                }
+                Op::QueryFrom { who } => {
+                    t.on_query_from(nodes[who], now);
+                }
+                Op::Failure { who, with_id } => {
+                    t.on_failure(nodes[who].addr, with_id.then_some(nodes[who].id), now);
+                }
+                Op::Remove { who } => {
+                    t.remove(nodes[who].addr);
+                }
+                Op::Advance { secs } => now += Duration::from_secs(u64::from(secs)),
+                Op::PingStale { max } => {
+                    let got = t.stale_to_ping(now, usize::from(max));
+                    assert!(got.len() <= usize::from(max));
+                }
+                Op::Refresh { seed } => {
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                    for target in t.refresh_targets(now, &mut rng) {
+                        assert!(t.bucket_index(&target) < t.bucket_count());
+                    }
+                }
+            }
+            each(t);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn buckets_never_overflow(
+            own in any::<[u8; 20]>(),
+            pool in pool(),
+            config in config(),
+            ops in prop::collection::vec(op(), 1..300),
+        ) {
+            let own = NodeId(own);
+            let nodes = build(own, &pool);
+            let mut t = RoutingTable::new(own, config);
+            run(&mut t, &nodes, &ops, t0(), check);
+            let members = t.len();
+            let mut copy = RoutingTable::new(own, t.config().clone());
+            copy.restore(t.snapshot(), t0());
+            check(&copy);
+            prop_assert!(copy.len() <= members);
+        }
+
+        #[test]
+        fn closest_matches_brute_force(
+            own in any::<[u8; 20]>(),
+            pool in pool(),
+            config in config(),
+            ops in prop::collection::vec(op(), 1..300),
+            targets in prop::collection::vec((any::<[u8; 20]>(), 0usize..8, 0usize..30), 1..20),
+        ) {
+            let own = NodeId(own);
+            let nodes = build(own, &pool);
+            let mut t = RoutingTable::new(own, config);
+            run(&mut t, &nodes, &ops, t0(), |_| {});
+            let mut out = Vec::new();
+            for (bytes, near, count) in targets {
+                // Half the targets near our id or a pool node, where the buckets are deep.
+                let target = match near {
+                    0 => own,
+                    1 => nodes[usize::from(bytes[0]) % POOL].id,
+                    2 | 3 => {
+                        let mut rng = ChaCha8Rng::from_seed([bytes[0]; 32]);
+                        id_at(own, usize::from(bytes[1]) % 40, &mut rng)
+                    }
+                    _ => NodeId(bytes),
+                };
+                t.closest(&target, count, &mut out);
+                prop_assert_eq!(&out, &brute_closest(&t, &target, count));
+            }
+        }
+    }
+}

@@ -143,7 +143,9 @@ impl<'a> Nodes<'a> {
     /// Borrows concatenated compact node infos; `None` unless the length is a multiple of the
     /// family's node length.
     pub fn from_compact(bytes: &'a [u8], family: Family) -> Option<Self> {
-        bytes.len().is_multiple_of(family.node_len())
+        bytes
+            .len()
+            .is_multiple_of(family.node_len())
             .then_some(Nodes(NodesRepr::Compact { bytes, family }))
     }
 
@@ -318,7 +320,10 @@ pub struct Samples<'a>(SamplesRepr<'a>);
 impl<'a> Samples<'a> {
     /// Borrows concatenated info-hashes; `None` unless the length is a multiple of 20.
     pub fn from_compact(bytes: &'a [u8]) -> Option<Self> {
-        bytes.len().is_multiple_of(ID_LEN).then_some(Samples(SamplesRepr::Compact(bytes)))
+        bytes
+            .len()
+            .is_multiple_of(ID_LEN)
+            .then_some(Samples(SamplesRepr::Compact(bytes)))
     }
 
     /// Borrows info-hashes to encode.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::bytes::{PublicKey, Signature, Token, TransactionId};
 use crate::compact::{Family, Nodes, PEER_V4_LEN, PEER_V6_LEN, Peers, Samples, decode_peer};
-use crate::id::{InfoHash, NodeId};
+use crate::id::{ID_LEN, InfoHash, NodeId};
 use crate::message::{
     BloomBytes, Body, ErrorBody, ErrorCode, Message, MutablePut, PutQuery, Query, QueryKind,
     RawValue, Response, Want,
@@ -88,11 +88,12 @@ impl DecodeError {
 
 type Result<T> = std::result::Result<T, DecodeError>;
 
+#[cold]
 fn err<T>(kind: DecodeErrorKind) -> Result<T> {
     Err(DecodeError::new(kind))
 }
 
-/// A value inside `a` or `r`, scanned but not yet interpreted.
+/// A value inside `a` (or `e`), scanned but not yet interpreted.
 #[derive(Clone, Copy)]
 enum Val<'a> {
     Bytes(&'a [u8]),
@@ -125,9 +126,10 @@ impl<'a> Val<'a> {
     }
 }
 
-/// Every key the BEPs define inside `a` (arguments) or `r` (return values).
+/// The keys of `a` that some method reads. Which ones matter, and in what order they are
+/// checked, is known only once `q` has been read (it usually follows `a`).
 #[derive(Default)]
-struct Fields<'a> {
+struct QueryFields<'a> {
     id: Option<Val<'a>>,
     target: Option<Val<'a>>,
     info_hash: Option<Val<'a>>,
@@ -138,11 +140,6 @@ struct Fields<'a> {
     noseed: Option<Val<'a>>,
     scrape: Option<Val<'a>>,
     want: Option<Val<'a>>,
-    nodes: Option<Val<'a>>,
-    nodes6: Option<Val<'a>>,
-    values: Option<Val<'a>>,
-    bf_seeds: Option<Val<'a>>,
-    bf_peers: Option<Val<'a>>,
     /// `v` with the span of its encoding.
     v: Option<&'a [u8]>,
     k: Option<Val<'a>>,
@@ -150,9 +147,62 @@ struct Fields<'a> {
     seq: Option<Val<'a>>,
     cas: Option<Val<'a>>,
     salt: Option<Val<'a>>,
-    samples: Option<Val<'a>>,
-    num: Option<Val<'a>>,
-    interval: Option<Val<'a>>,
+}
+
+/// The keys of `r`, read straight into their types. A key whose (last) value has the wrong
+/// type or length sets its bit in `invalid`: the error is reported only once the whole
+/// datagram has been read and `y` says this is a response, lowest bit first.
+#[derive(Default)]
+struct ResponseFields<'a> {
+    invalid: u16,
+    id: Option<&'a [u8; ID_LEN]>,
+    nodes: Option<Nodes<'a>>,
+    nodes6: Option<Nodes<'a>>,
+    token: Option<&'a [u8]>,
+    values: Option<Peers<'a>>,
+    seeds_bloom: Option<&'a BloomBytes>,
+    peers_bloom: Option<&'a BloomBytes>,
+    value: Option<&'a [u8]>,
+    key: Option<&'a [u8; 32]>,
+    signature: Option<&'a [u8; 64]>,
+    seq: Option<i64>,
+    samples: Option<Samples<'a>>,
+    num: Option<u64>,
+    interval: Option<u64>,
+}
+
+/// Bits of [`ResponseFields::invalid`], in the order the errors are reported.
+mod bit {
+    pub const SAMPLES: u16 = 1 << 0;
+    pub const INTERVAL: u16 = 1 << 1;
+    pub const ID: u16 = 1 << 2;
+    pub const NODES: u16 = 1 << 3;
+    pub const NODES6: u16 = 1 << 4;
+    pub const TOKEN: u16 = 1 << 5;
+    pub const VALUES: u16 = 1 << 6;
+    pub const BF_SEEDS: u16 = 1 << 7;
+    pub const BF_PEERS: u16 = 1 << 8;
+    pub const K: u16 = 1 << 9;
+    pub const SIG: u16 = 1 << 10;
+    pub const SEQ: u16 = 1 << 11;
+    pub const NUM: u16 = 1 << 12;
+    /// The key of each bit.
+    pub const NAMES: [&str; 13] = [
+        "samples", "interval", "id", "nodes", "nodes6", "token", "values", "BFsd", "BFpe", "k",
+        "sig", "seq", "num",
+    ];
+}
+
+impl<'a> ResponseFields<'a> {
+    #[inline(always)]
+    fn check<T>(&mut self, bit: u16, v: Option<T>) -> Option<T> {
+        if v.is_some() {
+            self.invalid &= !bit;
+        } else {
+            self.invalid |= bit;
+        }
+        v
+    }
 }
 
 struct Cursor<'a> {
@@ -161,13 +211,16 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    #[inline(always)]
     fn peek(&self) -> Result<u8> {
         match self.buf.get(self.pos) {
             Some(&b) => Ok(b),
-            None => err(DecodeErrorKind::Syntax(self.pos)),
+            None => self.syntax(),
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn syntax<T>(&self) -> Result<T> {
         err(DecodeErrorKind::Syntax(self.pos))
     }
@@ -181,8 +234,42 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// `<len>:<bytes>`
+    /// `<len>:<bytes>`. Lengths of one to three digits whose bytes are all there are read
+    /// here; anything else (longer, truncated or malformed) by [`Self::bytes_slow`].
+    #[inline(always)]
     fn bytes(&mut self) -> Result<&'a [u8]> {
+        let buf = self.buf;
+        let p = self.pos;
+        if let Some(&[a, b, c, d]) = buf.get(p..).and_then(|s| s.first_chunk::<4>()) {
+            let d0 = usize::from(a.wrapping_sub(b'0'));
+            let d1 = usize::from(b.wrapping_sub(b'0'));
+            let d2 = usize::from(c.wrapping_sub(b'0'));
+            let head = if d0 >= 10 {
+                None
+            } else if b == b':' {
+                Some((d0, p + 2))
+            } else if d1 >= 10 {
+                None
+            } else if c == b':' {
+                Some((d0 * 10 + d1, p + 3))
+            } else if d2 < 10 && d == b':' {
+                Some((d0 * 100 + d1 * 10 + d2, p + 4))
+            } else {
+                None
+            };
+            if let Some((len, start)) = head
+                && let Some(out) = buf.get(start..start + len)
+            {
+                self.pos = start + len;
+                return Ok(out);
+            }
+        }
+        self.bytes_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bytes_slow(&mut self) -> Result<&'a [u8]> {
         let mut len: usize = 0;
         let start = self.pos;
         loop {
@@ -209,9 +296,13 @@ impl<'a> Cursor<'a> {
             Some(e) if e <= self.buf.len() => e,
             _ => return self.syntax(),
         };
-        let out = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(out)
+        match self.buf.get(self.pos..end) {
+            Some(out) => {
+                self.pos = end;
+                Ok(out)
+            }
+            None => self.syntax(),
+        }
     }
 
     /// `i<int>e`; `Ok(None)` for a well-formed integer that does not fit i64.
@@ -269,6 +360,36 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Skips one value at `depth` and returns its encoding.
+    fn span(&mut self, depth: usize) -> Result<&'a [u8]> {
+        let start = self.pos;
+        self.skip(depth)?;
+        match self.buf.get(start..self.pos) {
+            Some(s) => Ok(s),
+            None => self.syntax(),
+        }
+    }
+
+    /// A string at `depth`, or `None` (skipped) for a value of another type.
+    #[inline(always)]
+    fn bytes_or_skip(&mut self, depth: usize) -> Result<Option<&'a [u8]>> {
+        if self.peek()?.is_ascii_digit() {
+            self.bytes().map(Some)
+        } else {
+            self.skip(depth).map(|()| None)
+        }
+    }
+
+    /// An integer at `depth` that fits i64, or `None` (skipped) for anything else.
+    #[inline(always)]
+    fn int_or_skip(&mut self, depth: usize) -> Result<Option<i64>> {
+        if self.peek()? == b'i' {
+            self.int()
+        } else {
+            self.skip(depth).map(|()| None)
+        }
+    }
+
     /// Scans one value at `depth` into a [`Val`].
     fn val(&mut self, depth: usize) -> Result<Val<'a>> {
         let start = self.pos;
@@ -277,7 +398,10 @@ impl<'a> Cursor<'a> {
             b'i' => self.int()?.map_or(Val::BigInt, Val::Int),
             b'l' => {
                 self.skip(depth)?;
-                Val::List(&self.buf[start..self.pos])
+                match self.buf.get(start..self.pos) {
+                    Some(raw) => Val::List(raw),
+                    None => return self.syntax(),
+                }
             }
             b'd' => {
                 self.skip(depth)?;
@@ -287,14 +411,9 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    /// Scans the `a` or `r` dictionary.
-    fn fields(&mut self, depth: usize) -> Result<Fields<'a>> {
-        if self.peek()? != b'd' {
-            // Caller maps this to InvalidValue("a"/"r").
-            return self.syntax();
-        }
+    /// Scans the `a` dictionary (the cursor is on its `d`) at depth 1.
+    fn query_fields(&mut self, f: &mut QueryFields<'a>) -> Result<()> {
         self.pos += 1;
-        let mut f = Fields::default();
         while self.peek()? != b'e' {
             let key = self.bytes()?;
             let slot = match key {
@@ -308,34 +427,130 @@ impl<'a> Cursor<'a> {
                 b"noseed" => &mut f.noseed,
                 b"scrape" => &mut f.scrape,
                 b"want" => &mut f.want,
-                b"nodes" => &mut f.nodes,
-                b"nodes6" => &mut f.nodes6,
-                b"values" => &mut f.values,
-                b"BFsd" => &mut f.bf_seeds,
-                b"BFpe" => &mut f.bf_peers,
                 b"k" => &mut f.k,
                 b"sig" => &mut f.sig,
                 b"seq" => &mut f.seq,
                 b"cas" => &mut f.cas,
                 b"salt" => &mut f.salt,
-                b"samples" => &mut f.samples,
-                b"num" => &mut f.num,
-                b"interval" => &mut f.interval,
                 b"v" => {
-                    let start = self.pos;
-                    self.skip(depth + 1)?;
-                    f.v = Some(&self.buf[start..self.pos]);
+                    f.v = Some(self.span(2)?);
                     continue;
                 }
                 _ => {
-                    self.skip(depth + 1)?;
+                    self.skip(2)?;
                     continue;
                 }
             };
-            *slot = Some(self.val(depth + 1)?);
+            *slot = Some(self.val(2)?);
         }
         self.pos += 1;
-        Ok(f)
+        Ok(())
+    }
+
+    /// Scans the `r` dictionary (the cursor is on its `d`) at depth 1, typing each key.
+    fn response_fields(&mut self, f: &mut ResponseFields<'a>) -> Result<()> {
+        self.pos += 1;
+        while self.peek()? != b'e' {
+            let key = self.bytes()?;
+            match key {
+                b"id" => {
+                    let v = self.bytes_or_skip(2)?.and_then(|b| b.try_into().ok());
+                    f.id = f.check(bit::ID, v);
+                }
+                b"nodes" => {
+                    let v = self.bytes_or_skip(2)?;
+                    let v = v.and_then(|b| Nodes::from_compact(b, Family::V4));
+                    f.nodes = f.check(bit::NODES, v);
+                }
+                b"nodes6" => {
+                    let v = self.bytes_or_skip(2)?;
+                    let v = v.and_then(|b| Nodes::from_compact(b, Family::V6));
+                    f.nodes6 = f.check(bit::NODES6, v);
+                }
+                b"token" => {
+                    let v = self.bytes_or_skip(2)?;
+                    let v = v.filter(|b| !b.is_empty() && b.len() <= Token::MAX_LEN);
+                    f.token = f.check(bit::TOKEN, v);
+                }
+                b"values" => {
+                    let v = self.peers()?;
+                    f.values = f.check(bit::VALUES, v);
+                }
+                b"BFsd" => {
+                    let v = self.bytes_or_skip(2)?.and_then(|b| b.try_into().ok());
+                    f.seeds_bloom = f.check(bit::BF_SEEDS, v);
+                }
+                b"BFpe" => {
+                    let v = self.bytes_or_skip(2)?.and_then(|b| b.try_into().ok());
+                    f.peers_bloom = f.check(bit::BF_PEERS, v);
+                }
+                b"v" => f.value = Some(self.span(2)?),
+                b"k" => {
+                    let v = self.bytes_or_skip(2)?.and_then(|b| b.try_into().ok());
+                    f.key = f.check(bit::K, v);
+                }
+                b"sig" => {
+                    let v = self.bytes_or_skip(2)?.and_then(|b| b.try_into().ok());
+                    f.signature = f.check(bit::SIG, v);
+                }
+                b"seq" => {
+                    let v = self.int_or_skip(2)?;
+                    f.seq = f.check(bit::SEQ, v);
+                }
+                b"samples" => {
+                    let v = self.bytes_or_skip(2)?.and_then(Samples::from_compact);
+                    f.samples = f.check(bit::SAMPLES, v);
+                }
+                b"num" => {
+                    let v = self.int_or_skip(2)?.and_then(|i| u64::try_from(i).ok());
+                    f.num = f.check(bit::NUM, v);
+                }
+                b"interval" => {
+                    let v = self.int_or_skip(2)?.and_then(|i| u64::try_from(i).ok());
+                    f.interval = f.check(bit::INTERVAL, v);
+                }
+                _ => self.skip(2)?,
+            }
+        }
+        self.pos += 1;
+        Ok(())
+    }
+
+    /// `values` at depth 2: a list of 6- or 18-byte strings written `6:` / `18:` (no leading
+    /// zeros), or `None` for any other value (skipped).
+    fn peers(&mut self) -> Result<Option<Peers<'a>>> {
+        if self.peek()? != b'l' {
+            return self.skip(2).map(|()| None);
+        }
+        let buf = self.buf;
+        let start = self.pos + 1;
+        let mut p = start;
+        let mut count = 0;
+        loop {
+            match buf.get(p..) {
+                Some([b'e', ..]) => {
+                    self.pos = p + 1;
+                    return Ok(buf
+                        .get(start..p)
+                        .map(|items| Peers::from_bencoded(items, count)));
+                }
+                Some([b'6', b':', rest @ ..]) if rest.len() >= PEER_V4_LEN => {
+                    p += 2 + PEER_V4_LEN;
+                }
+                Some([b'1', b'8', b':', rest @ ..]) if rest.len() >= PEER_V6_LEN => {
+                    p += 3 + PEER_V6_LEN;
+                }
+                _ => break,
+            }
+            count += 1;
+        }
+        // Not a list of compact peers: scan the rest as any list would be.
+        self.pos = p;
+        while self.peek()? != b'e' {
+            self.skip(3)?;
+        }
+        self.pos += 1;
+        Ok(None)
     }
 }
 
@@ -350,6 +565,127 @@ pub(crate) fn check_value(bytes: &[u8]) -> Result<()> {
     }
 }
 
+/// Where the last `a` or `r` dictionary was read (both fill the same role: `y` decides how
+/// it is read) and which of the two it was.
+#[derive(Clone, Copy)]
+struct Args {
+    start: usize,
+    is_r: bool,
+}
+
+/// What the top-level scan has found so far.
+struct Scan<'a> {
+    c: Cursor<'a>,
+    /// `t`, when its last string value is a valid transaction id.
+    t: Option<&'a [u8]>,
+    /// `t` was present with an invalid value.
+    bad_t: bool,
+    y: Option<&'a [u8]>,
+    q: Option<&'a [u8]>,
+    args: Option<Args>,
+    query: Option<QueryFields<'a>>,
+    response: Option<ResponseFields<'a>>,
+    e: Option<ErrorBody<'a>>,
+    version: Option<&'a [u8]>,
+    ip: Option<&'a [u8]>,
+    read_only: bool,
+}
+
+impl<'a> Scan<'a> {
+    /// Reads the top-level dictionary after its `d`, up to the end of the datagram.
+    fn scan(&mut self) -> Result<()> {
+        let c = &mut self.c;
+        while c.peek()? != b'e' {
+            let key = c.bytes()?;
+            match key {
+                b"t" => match c.bytes_or_skip(1)? {
+                    Some(b) => {
+                        let ok = !b.is_empty() && b.len() <= TransactionId::MAX_LEN;
+                        self.t = ok.then_some(b);
+                        self.bad_t = !ok;
+                    }
+                    None => self.bad_t = true,
+                },
+                b"y" => match c.bytes_or_skip(1)? {
+                    Some(b) => self.y = Some(b),
+                    None => return err(DecodeErrorKind::InvalidValue("y")),
+                },
+                b"q" => match c.bytes_or_skip(1)? {
+                    Some(b) => self.q = Some(b),
+                    None => return err(DecodeErrorKind::InvalidValue("q")),
+                },
+                b"a" | b"r" => {
+                    let is_r = key == b"r";
+                    if c.peek()? != b'd' {
+                        c.skip(1)?;
+                        return err(DecodeErrorKind::InvalidValue(if is_r { "r" } else { "a" }));
+                    }
+                    self.args = Some(Args { start: c.pos, is_r });
+                    if is_r {
+                        c.response_fields(self.response.insert(ResponseFields::default()))?;
+                    } else {
+                        c.query_fields(self.query.insert(QueryFields::default()))?;
+                    }
+                }
+                b"e" => self.e = Some(error_list(c)?),
+                b"v" => {
+                    if let Some(b) = c.bytes_or_skip(1)? {
+                        self.version = Some(b);
+                    }
+                }
+                b"ip" => {
+                    if let Some(b) = c.bytes_or_skip(1)? {
+                        self.ip = Some(b);
+                    }
+                }
+                b"ro" => {
+                    if let Some(i) = c.int_or_skip(1)? {
+                        self.read_only = i != 0;
+                    }
+                }
+                _ => c.skip(1)?,
+            }
+        }
+        c.pos += 1;
+        if c.pos != c.buf.len() {
+            return err(DecodeErrorKind::TrailingBytes);
+        }
+        Ok(())
+    }
+
+    /// The last `a` or `r` read as query arguments.
+    fn query_fields(&mut self) -> Result<Option<&QueryFields<'a>>> {
+        let Some(args) = self.args else {
+            return Ok(None);
+        };
+        if args.is_r {
+            // `r` in a query: read it again, the way `a` is read.
+            let mut c = Cursor {
+                buf: self.c.buf,
+                pos: args.start,
+            };
+            c.query_fields(self.query.insert(QueryFields::default()))?;
+        }
+        Ok(self.query.as_ref())
+    }
+
+    /// The last `a` or `r` read as return values.
+    fn response_fields(&mut self) -> Result<Option<&ResponseFields<'a>>> {
+        let Some(args) = self.args else {
+            return Ok(None);
+        };
+        if !args.is_r {
+            // `a` in a response: read it again, the way `r` is read.
+            let mut c = Cursor {
+                buf: self.c.buf,
+                pos: args.start,
+            };
+            c.response_fields(self.response.insert(ResponseFields::default()))?;
+        }
+        Ok(self.response.as_ref())
+    }
+}
+
 /// Decodes one datagram.
 ///
 /// ```
@@ -357,116 +693,77 @@ pub(crate) fn check_value(bytes: &[u8]) -> Result<()> {
 /// assert!(matches!(m.body, xorro_wire::Body::Query(_)));
 /// ```
 pub fn decode(buf: &[u8]) -> Result<Message<'_>> {
-    let mut c = Cursor { buf, pos: 0 };
     if buf.first() != Some(&b'd') {
         return err(DecodeErrorKind::NotADict);
     }
-    c.pos = 1;
-    let mut t: Option<TransactionId> = None;
-    let mut y: Option<&[u8]> = None;
-    let mut q: Option<&[u8]> = None;
-    let mut args: Option<Fields<'_>> = None;
-    let mut e: Option<ErrorBody<'_>> = None;
-    let mut version = None;
-    let mut ip = None;
-    let mut read_only = false;
-    let mut bad_t = false;
-
-    let scanned: Result<()> = (|| {
-        while c.peek()? != b'e' {
-            let key = c.bytes()?;
-            match key {
-                b"t" => match c.val(1)? {
-                    Val::Bytes(b) => {
-                        t = TransactionId::new(b);
-                        bad_t = t.is_none();
-                    }
-                    _ => bad_t = true,
-                },
-                b"y" => y = Some(c.val(1)?.bytes("y")?),
-                b"q" => q = Some(c.val(1)?.bytes("q")?),
-                b"a" | b"r" => {
-                    let what = if key == b"a" { "a" } else { "r" };
-                    if c.peek()? != b'd' {
-                        c.skip(1)?;
-                        return err(DecodeErrorKind::InvalidValue(what));
-                    }
-                    args = Some(c.fields(1)?);
-                }
-                b"e" => e = Some(error_list(&mut c)?),
-                b"v" => {
-                    if let Val::Bytes(b) = c.val(1)? {
-                        version = Some(b);
-                    }
-                }
-                b"ip" => {
-                    if let Val::Bytes(b) = c.val(1)? {
-                        ip = decode_peer(b);
-                    }
-                }
-                b"ro" => {
-                    if let Val::Int(i) = c.val(1)? {
-                        read_only = i != 0;
-                    }
-                }
-                _ => c.skip(1)?,
-            }
-        }
-        c.pos += 1;
-        if c.pos != buf.len() {
-            return err(DecodeErrorKind::TrailingBytes);
-        }
-        Ok(())
-    })();
-
-    let from_querier = !matches!(y, Some(b"r" | b"e"));
+    let mut s = Scan {
+        c: Cursor { buf, pos: 1 },
+        t: None,
+        bad_t: false,
+        y: None,
+        q: None,
+        args: None,
+        query: None,
+        response: None,
+        e: None,
+        version: None,
+        ip: None,
+        read_only: false,
+    };
+    let scanned = s.scan();
+    let from_querier = !matches!(s.y, Some(b"r" | b"e"));
+    let t = s.t.and_then(TransactionId::new);
     let with_context = |mut e: DecodeError| {
         e.transaction_id = t;
         e.from_querier = from_querier;
         e
     };
-    scanned.map_err(with_context)?;
-    let transaction_id = match t {
-        Some(t) => t,
-        None if bad_t => {
-            return Err(with_context(DecodeError::new(
-                DecodeErrorKind::InvalidValue("t"),
-            )));
-        }
-        None => {
-            return Err(with_context(DecodeError::new(DecodeErrorKind::MissingKey(
-                "t",
-            ))));
-        }
+    if let Err(e) = scanned {
+        return Err(with_context(e));
+    }
+    let Some(transaction_id) = t else {
+        let kind = if s.bad_t {
+            DecodeErrorKind::InvalidValue("t")
+        } else {
+            DecodeErrorKind::MissingKey("t")
+        };
+        return Err(with_context(DecodeError::new(kind)));
     };
-
-    let body = match y {
+    let body = match s.y {
         Some(b"q") => {
-            let method = q.ok_or(DecodeError::new(DecodeErrorKind::MissingKey("q")));
-            let args = args.ok_or(DecodeError::new(DecodeErrorKind::MissingKey("a")));
-            method
-                .and_then(|m| args.and_then(|a| query(m, &a)))
-                .map(Body::Query)
+            let Some(method) = s.q else {
+                return Err(with_context(DecodeError::new(DecodeErrorKind::MissingKey(
+                    "q",
+                ))));
+            };
+            match s.query_fields() {
+                Ok(Some(a)) => query(method, a).map(Body::Query),
+                Ok(None) => err(DecodeErrorKind::MissingKey("a")),
+                Err(e) => Err(e),
+            }
         }
-        Some(b"r") => args
-            .ok_or(DecodeError::new(DecodeErrorKind::MissingKey("r")))
-            .and_then(|r| response(&r))
-            .map(Body::Response),
-        Some(b"e") => e
-            .ok_or(DecodeError::new(DecodeErrorKind::MissingKey("e")))
-            .map(Body::Error),
+        Some(b"r") => match s.response_fields() {
+            Ok(Some(r)) => response(r).map(Body::Response),
+            Ok(None) => err(DecodeErrorKind::MissingKey("r")),
+            Err(e) => Err(e),
+        },
+        Some(b"e") => match s.e {
+            Some(e) => Ok(Body::Error(e)),
+            None => err(DecodeErrorKind::MissingKey("e")),
+        },
         Some(_) => err(DecodeErrorKind::UnknownType),
         None => err(DecodeErrorKind::MissingKey("y")),
+    };
+    match body {
+        Ok(body) => Ok(Message {
+            transaction_id,
+            version: s.version,
+            requester_ip: s.ip.and_then(decode_peer),
+            read_only: s.read_only,
+            body,
+        }),
+        Err(e) => Err(with_context(e)),
     }
-    .map_err(with_context)?;
-
-    Ok(Message {
-        transaction_id,
-        version,
-        requester_ip: ip,
-        read_only,
-        body,
-    })
 }
 
 /// `e`: `[code, message]`. Tolerates a missing message and extra items.
@@ -527,12 +824,6 @@ fn opt_int(v: Option<Val<'_>>, key: &'static str) -> Result<Option<i64>> {
     v.map(|v| v.int(key)).transpose()
 }
 
-fn opt_unsigned(v: Option<Val<'_>>, key: &'static str) -> Result<Option<u64>> {
-    opt_int(v, key)?
-        .map(|i| u64::try_from(i).map_err(|_| DecodeError::new(DecodeErrorKind::InvalidValue(key))))
-        .transpose()
-}
-
 fn want(v: Option<Val<'_>>) -> Result<Want> {
     let Some(v) = v else {
         return Ok(Want::UNSPECIFIED);
@@ -553,7 +844,7 @@ fn want(v: Option<Val<'_>>) -> Result<Want> {
     Ok(w)
 }
 
-fn query<'a>(method: &'a [u8], a: &Fields<'a>) -> Result<Query<'a>> {
+fn query<'a>(method: &'a [u8], a: &QueryFields<'a>) -> Result<Query<'a>> {
     let id = node_id(a.id, "id")?;
     let kind = match method {
         b"ping" => QueryKind::Ping,
@@ -610,7 +901,7 @@ fn query<'a>(method: &'a [u8], a: &Fields<'a>) -> Result<Query<'a>> {
     Ok(Query { id, kind })
 }
 
-fn put<'a>(a: &Fields<'a>) -> Result<PutQuery<'a>> {
+fn put<'a>(a: &QueryFields<'a>) -> Result<PutQuery<'a>> {
     let token = token(a.token)?;
     let value =
         RawValue::from_checked(a.v.ok_or(DecodeError::new(DecodeErrorKind::MissingKey("v")))?);
@@ -645,72 +936,47 @@ fn fixed<const N: usize>(v: Val<'_>, key: &'static str) -> Result<[u8; N]> {
         .map_err(|_| DecodeError::new(DecodeErrorKind::InvalidValue(key)))
 }
 
-fn bloom<'a>(v: Option<Val<'a>>, key: &'static str) -> Result<Option<&'a BloomBytes>> {
-    v.map(|v| {
-        <&BloomBytes>::try_from(v.bytes(key)?)
-            .map_err(|_| DecodeError::new(DecodeErrorKind::InvalidValue(key)))
-    })
-    .transpose()
-}
-
-fn nodes<'a>(v: Option<Val<'a>>, family: Family, key: &'static str) -> Result<Option<Nodes<'a>>> {
-    v.map(|v| {
-        Nodes::from_compact(v.bytes(key)?, family)
-            .ok_or(DecodeError::new(DecodeErrorKind::InvalidValue(key)))
-    })
-    .transpose()
-}
-
-/// `values`: a list of 6- or 18-byte strings, written `6:` / `18:` (no leading zeros).
-fn values<'a>(v: Option<Val<'a>>) -> Result<Option<Peers<'a>>> {
-    let Some(v) = v else { return Ok(None) };
-    let Val::List(raw) = v else {
-        return err(DecodeErrorKind::InvalidValue("values"));
+/// The return values, or the first error in the order: `samples`, `interval`, `id`, then
+/// the other keys as they appear in [`Response`].
+#[inline(always)]
+fn response<'a>(r: &ResponseFields<'a>) -> Result<Response<'a>> {
+    let Some(id) = r.id else {
+        return Err(response_error(
+            r.invalid | bit::ID,
+            r.invalid & bit::ID == 0,
+        ));
     };
-    let inner = &raw[1..raw.len() - 1];
-    let mut rest = inner;
-    let mut count = 0;
-    while !rest.is_empty() {
-        let (skip, len) = if rest.starts_with(b"6:") {
-            (2, PEER_V4_LEN)
-        } else if rest.starts_with(b"18:") {
-            (3, PEER_V6_LEN)
-        } else {
-            return err(DecodeErrorKind::InvalidValue("values"));
-        };
-        rest = rest
-            .get(skip + len..)
-            .ok_or(DecodeError::new(DecodeErrorKind::InvalidValue("values")))?;
-        count += 1;
+    if r.invalid != 0 {
+        return Err(response_error(r.invalid, false));
     }
-    Ok(Some(Peers::from_bencoded(inner, count)))
+    Ok(Response {
+        id: NodeId(*id),
+        nodes: r.nodes,
+        nodes6: r.nodes6,
+        token: r.token.and_then(Token::new),
+        values: r.values,
+        seeds_bloom: r.seeds_bloom,
+        peers_bloom: r.peers_bloom,
+        value: r.value.map(RawValue::from_checked),
+        key: r.key.map(|k| PublicKey(*k)),
+        signature: r.signature.map(|s| Signature(*s)),
+        seq: r.seq,
+        samples: r.samples,
+        num: r.num,
+        interval: r.interval.map(Duration::from_secs),
+    })
 }
 
-fn response<'a>(r: &Fields<'a>) -> Result<Response<'a>> {
-    let samples = r
-        .samples
-        .map(|v| {
-            Samples::from_compact(v.bytes("samples")?)
-                .ok_or(DecodeError::new(DecodeErrorKind::InvalidValue("samples")))
-        })
-        .transpose()?;
-    let interval = opt_unsigned(r.interval, "interval")?.map(Duration::from_secs);
-    Ok(Response {
-        id: node_id(r.id, "id")?,
-        nodes: nodes(r.nodes, Family::V4, "nodes")?,
-        nodes6: nodes(r.nodes6, Family::V6, "nodes6")?,
-        token: r.token.map(|t| token(Some(t))).transpose()?,
-        values: values(r.values)?,
-        seeds_bloom: bloom(r.bf_seeds, "BFsd")?,
-        peers_bloom: bloom(r.bf_peers, "BFpe")?,
-        value: r.v.map(RawValue::from_checked),
-        key: r.k.map(|k| fixed(k, "k").map(PublicKey)).transpose()?,
-        signature: r.sig.map(|s| fixed(s, "sig").map(Signature)).transpose()?,
-        seq: opt_int(r.seq, "seq")?,
-        samples,
-        num: opt_unsigned(r.num, "num")?,
-        interval,
-    })
+/// The error for the lowest bit of `invalid`; `missing_id` when the `id` bit stands for an
+/// absent key rather than a bad value.
+#[cold]
+fn response_error(invalid: u16, missing_id: bool) -> DecodeError {
+    let first = invalid.trailing_zeros() as usize;
+    if missing_id && 1 << first == bit::ID {
+        return DecodeError::new(DecodeErrorKind::MissingKey("id"));
+    }
+    let key = bit::NAMES.get(first).copied().unwrap_or("r");
+    DecodeError::new(DecodeErrorKind::InvalidValue(key))
 }
 
 #[cfg(test)]

@@ -1,0 +1,113 @@
+//! Every tunable of the engine, with the defaults of DESIGN.md and PROTOCOL.md.
+
+use std::time::Duration;
+
+use xorro_wire::NodeId;
+
+use crate::ratelimit::RateLimitConfig;
+use crate::routing::RoutingConfig;
+use crate::store::StoreConfig;
+use crate::tokens::TokenConfig;
+
+/// BEP 5: "K" — buckets hold eight nodes, lookups end at the eight closest.
+pub const K: usize = 8;
+
+/// The client version sent in `v`: "XO" and two bytes of version (BEP 5 suggests this form).
+pub const VERSION: [u8; 4] = *b"XO\x00\x01";
+
+/// Configuration of a [`Node`](crate::Node).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Our node id; `None` draws one from the RNG (BEP 42 may replace it once our external
+    /// address is known, see [`Config::bep42_derive_id`]).
+    pub id: Option<NodeId>,
+    /// Seed of the node's only RNG: the same seed and inputs always give the same outputs.
+    pub rng_seed: u64,
+    /// Routing tables (one per address family).
+    pub routing: RoutingConfig,
+    /// Peer and BEP 44 item storage.
+    pub store: StoreConfig,
+    /// Write tokens.
+    pub tokens: TokenConfig,
+    /// Inbound per-source limits and the outgoing budget.
+    pub rate_limit: RateLimitConfig,
+
+    /// α: requests a lookup keeps in flight (libtorrent 5, jech/dht 4, anacrolix 3).
+    pub lookup_parallelism: usize,
+    /// k: a lookup is done when this many closest nodes have answered (BEP 5: 8).
+    pub lookup_closest: usize,
+    /// Candidates a lookup remembers beyond the closest (bounds its memory).
+    pub lookup_candidates_max: usize,
+    /// After this long without an answer a request counts as slow and the lookup sends one
+    /// more (libtorrent: 1 s). A contact with a known RTT gets `min(this, 2 × RTT + 100 ms)`.
+    pub lookup_soft_timeout: Duration,
+    /// After this long without an answer a request has failed (jech/dht and mainline: 2–10 s).
+    pub request_timeout: Duration,
+    /// A lookup that has not finished after this long ends with what it has.
+    pub lookup_timeout: Duration,
+    /// Lookups running at once; more is [`StartError::TooManyLookups`](crate::StartError).
+    pub lookups_max: usize,
+    /// Requests of ours in flight at once, over all lookups and pings.
+    pub requests_in_flight_max: usize,
+    /// Peers a get_peers lookup reports in all (more are dropped).
+    pub lookup_peers_max: usize,
+
+    /// Datagrams waiting in [`Node::poll_transmit`](crate::Node::poll_transmit)'s queue at
+    /// most; past it a datagram is dropped and counted.
+    pub transmit_queue_max: usize,
+    /// Events waiting in [`Node::poll_event`](crate::Node::poll_event) at most; past it the
+    /// oldest is dropped and counted.
+    pub events_max: usize,
+
+    /// BEP 43: we never answer queries and say `ro = 1` in ours.
+    pub read_only: bool,
+    /// BEP 42: derive our id from our external address once enough responses agree on it.
+    pub bep42_derive_id: bool,
+    /// BEP 42: responses from this many distinct nodes must agree before we adopt an address.
+    pub bep42_votes: usize,
+    /// BEP 42: do not insert nodes whose id does not match their address (loopback and
+    /// private ranges are exempt) and do not store on them.
+    pub bep42_enforce: bool,
+
+    /// BEP 51: info-hashes in one `sample_infohashes` reply at most (20 bytes each).
+    pub sample_infohashes_max: usize,
+    /// BEP 51 `interval`: how long a requester should wait before sampling us again (0–6 h).
+    pub sample_infohashes_interval: Duration,
+
+    /// How often stale (questionable) contacts are pinged and buckets refreshed.
+    pub maintenance_interval: Duration,
+    /// Our client version, sent as `v` in every message.
+    pub version: Option<[u8; 4]>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            id: None,
+            rng_seed: 0,
+            routing: RoutingConfig::default(),
+            store: StoreConfig::default(),
+            tokens: TokenConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            lookup_parallelism: 4,
+            lookup_closest: K,
+            lookup_candidates_max: 64,
+            lookup_soft_timeout: Duration::from_millis(1000),
+            request_timeout: Duration::from_secs(4),
+            lookup_timeout: Duration::from_secs(60),
+            lookups_max: 256,
+            requests_in_flight_max: 2048,
+            lookup_peers_max: 2048,
+            transmit_queue_max: 4096,
+            events_max: 4096,
+            read_only: false,
+            bep42_derive_id: false,
+            bep42_votes: 5,
+            bep42_enforce: false,
+            sample_infohashes_max: 20,
+            sample_infohashes_interval: Duration::from_secs(6 * 3600),
+            maintenance_interval: Duration::from_secs(15),
+            version: Some(VERSION),
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! The iterative lookup (Kademlia, BEP 5): which node to ask next and when the search is done.
+//!
+//! A [`Leg`] is the search in one address family (BEP 32: the IPv4 and IPv6 DHTs are
+//! separate): candidates sorted by XOR distance to the target, each new, in flight (maybe
+//! slow), answered or failed. The node asks the closest new candidate among the `k` closest
+//! live ones while fewer than α requests are in flight and not slow; a slow request (past its
+//! soft timeout) lets one more go out. The leg is done when the `k` closest live candidates
+//! have all answered, or nothing is left to ask. This module decides; the node sends.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use xorro_wire::{Distance, Family, NodeId, NodeInfo, Token};
+
+/// Where a candidate stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Not asked yet.
+    New,
+    /// Asked; `slow` once its soft timeout passed.
+    InFlight { slow: bool },
+    /// Answered.
+    Responded,
+    /// Timed out or answered with an error.
+    Failed,
+}
+
+/// A node the lookup knows of.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    pub node: NodeInfo,
+    pub distance: Distance,
+    pub state: State,
+    /// Hops from us: 1 for nodes of our own table.
+    pub hop: u32,
+    /// RTT known from our routing table, to set the soft timeout.
+    pub rtt: Option<Duration>,
+    /// Write token it gave us (get_peers / get).
+    pub token: Option<Token>,
+}
+
+/// The search in one address family.
+#[derive(Debug, Clone)]
+pub(crate) struct Leg {
+    pub family: Family,
+    target: NodeId,
+    candidates: Vec<Candidate>,
+    max: usize,
+}
+
+impl Leg {
+    pub fn new(family: Family, target: NodeId, max: usize) -> Self {
+        Leg {
+            family,
+            target,
+            candidates: Vec::with_capacity(max.min(64)),
+            max: max.max(1),
+        }
+    }
+
+    /// Adds a node if it is new, of this family, and close enough to be kept.
+    pub fn add(&mut self, node: NodeInfo, hop: u32, rtt: Option<Duration>) {
+        if Family::of(&node.addr) != self.family || self.position(&node.addr).is_some() {
+            return;
+        }
+        let distance = node.id.distance(&self.target);
+        let at = self.candidates.partition_point(|c| c.distance <= distance);
+        if at >= self.max {
+            return;
+        }
+        self.candidates.insert(
+            at,
+            Candidate {
+                node,
+                distance,
+                state: State::New,
+                hop,
+                rtt,
+                token: None,
+            },
+        );
+        if self.candidates.len() > self.max {
+            // Drop the farthest candidate that is not waiting for an answer.
+            if let Some(i) = self
+                .candidates
+                .iter()
+                .rposition(|c| !matches!(c.state, State::InFlight { .. }))
+            {
+                self.candidates.remove(i);
+            }
+        }
+    }
+
+    fn position(&self, addr: &SocketAddr) -> Option<usize> {
+        self.candidates.iter().position(|c| c.node.addr == *addr)
+    }
+
+    /// The candidate at `addr`.
+    pub fn get_mut(&mut self, addr: &SocketAddr) -> Option<&mut Candidate> {
+        self.position(addr).map(|i| &mut self.candidates[i])
+    }
+
+    /// The next candidate to ask, if the parallelism allows one more request: the closest new
+    /// node among the `k` closest live ones. Marks it in flight.
+    pub fn next_to_query(&mut self, alpha: usize, k: usize) -> Option<&Candidate> {
+        let active = self
+            .candidates
+            .iter()
+            .filter(|c| c.state == State::InFlight { slow: false })
+            .count();
+        if active >= alpha {
+            return None;
+        }
+        let i = self
+            .candidates
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.state != State::Failed)
+            .take(k)
+            .find(|(_, c)| c.state == State::New)
+            .map(|(i, _)| i)?;
+        self.candidates[i].state = State::InFlight { slow: false };
+        Some(&self.candidates[i])
+    }
+
+    /// The request to `addr` got an answer; returns the candidate's hop count.
+    pub fn on_response(&mut self, addr: &SocketAddr, token: Option<Token>) -> Option<u32> {
+        let c = self.get_mut(addr)?;
+        c.state = State::Responded;
+        if token.is_some() {
+            c.token = token;
+        }
+        Some(c.hop)
+    }
+
+    /// The request to `addr` could not be sent: ask it again later.
+    pub fn unsend(&mut self, addr: &SocketAddr) {
+        if let Some(c) = self.get_mut(addr) {
+            c.state = State::New;
+        }
+    }
+
+    /// The request to `addr` failed.
+    pub fn on_failure(&mut self, addr: &SocketAddr) {
+        if let Some(c) = self.get_mut(addr) {
+            c.state = State::Failed;
+        }
+    }
+
+    /// The request to `addr` passed its soft timeout: it no longer counts against α.
+    pub fn on_slow(&mut self, addr: &SocketAddr) {
+        if let Some(c) = self.get_mut(addr)
+            && matches!(c.state, State::InFlight { .. })
+        {
+            c.state = State::InFlight { slow: true };
+        }
+    }
+
+    /// True when the `k` closest live candidates all answered, or nothing is left to ask or
+    /// wait for.
+    pub fn is_done(&self, k: usize) -> bool {
+        let mut live = self
+            .candidates
+            .iter()
+            .filter(|c| c.state != State::Failed)
+            .take(k)
+            .peekable();
+        if live.peek().is_none() {
+            return true;
+        }
+        live.all(|c| c.state == State::Responded)
+            || !self
+                .candidates
+                .iter()
+                .any(|c| matches!(c.state, State::New | State::InFlight { .. }))
+    }
+
+    /// Requests still waiting for an answer.
+    #[cfg(test)]
+    pub fn in_flight(&self) -> impl Iterator<Item = &Candidate> {
+        self.candidates
+            .iter()
+            .filter(|c| matches!(c.state, State::InFlight { .. }))
+    }
+
+    /// The `k` closest candidates that answered, closest first.
+    pub fn closest_responded(&self, k: usize) -> impl Iterator<Item = &Candidate> {
+        self.candidates
+            .iter()
+            .filter(|c| c.state == State::Responded)
+            .take(k)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn node(i: u8) -> NodeInfo {
+        let mut id = [0u8; 20];
+        id[0] = i;
+        NodeInfo::new(NodeId(id), SocketAddr::from(([10, 0, 0, i], 1000)))
+    }
+
+    #[test]
+    fn asks_closest_first_and_respects_alpha() {
+        let mut leg = Leg::new(Family::V4, NodeId::ZERO, 16);
+        for i in (1..=10).rev() {
+            leg.add(node(i), 1, None);
+        }
+        let first: Vec<u8> = (0..3)
+            .filter_map(|_| leg.next_to_query(3, 8).map(|c| c.node.id.0[0]))
+            .collect();
+        assert_eq!(first, [1, 2, 3]);
+        assert!(leg.next_to_query(3, 8).is_none(), "alpha reached");
+        leg.on_slow(&node(1).addr);
+        assert_eq!(
+            leg.next_to_query(3, 8).map(|c| c.node.id.0[0]),
+            Some(4),
+            "a slow request frees a slot"
+        );
+    }
+
+    #[test]
+    fn done_when_k_closest_answered() {
+        let mut leg = Leg::new(Family::V4, NodeId::ZERO, 16);
+        for i in 1..=4 {
+            leg.add(node(i), 1, None);
+        }
+        assert!(!leg.is_done(2));
+        for i in 1..=2 {
+            leg.next_to_query(2, 2);
+            leg.on_response(&node(i).addr, None);
+        }
+        assert!(leg.is_done(2));
+        // A closer node appears: not done until it answers.
+        leg.add(
+            NodeInfo::new(NodeId::ZERO, "10.1.1.1:1".parse().unwrap()),
+            2,
+            None,
+        );
+        assert!(!leg.is_done(2));
+        leg.next_to_query(2, 2);
+        leg.on_failure(&"10.1.1.1:1".parse().unwrap());
+        assert!(leg.is_done(2));
+    }
+
+    #[test]
+    fn other_family_and_duplicates_are_ignored() {
+        let mut leg = Leg::new(Family::V4, NodeId::ZERO, 4);
+        leg.add(
+            NodeInfo::new(NodeId::ZERO, "[::1]:1".parse().unwrap()),
+            1,
+            None,
+        );
+        leg.add(node(1), 1, None);
+        leg.add(node(1), 1, None);
+        assert_eq!(leg.candidates.len(), 1);
+        assert!(!leg.is_done(8));
+    }
+
+    proptest! {
+        /// Whatever the order of answers and failures, a lookup ends: every step either sends
+        /// a request or waits for one in flight, and the number of requests is bounded.
+        #[test]
+        fn lookup_terminates_on_any_response_script(
+            ids in proptest::collection::vec(any::<[u8; 20]>(), 1..40),
+            script in proptest::collection::vec((any::<bool>(), any::<proptest::sample::Index>(), proptest::collection::vec(any::<[u8; 20]>(), 0..8)), 0..200),
+        ) {
+            let mut leg = Leg::new(Family::V4, NodeId::ZERO, 32);
+            let mut n = 0u32;
+            let mut mk = |id: [u8; 20]| { n += 1; NodeInfo::new(NodeId(id), SocketAddr::from(([10, (n >> 16) as u8, (n >> 8) as u8, n as u8], 1))) };
+            for id in ids { leg.add(mk(id), 1, None); }
+            let mut sent = 0;
+            let mut steps = script.into_iter();
+            loop {
+                while let Some(c) = leg.next_to_query(3, 8) { let _ = c; sent += 1; }
+                if leg.is_done(8) { break; }
+                let waiting: Vec<SocketAddr> = leg.in_flight().map(|c| c.node.addr).collect();
+                prop_assert!(!waiting.is_empty(), "not done, nothing to ask and nothing in flight");
+                let (ok, at, more) = match steps.next() {
+                    Some((ok, pick, more)) => (ok, pick.index(waiting.len()), more),
+                    None => (false, 0, vec![]),
+                };
+                let addr = waiting[at];
+                if ok {
+                    leg.on_response(&addr, None);
+                    for id in more { leg.add(mk(id), 2, None); }
+                } else {
+                    leg.on_failure(&addr);
+                }
+                prop_assert!(sent < 10_000);
+            }
+        }
+    }
+}

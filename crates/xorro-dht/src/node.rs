@@ -1,0 +1,1450 @@
+//! The node: inputs, outputs, commands, timers, and the lookups it drives.
+//!
+//! The server side (answering queries) is in [`crate::server`]; the lookup search logic in
+//! [`crate::lookup`]; requests in flight in [`crate::rpc`].
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha12Rng;
+use xorro_wire::bep44::{self, Keypair};
+use xorro_wire::{
+    Body, Family, InfoHash, Message, MutablePut, NodeId, NodeInfo, PublicKey, PutQuery, Query,
+    QueryKind, RawValue, Response, Token, TransactionId, Want, encode,
+};
+
+use crate::config::Config;
+use crate::event::{CommandError, CommandId, Event, LookupStats, Outcome, Stats};
+use crate::lookup::Leg;
+use crate::ratelimit::{InboundLimiter, OutgoingBudget};
+use crate::routing::{FailureOutcome, Insertion, RoutingTable, SavedContact};
+use crate::rpc::{Deadline, Purpose, Request, Requests};
+use crate::store::{ItemStore, PeerStore, StoredItem};
+use crate::tokens::{TokenSecrets, Tokens};
+
+/// Why a command could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    /// `lookups_max` lookups are running.
+    #[error("too many lookups running (limit {0})")]
+    TooManyLookups(usize),
+    /// A BEP 44 value is not one bencoded value, or is over 1000 bytes, or a salt over 64.
+    #[error("invalid item: {0}")]
+    InvalidItem(&'static str),
+}
+
+/// What to fetch with [`Node::start_get_item`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemTarget {
+    /// An immutable item by its target (SHA-1 of the bencoded value).
+    Immutable(NodeId),
+    /// A mutable item by key and salt; `min_seq` asks only for items with a higher seq.
+    Mutable {
+        /// The publisher's key.
+        key: PublicKey,
+        /// The salt (empty for none).
+        salt: Vec<u8>,
+        /// Only items with a seq above this.
+        min_seq: Option<i64>,
+    },
+}
+
+impl ItemTarget {
+    /// The DHT key of the item.
+    pub fn target(&self) -> NodeId {
+        match self {
+            ItemTarget::Immutable(t) => *t,
+            ItemTarget::Mutable { key, salt, .. } => bep44::mutable_target(key, Some(salt)),
+        }
+    }
+}
+
+/// What to store with [`Node::start_put_item`].
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one per command, never in a hot collection
+pub enum PutRequest {
+    /// An immutable item: `value` is one bencoded value.
+    Immutable {
+        /// The bencoded value.
+        value: Vec<u8>,
+    },
+    /// A mutable item signed with `keypair`.
+    Mutable {
+        /// The signing key.
+        keypair: Keypair,
+        /// The salt (empty for none).
+        salt: Vec<u8>,
+        /// The bencoded value.
+        value: Vec<u8>,
+        /// The seq to store; `None` takes one more than the highest the network holds.
+        seq: Option<i64>,
+        /// Compare-and-swap: store only if the network holds this seq.
+        cas: Option<i64>,
+    },
+}
+
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one per lookup
+pub(crate) enum Kind {
+    FindNode,
+    Bootstrap,
+    Refresh,
+    GetPeers { no_seed: bool, scrape: bool },
+    Announce { port: Option<u16>, seed: bool },
+    GetItem(ItemTarget),
+    PutItem(PutRequest),
+    Samples,
+}
+
+#[derive(Debug)]
+pub(crate) enum Phase {
+    Search,
+    Store {
+        pending: usize,
+        stored_at: Vec<NodeInfo>,
+        errors: Vec<xorro_wire::ErrorCode>,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct Lookup {
+    pub kind: Kind,
+    pub target: NodeId,
+    pub legs: Vec<Leg>,
+    pub seeds_pending: usize,
+    pub started: Instant,
+    pub deadline: Instant,
+    pub stats: LookupStats,
+    pub phase: Phase,
+    pub peers: Vec<SocketAddr>,
+    pub peers_seen: BTreeSet<SocketAddr>,
+    pub item: Option<StoredItem>,
+    /// Highest seq any node reported for the mutable target (also without a value).
+    pub seen_seq: Option<i64>,
+    pub samples: BTreeSet<InfoHash>,
+    /// The seq a mutable put stores, once known.
+    pub put_seq: Option<i64>,
+    /// Internal lookups (refresh) report nothing.
+    pub internal: bool,
+}
+
+/// A datagram waiting to be sent.
+#[derive(Debug)]
+struct Transmit {
+    to: SocketAddr,
+    range: std::ops::Range<usize>,
+}
+
+/// A sans-IO Mainline DHT node. See the [crate docs](crate) for the contract.
+#[derive(Debug)]
+pub struct Node {
+    pub(crate) config: Config,
+    pub(crate) id: NodeId,
+    pub(crate) rng: ChaCha12Rng,
+    pub(crate) table4: RoutingTable,
+    pub(crate) table6: RoutingTable,
+    pub(crate) tokens: Tokens,
+    pub(crate) peers: PeerStore,
+    pub(crate) items: ItemStore,
+    pub(crate) limiter: InboundLimiter,
+    pub(crate) budget: OutgoingBudget,
+    pub(crate) requests: Requests,
+    pub(crate) lookups: BTreeMap<CommandId, Lookup>,
+    next_command: u64,
+    transmits: VecDeque<Transmit>,
+    transmit_buf: Vec<u8>,
+    pub(crate) scratch: Vec<u8>,
+    pub(crate) reply_buffers: crate::server::ReplyBuffers,
+    events: VecDeque<Event>,
+    pub(crate) stats: Stats,
+    next_maintenance: Instant,
+    /// Set when the outgoing budget stopped a lookup: drive lookups again then.
+    budget_wakeup: Option<Instant>,
+    /// BEP 42: our address as reported by others: address → distinct reporters.
+    ip_votes: BTreeMap<IpAddr, BTreeSet<IpAddr>>,
+    pub(crate) external_ip: Option<IpAddr>,
+}
+
+/// Everything a node needs to restart warm: see [`Node::snapshot`] and [`Node::restore`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// Our id.
+    pub id: NodeId,
+    /// The token secrets.
+    pub token_secrets: TokenSecrets,
+    /// Routing table contacts, IPv4 and IPv6.
+    pub contacts: Vec<SavedContact>,
+    /// Stored peers with the time they have left.
+    pub peers: Vec<(InfoHash, SocketAddr, bool, Duration)>,
+    /// Stored BEP 44 items with the time they have left.
+    pub items: Vec<(NodeId, StoredItem, Duration)>,
+}
+
+impl Node {
+    /// A node with `config`, started at `now`.
+    pub fn new(config: Config, now: Instant) -> Self {
+        let mut rng = ChaCha12Rng::seed_from_u64(config.rng_seed);
+        let id = config.id.unwrap_or_else(|| NodeId(rng.r#gen()));
+        let secret: [u8; 20] = rng.r#gen();
+        let first_tid: u32 = rng.r#gen();
+        Node {
+            table4: RoutingTable::new(id, config.routing.clone()),
+            table6: RoutingTable::new(id, config.routing.clone()),
+            tokens: Tokens::new(config.tokens, secret, now),
+            peers: PeerStore::new(config.store, id),
+            items: ItemStore::new(config.store, id),
+            limiter: InboundLimiter::new(&config.rate_limit),
+            budget: OutgoingBudget::new(&config.rate_limit, now),
+            requests: Requests::new(first_tid),
+            lookups: BTreeMap::new(),
+            next_command: 1,
+            transmits: VecDeque::new(),
+            transmit_buf: Vec::new(),
+            scratch: Vec::with_capacity(1500),
+            reply_buffers: Default::default(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            next_maintenance: now + config.maintenance_interval,
+            budget_wakeup: None,
+            ip_votes: BTreeMap::new(),
+            external_ip: None,
+            id,
+            rng,
+            config,
+        }
+    }
+
+    /// Our node id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Our external IP address as agreed by other nodes' `ip` fields (BEP 42), once known.
+    pub fn external_ip(&self) -> Option<IpAddr> {
+        self.external_ip
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The routing table of a family.
+    pub fn routing_table(&self, family: Family) -> &RoutingTable {
+        match family {
+            Family::V4 => &self.table4,
+            Family::V6 => &self.table6,
+        }
+    }
+
+    pub(crate) fn table_mut(&mut self, family: Family) -> &mut RoutingTable {
+        match family {
+            Family::V4 => &mut self.table4,
+            Family::V6 => &mut self.table6,
+        }
+    }
+
+    /// Peers stored on behalf of the network.
+    pub fn peer_store(&self) -> &PeerStore {
+        &self.peers
+    }
+
+    /// BEP 44 items stored on behalf of the network.
+    pub fn item_store(&self) -> &ItemStore {
+        &self.items
+    }
+
+    /// Lookups running now.
+    pub fn lookups_running(&self) -> usize {
+        self.lookups.values().filter(|l| !l.internal).count()
+    }
+
+    // ----- outputs -----
+
+    /// The next datagram to send: copies it into `buf` (cleared first) and returns the
+    /// destination. Drain until `None` after every input.
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        let t = self.transmits.pop_front()?;
+        buf.clear();
+        buf.extend_from_slice(&self.transmit_buf[t.range]);
+        if self.transmits.is_empty() {
+            self.transmit_buf.clear();
+        }
+        self.stats.datagrams_out += 1;
+        Some(t.to)
+    }
+
+    /// When [`Node::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let lookup_deadline = self.lookups.values().map(|l| l.deadline).min();
+        [
+            Some(self.next_maintenance),
+            self.requests.next_deadline(),
+            lookup_deadline,
+            self.budget_wakeup,
+            Some(self.tokens.next_rotation()),
+            self.peers.next_expiry(),
+            self.items.next_expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub(crate) fn push_event(&mut self, e: Event) {
+        if self.events.len() >= self.config.events_max {
+            self.events.pop_front();
+            self.stats.drops.events += 1;
+        }
+        self.events.push_back(e);
+    }
+
+    /// Encodes `msg` and queues it for `to`. Returns false if it was not queued.
+    pub(crate) fn send(&mut self, to: SocketAddr, msg: &Message<'_>) -> bool {
+        if self.transmits.len() >= self.config.transmit_queue_max {
+            self.stats.drops.transmit_queue_full += 1;
+            return false;
+        }
+        let start = self.transmit_buf.len();
+        let mut buf = std::mem::take(&mut self.scratch);
+        let ok = encode(msg, &mut buf).is_ok();
+        if ok {
+            self.transmit_buf.extend_from_slice(&buf);
+            self.transmits.push_back(Transmit {
+                to,
+                range: start..self.transmit_buf.len(),
+            });
+        }
+        self.scratch = buf;
+        ok
+    }
+
+    // ----- inputs -----
+
+    /// A datagram arrived from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.stats.datagrams_in += 1;
+        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
+        if !(from.ip().is_loopback() || self.limiter.allow(from.ip(), now)) {
+            self.stats.drops.rate_limited += 1;
+            tracing::trace!(%from, "rate limited");
+            return;
+        }
+        let msg = match xorro_wire::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                match e.reply() {
+                    Some((tid, code)) if !self.config.read_only => {
+                        self.send_error(from, tid, code, None)
+                    }
+                    _ => self.stats.drops.malformed += 1,
+                }
+                tracing::trace!(%from, error = %e, "undecodable datagram");
+                return;
+            }
+        };
+        match &msg.body {
+            Body::Query(q) => self.handle_query(now, from, &msg, q),
+            Body::Response(r) => self.handle_response(now, from, &msg, r),
+            Body::Error(e) => self.handle_error(now, from, &msg.transaction_id, e.code),
+        }
+    }
+
+    /// Time passed: fire due timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((kind, req)) = self.requests.pop_due(now) {
+            match kind {
+                Deadline::Soft => {
+                    if let Purpose::Search { lookup, leg } = req.purpose
+                        && let Some(l) = self.lookups.get_mut(&lookup)
+                        && let Some(leg) = l.legs.get_mut(usize::from(leg))
+                    {
+                        leg.on_slow(&req.to);
+                        self.drive(lookup, now);
+                    }
+                }
+                Deadline::Hard => self.on_request_failed(now, req, true),
+            }
+        }
+        let expired: Vec<CommandId> = self
+            .lookups
+            .iter()
+            .filter(|(_, l)| l.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            self.finish(id, now);
+        }
+        if self.budget_wakeup.is_some_and(|w| w <= now) {
+            self.budget_wakeup = None;
+            let ids: Vec<CommandId> = self.lookups.keys().copied().collect();
+            for id in ids {
+                self.drive(id, now);
+            }
+        }
+        if self.tokens.next_rotation() <= now {
+            self.tokens.handle_timeout(now, &mut self.rng);
+        }
+        self.peers.expire(now);
+        self.items.expire(now);
+        if self.next_maintenance <= now {
+            self.next_maintenance = now + self.config.maintenance_interval;
+            self.maintain(now);
+        }
+    }
+
+    /// Pings stale contacts and refreshes idle buckets.
+    fn maintain(&mut self, now: Instant) {
+        for family in [Family::V4, Family::V6] {
+            if self.routing_table(family).is_empty() {
+                continue;
+            }
+            let stale = self.table_mut(family).stale_to_ping(now, 8);
+            for node in stale {
+                self.send_ping(now, node.addr, Some(node.id), None);
+            }
+            let targets = {
+                let Node {
+                    table4,
+                    table6,
+                    rng,
+                    ..
+                } = self;
+                let t = if family == Family::V4 { table4 } else { table6 };
+                t.refresh_targets(now, rng)
+            };
+            for target in targets.into_iter().take(4) {
+                let _ = self.start_lookup(Kind::Refresh, target, now, true);
+            }
+        }
+    }
+
+    fn handle_response(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        msg: &Message<'_>,
+        r: &Response<'_>,
+    ) {
+        let Some(req) = self.requests.take(&msg.transaction_id, from) else {
+            self.stats.drops.unexpected_response += 1;
+            return;
+        };
+        self.stats.responses_in += 1;
+        let node = NodeInfo::new(r.id, from);
+        let rtt = now.saturating_duration_since(req.sent);
+        if !msg.read_only && r.id != self.id && self.acceptable(&node) {
+            match self
+                .table_mut(Family::of(&from))
+                .on_response(node, Some(rtt), now)
+            {
+                Insertion::PingFirst { stale } => self.ping_to_verify(now, stale),
+                other => tracing::trace!(?other, %from, "contact seen"),
+            }
+        }
+        if let Some(ip) = msg.requester_ip {
+            self.vote_external_ip(now, from.ip(), ip.ip());
+        }
+        match req.purpose {
+            Purpose::Ping { command: Some(id) } => {
+                let stats = LookupStats {
+                    messages_sent: 1,
+                    responses: 1,
+                    rounds: 1,
+                    duration: rtt,
+                    ..Default::default()
+                };
+                self.push_event(Event::CommandFinished {
+                    id,
+                    outcome: Outcome::Pong(node),
+                    stats,
+                });
+            }
+            Purpose::Ping { command: None } => {}
+            Purpose::Seed { lookup } => {
+                if let Some(l) = self.lookups.get_mut(&lookup) {
+                    l.seeds_pending = l.seeds_pending.saturating_sub(1);
+                    l.stats.responses += 1;
+                    for leg in &mut l.legs {
+                        leg.add(node, 1, Some(rtt));
+                        leg.on_response(&from, None);
+                    }
+                }
+                self.on_search_response(lookup, node, r, 1, now);
+            }
+            Purpose::Search { lookup, leg } => {
+                let hop = self
+                    .lookups
+                    .get_mut(&lookup)
+                    .and_then(|l| {
+                        l.stats.responses += 1;
+                        l.legs.get_mut(usize::from(leg))
+                    })
+                    .and_then(|leg| leg.on_response(&from, r.token));
+                if let Some(hop) = hop {
+                    self.on_search_response(lookup, node, r, hop, now);
+                }
+            }
+            Purpose::Store { lookup, .. } => {
+                if let Some(l) = self.lookups.get_mut(&lookup) {
+                    l.stats.responses += 1;
+                    if let Phase::Store {
+                        pending, stored_at, ..
+                    } = &mut l.phase
+                    {
+                        *pending = pending.saturating_sub(1);
+                        stored_at.push(node);
+                    }
+                }
+                self.drive(lookup, now);
+            }
+        }
+    }
+
+    fn handle_error(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        tid: &TransactionId,
+        code: xorro_wire::ErrorCode,
+    ) {
+        let Some(req) = self.requests.take(tid, from) else {
+            self.stats.drops.unexpected_response += 1;
+            return;
+        };
+        self.stats.errors_in += 1;
+        match req.purpose {
+            Purpose::Store { lookup, .. } => {
+                if let Some(l) = self.lookups.get_mut(&lookup) {
+                    l.stats.errors += 1;
+                    if let Phase::Store {
+                        pending, errors, ..
+                    } = &mut l.phase
+                    {
+                        *pending = pending.saturating_sub(1);
+                        errors.push(code);
+                    }
+                }
+                self.drive(lookup, now);
+            }
+            _ => {
+                if let Some(l) = self.lookup_of(&req) {
+                    l.stats.errors += 1;
+                }
+                self.on_request_failed(now, req, false);
+            }
+        }
+    }
+
+    fn lookup_of(&mut self, req: &Request) -> Option<&mut Lookup> {
+        match req.purpose {
+            Purpose::Search { lookup, .. }
+            | Purpose::Seed { lookup }
+            | Purpose::Store { lookup, .. } => self.lookups.get_mut(&lookup),
+            Purpose::Ping { .. } => None,
+        }
+    }
+
+    fn on_request_failed(&mut self, now: Instant, req: Request, timed_out: bool) {
+        if timed_out {
+            self.stats.timeouts += 1;
+            let outcome = self
+                .table_mut(Family::of(&req.to))
+                .on_failure(req.to, req.node_id, now);
+            if let FailureOutcome::Replaced { bad, by } = outcome {
+                tracing::debug!(%bad.addr, %by.addr, "bad contact replaced");
+            }
+        }
+        match req.purpose {
+            Purpose::Ping { command: Some(id) } => {
+                let stats = LookupStats {
+                    messages_sent: 1,
+                    timeouts: u32::from(timed_out),
+                    ..Default::default()
+                };
+                self.push_event(Event::CommandFinished {
+                    id,
+                    outcome: Outcome::Failed(CommandError::NoResponse),
+                    stats,
+                });
+            }
+            Purpose::Ping { command: None } => {}
+            Purpose::Seed { lookup } => {
+                if let Some(l) = self.lookups.get_mut(&lookup) {
+                    l.seeds_pending = l.seeds_pending.saturating_sub(1);
+                    l.stats.timeouts += u32::from(timed_out);
+                }
+                self.drive(lookup, now);
+            }
+            Purpose::Search { lookup, leg } => {
+                if let Some(l) = self.lookups.get_mut(&lookup) {
+                    l.stats.timeouts += u32::from(timed_out);
+                    if let Some(leg) = l.legs.get_mut(usize::from(leg)) {
+                        leg.on_failure(&req.to);
+                    }
+                }
+                self.drive(lookup, now);
+            }
+            Purpose::Store { lookup, .. } => {
+                if let Some(l) = self.lookups.get_mut(&lookup) {
+                    l.stats.timeouts += u32::from(timed_out);
+                    if let Phase::Store { pending, .. } = &mut l.phase {
+                        *pending = pending.saturating_sub(1);
+                    }
+                }
+                self.drive(lookup, now);
+            }
+        }
+    }
+
+    /// BEP 42 enforcement: may this contact enter the routing table / be a storage target?
+    pub(crate) fn acceptable(&self, node: &NodeInfo) -> bool {
+        !self.config.bep42_enforce
+            || xorro_wire::bep42::is_exempt(node.addr.ip())
+            || xorro_wire::bep42::is_secure(&node.id, node.addr.ip())
+    }
+
+    /// BEP 42: counts a report of our address; adopts it once enough distinct nodes agree,
+    /// and derives a secure id from it if configured to.
+    fn vote_external_ip(&mut self, now: Instant, voter: IpAddr, ours: IpAddr) {
+        let ours = ours.to_canonical();
+        if self.ip_votes.len() >= 16 && !self.ip_votes.contains_key(&ours) {
+            return;
+        }
+        let voters = self.ip_votes.entry(ours).or_default();
+        if voters.len() < 64 {
+            voters.insert(voter);
+        }
+        if voters.len() < self.config.bep42_votes || self.external_ip == Some(ours) {
+            return;
+        }
+        self.external_ip = Some(ours);
+        self.ip_votes.clear();
+        tracing::info!(ip = %ours, "external address agreed by other nodes");
+        if self.config.bep42_derive_id
+            && !xorro_wire::bep42::is_exempt(ours)
+            && !xorro_wire::bep42::is_secure(&self.id, ours)
+        {
+            let new = xorro_wire::bep42::secure_node_id(ours, self.rng.r#gen());
+            let old = self.id;
+            self.set_id(new);
+            tracing::info!(%old, %new, "node id derived from external address (BEP 42)");
+            self.push_event(Event::IdChanged { old, new });
+            let _ = self.start_lookup(Kind::Refresh, new, now, true);
+        }
+    }
+
+    fn set_id(&mut self, id: NodeId) {
+        self.id = id;
+        self.table4.set_own_id(id);
+        self.table6.set_own_id(id);
+    }
+
+    // ----- commands -----
+
+    /// Joins the network through `addrs` (their ids need not be known), then looks up our own
+    /// id. With no addresses and an empty table the node is the first of its network: the
+    /// command finishes at once with no contacts, and the node serves whoever joins it.
+    pub fn start_bootstrap(
+        &mut self,
+        addrs: &[SocketAddr],
+        now: Instant,
+    ) -> Result<CommandId, StartError> {
+        let id = self.start_lookup(Kind::Bootstrap, self.id, now, false)?;
+        for addr in addrs {
+            let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+            let target = self.id;
+            let msg_kind = QueryKind::FindNode {
+                target,
+                want: Want::UNSPECIFIED,
+            };
+            if self.send_query(
+                now,
+                addr,
+                None,
+                Purpose::Seed { lookup: id },
+                msg_kind,
+                None,
+            ) && let Some(l) = self.lookups.get_mut(&id)
+            {
+                l.seeds_pending += 1;
+                l.stats.messages_sent += 1;
+            }
+        }
+        self.drive(id, now);
+        Ok(id)
+    }
+
+    /// Finds the nodes closest to `target`.
+    pub fn start_find_node(
+        &mut self,
+        target: NodeId,
+        now: Instant,
+    ) -> Result<CommandId, StartError> {
+        self.start_lookup(Kind::FindNode, target, now, false)
+    }
+
+    /// Finds peers for `info_hash` (`PeersFound` events as they arrive). BEP 33: `no_seed`
+    /// asks only for peers that are not seeds, `scrape` for the Bloom filters.
+    pub fn start_get_peers(
+        &mut self,
+        info_hash: InfoHash,
+        no_seed: bool,
+        scrape: bool,
+        now: Instant,
+    ) -> Result<CommandId, StartError> {
+        self.start_lookup(
+            Kind::GetPeers { no_seed, scrape },
+            info_hash.into(),
+            now,
+            false,
+        )
+    }
+
+    /// Announces that we are a peer for `info_hash` on `port` (`None`: BEP 5 `implied_port`,
+    /// the UDP source port) to the closest nodes; finds peers on the way.
+    pub fn start_announce(
+        &mut self,
+        info_hash: InfoHash,
+        port: Option<u16>,
+        seed: bool,
+        now: Instant,
+    ) -> Result<CommandId, StartError> {
+        self.start_lookup(Kind::Announce { port, seed }, info_hash.into(), now, false)
+    }
+
+    /// Fetches a BEP 44 item.
+    pub fn start_get_item(
+        &mut self,
+        target: ItemTarget,
+        now: Instant,
+    ) -> Result<CommandId, StartError> {
+        let t = target.target();
+        self.start_lookup(Kind::GetItem(target), t, now, false)
+    }
+
+    /// Stores a BEP 44 item on the closest nodes.
+    pub fn start_put_item(
+        &mut self,
+        request: PutRequest,
+        now: Instant,
+    ) -> Result<CommandId, StartError> {
+        let (value, salt) = match &request {
+            PutRequest::Immutable { value } => (value, None),
+            PutRequest::Mutable { value, salt, .. } => (value, Some(salt)),
+        };
+        let raw = RawValue::new(value)
+            .map_err(|_| StartError::InvalidItem("the value is not one bencoded value"))?;
+        if value.len() > bep44::MAX_VALUE_LEN {
+            return Err(StartError::InvalidItem(
+                "the value is over 1000 bytes (BEP 44)",
+            ));
+        }
+        if salt.is_some_and(|s| s.len() > bep44::MAX_SALT_LEN) {
+            return Err(StartError::InvalidItem(
+                "the salt is over 64 bytes (BEP 44)",
+            ));
+        }
+        let target = match &request {
+            PutRequest::Immutable { .. } => bep44::immutable_target(&raw),
+            PutRequest::Mutable { keypair, salt, .. } => {
+                bep44::mutable_target(&keypair.public_key(), Some(salt))
+            }
+        };
+        self.start_lookup(Kind::PutItem(request), target, now, false)
+    }
+
+    /// Collects BEP 51 info-hash samples from the nodes around `target`.
+    pub fn start_sample_infohashes(
+        &mut self,
+        target: NodeId,
+        now: Instant,
+    ) -> Result<CommandId, StartError> {
+        self.start_lookup(Kind::Samples, target, now, false)
+    }
+
+    /// Pings `addr`; finishes with `Outcome::Pong` or `Failed(NoResponse)`.
+    pub fn start_ping(&mut self, addr: SocketAddr, now: Instant) -> CommandId {
+        let id = self.next_command_id();
+        let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+        if !self.send_ping(now, addr, None, Some(id)) {
+            self.push_event(Event::CommandFinished {
+                id,
+                outcome: Outcome::Failed(CommandError::NoResponse),
+                stats: LookupStats::default(),
+            });
+        }
+        id
+    }
+
+    /// Stops a command: it finishes with `Failed(Cancelled)`; late answers are ignored.
+    pub fn cancel(&mut self, id: CommandId, now: Instant) {
+        if let Some(l) = self.lookups.remove(&id) {
+            self.requests.remove_where(|r| match r.purpose {
+                Purpose::Search { lookup, .. }
+                | Purpose::Seed { lookup }
+                | Purpose::Store { lookup, .. } => lookup == id,
+                Purpose::Ping { command } => command == Some(id),
+            });
+            let stats = LookupStats {
+                duration: now.saturating_duration_since(l.started),
+                ..l.stats
+            };
+            self.stats.lookups_finished += 1;
+            self.push_event(Event::CommandFinished {
+                id,
+                outcome: Outcome::Failed(CommandError::Cancelled),
+                stats,
+            });
+        }
+    }
+
+    fn next_command_id(&mut self) -> CommandId {
+        let id = CommandId(self.next_command);
+        self.next_command += 1;
+        id
+    }
+
+    pub(crate) fn start_lookup(
+        &mut self,
+        kind: Kind,
+        target: NodeId,
+        now: Instant,
+        internal: bool,
+    ) -> Result<CommandId, StartError> {
+        if self.lookups.len() >= self.config.lookups_max {
+            return Err(StartError::TooManyLookups(self.config.lookups_max));
+        }
+        let id = self.next_command_id();
+        let mut legs = Vec::with_capacity(2);
+        let mut closest = Vec::with_capacity(self.config.lookup_candidates_max);
+        for family in [Family::V4, Family::V6] {
+            let table = self.routing_table(family);
+            if table.is_empty() && !matches!(kind, Kind::Bootstrap) {
+                continue;
+            }
+            let mut leg = Leg::new(family, target, self.config.lookup_candidates_max);
+            closest.clear();
+            table.closest(
+                &target,
+                self.config.lookup_candidates_max.min(32),
+                &mut closest,
+            );
+            for n in &closest {
+                let rtt = table.get(n.addr).and_then(|e| e.rtt());
+                leg.add(*n, 1, rtt);
+            }
+            legs.push(leg);
+        }
+        if let Some(t) = Some(target).filter(|_| matches!(kind, Kind::Refresh)) {
+            self.table4.mark_refreshed(&t, now);
+            self.table6.mark_refreshed(&t, now);
+        }
+        self.lookups.insert(
+            id,
+            Lookup {
+                kind,
+                target,
+                legs,
+                seeds_pending: 0,
+                started: now,
+                deadline: now + self.config.lookup_timeout,
+                stats: LookupStats::default(),
+                phase: Phase::Search,
+                peers: Vec::new(),
+                peers_seen: BTreeSet::new(),
+                item: None,
+                seen_seq: None,
+                samples: BTreeSet::new(),
+                put_seq: None,
+                internal,
+            },
+        );
+        self.stats.lookups_started += 1;
+        tracing::debug!(id = id.0, %target, internal, "lookup started");
+        if !matches!(
+            self.lookups.get(&id).map(|l| &l.kind),
+            Some(Kind::Bootstrap)
+        ) {
+            self.drive(id, now);
+        }
+        Ok(id)
+    }
+}
+
+/// The query a lookup sends to search.
+fn search_query(l: &Lookup) -> QueryKind<'static> {
+    let want = Want::UNSPECIFIED;
+    {
+        match &l.kind {
+            Kind::FindNode | Kind::Bootstrap | Kind::Refresh => QueryKind::FindNode {
+                target: l.target,
+                want,
+            },
+            Kind::GetPeers { no_seed, scrape } => QueryKind::GetPeers {
+                info_hash: l.target.into(),
+                want,
+                no_seed: *no_seed,
+                scrape: *scrape,
+            },
+            Kind::Announce { .. } => QueryKind::GetPeers {
+                info_hash: l.target.into(),
+                want,
+                no_seed: false,
+                scrape: false,
+            },
+            Kind::GetItem(ItemTarget::Mutable { min_seq, .. }) => QueryKind::Get {
+                target: l.target,
+                seq: *min_seq,
+                want,
+            },
+            Kind::GetItem(_) | Kind::PutItem(_) => QueryKind::Get {
+                target: l.target,
+                seq: None,
+                want,
+            },
+            Kind::Samples => QueryKind::SampleInfohashes {
+                target: l.target,
+                want,
+            },
+        }
+    }
+}
+
+impl Node {
+    /// Sends what a lookup may send now, moves it to its store phase, or finishes it.
+    pub(crate) fn drive(&mut self, id: CommandId, now: Instant) {
+        let alpha = self.config.lookup_parallelism.max(1);
+        let k = self.config.lookup_closest.max(1);
+        let soft = self.config.lookup_soft_timeout;
+        loop {
+            let Some(l) = self.lookups.get_mut(&id) else {
+                return;
+            };
+            if !matches!(l.phase, Phase::Search) {
+                break;
+            }
+            let mut next = None;
+            for (i, leg) in l.legs.iter_mut().enumerate() {
+                if let Some(c) = leg.next_to_query(alpha, k) {
+                    next = Some((i, c.node, c.rtt));
+                    break;
+                }
+            }
+            let Some((leg, node, rtt)) = next else { break };
+            let query = search_query(l);
+            let soft_after = rtt.map_or(soft, |r| soft.min(r * 2 + Duration::from_millis(100)));
+            let purpose = Purpose::Search {
+                lookup: id,
+                leg: leg as u8,
+            };
+            if self.send_query(
+                now,
+                node.addr,
+                Some(node.id),
+                purpose,
+                query,
+                Some(soft_after),
+            ) {
+                if let Some(l) = self.lookups.get_mut(&id) {
+                    l.stats.messages_sent += 1;
+                }
+            } else {
+                // Not sent (outgoing budget or queue full): ask it again at the wake-up.
+                if let Some(l) = self.lookups.get_mut(&id)
+                    && let Some(leg) = l.legs.get_mut(leg)
+                {
+                    leg.unsend(&node.addr);
+                }
+                break;
+            }
+        }
+        let Some(l) = self.lookups.get(&id) else {
+            return;
+        };
+        match &l.phase {
+            Phase::Search => {
+                let done = l.seeds_pending == 0 && l.legs.iter().all(|leg| leg.is_done(k));
+                if done {
+                    self.on_search_done(id, now);
+                }
+            }
+            Phase::Store { pending, .. } => {
+                if *pending == 0 {
+                    self.finish(id, now);
+                }
+            }
+        }
+    }
+
+    /// Sends a query, recording it as in flight. False if it could not be sent.
+    fn send_query(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        node_id: Option<NodeId>,
+        purpose: Purpose,
+        kind: QueryKind<'_>,
+        soft: Option<Duration>,
+    ) -> bool {
+        if self.requests.len() >= self.config.requests_in_flight_max || !self.budget.try_take(now) {
+            self.stats.drops.outgoing_budget += 1;
+            self.retry_at(self.budget.next_available(now));
+            return false;
+        }
+        let req = Request {
+            to,
+            node_id,
+            sent: now,
+            purpose,
+        };
+        let tid = self.requests.insert(
+            req,
+            soft.map(|s| now + s),
+            now + self.config.request_timeout,
+        );
+        let version = self.config.version;
+        let msg = Message {
+            transaction_id: tid,
+            version: version.as_ref().map(|v| &v[..]),
+            requester_ip: None,
+            read_only: self.config.read_only,
+            body: Body::Query(Query { id: self.id, kind }),
+        };
+        if !self.send(to, &msg) {
+            self.requests.take(&tid, to);
+            self.retry_at(now + Duration::from_millis(10));
+            return false;
+        }
+        true
+    }
+
+    /// Drives every lookup again at `at` (after the budget or the queue stopped one).
+    fn retry_at(&mut self, at: Instant) {
+        self.budget_wakeup = Some(self.budget_wakeup.map_or(at, |w| w.min(at)));
+    }
+
+    /// Pings a node that queried us, so that its answer can make it a member.
+    pub(crate) fn ping_to_verify(&mut self, now: Instant, node: NodeInfo) {
+        self.send_ping(now, node.addr, Some(node.id), None);
+    }
+
+    fn send_ping(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        node_id: Option<NodeId>,
+        command: Option<CommandId>,
+    ) -> bool {
+        let soft = None;
+        self.send_query(
+            now,
+            to,
+            node_id,
+            Purpose::Ping { command },
+            QueryKind::Ping,
+            soft,
+        )
+    }
+
+    /// A search response: learn nodes, collect peers / items / samples.
+    fn on_search_response(
+        &mut self,
+        id: CommandId,
+        from: NodeInfo,
+        r: &Response<'_>,
+        hop: u32,
+        now: Instant,
+    ) {
+        let peers_max = self.config.lookup_peers_max;
+        let mut events = Vec::new();
+        let acceptable: Vec<NodeInfo> = r
+            .nodes
+            .iter()
+            .flat_map(|n| n.iter())
+            .chain(r.nodes6.iter().flat_map(|n| n.iter()))
+            .filter(|n| n.id != self.id && n.addr.port() != 0 && self.acceptable(n))
+            .collect();
+        let Some(l) = self.lookups.get_mut(&id) else {
+            return;
+        };
+        l.stats.rounds = l.stats.rounds.max(hop);
+        for leg in &mut l.legs {
+            for n in &acceptable {
+                leg.add(*n, hop + 1, None);
+            }
+        }
+        match &l.kind {
+            Kind::GetPeers { .. } | Kind::Announce { .. } => {
+                let mut fresh = Vec::new();
+                for p in r.values.iter().flat_map(|v| v.iter()) {
+                    if p.port() != 0 && l.peers_seen.len() < peers_max && l.peers_seen.insert(p) {
+                        fresh.push(p);
+                        l.peers.push(p);
+                    }
+                }
+                if !fresh.is_empty() && !l.internal {
+                    events.push(Event::PeersFound { id, peers: fresh });
+                }
+            }
+            Kind::GetItem(_) | Kind::PutItem(_) if r.value.is_some() => {
+                let asked = match &l.kind {
+                    Kind::GetItem(t) => Some(t.clone()),
+                    Kind::PutItem(PutRequest::Mutable { keypair, salt, .. }) => {
+                        Some(ItemTarget::Mutable {
+                            key: keypair.public_key(),
+                            salt: salt.clone(),
+                            min_seq: None,
+                        })
+                    }
+                    _ => None,
+                };
+                if let Some(item) = verified_item(l.target, asked.as_ref(), r) {
+                    if let StoredItem::Mutable { seq, .. } = &item {
+                        l.seen_seq = Some(l.seen_seq.map_or(*seq, |s| s.max(*seq)));
+                    }
+                    let newer = match (&l.item, &item) {
+                        (None, _) => true,
+                        (
+                            Some(StoredItem::Mutable { seq: a, .. }),
+                            StoredItem::Mutable { seq: b, .. },
+                        ) => b > a,
+                        _ => false,
+                    };
+                    if newer {
+                        if matches!(l.kind, Kind::GetItem(_)) {
+                            events.push(Event::ItemFound {
+                                id,
+                                item: item.clone(),
+                                from,
+                            });
+                        }
+                        l.item = Some(item);
+                    }
+                }
+            }
+            Kind::Samples => {
+                if let Some(s) = &r.samples {
+                    let samples: Vec<InfoHash> = s.iter().collect();
+                    l.samples.extend(samples.iter().copied());
+                    events.push(Event::SamplesReceived {
+                        id,
+                        from,
+                        samples,
+                        num: r.num,
+                        interval: r.interval,
+                    });
+                }
+            }
+            _ => {}
+        }
+        // An immutable item is final: no need to search further.
+        let immutable_found = matches!(
+            (&l.kind, &l.item),
+            (
+                Kind::GetItem(ItemTarget::Immutable(_)),
+                Some(StoredItem::Immutable { .. })
+            )
+        );
+        for e in events {
+            self.push_event(e);
+        }
+        if immutable_found {
+            self.finish(id, now);
+        } else {
+            self.drive(id, now);
+        }
+    }
+
+    /// The search is over: store (announce / put) or finish.
+    fn on_search_done(&mut self, id: CommandId, now: Instant) {
+        let k = self.config.lookup_closest;
+        let Some(l) = self.lookups.get_mut(&id) else {
+            return;
+        };
+        let stores: Vec<(u8, NodeInfo, Token)> = l
+            .legs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, leg)| {
+                leg.closest_responded(k)
+                    .filter_map(move |c| c.token.map(|t| (i as u8, c.node, t)))
+            })
+            .collect();
+        let kind = l.kind.clone();
+        let seen_seq = l.seen_seq;
+        match kind {
+            Kind::Announce { port, seed } => {
+                l.phase = Phase::Store {
+                    pending: 0,
+                    stored_at: Vec::new(),
+                    errors: Vec::new(),
+                };
+                let info_hash: InfoHash = l.target.into();
+                for (leg, node, token) in stores {
+                    let q = QueryKind::AnnouncePeer {
+                        info_hash,
+                        port: port.unwrap_or(0),
+                        implied_port: port.is_none(),
+                        token,
+                        seed,
+                    };
+                    self.store_to(id, leg, node, q, now);
+                }
+            }
+            Kind::PutItem(req) => {
+                let (value, mutable) = match &req {
+                    PutRequest::Immutable { value } => (value.clone(), None),
+                    PutRequest::Mutable {
+                        keypair,
+                        salt,
+                        value,
+                        seq,
+                        cas,
+                    } => {
+                        let seq =
+                            seq.unwrap_or_else(|| seen_seq.map_or(1, |s| s.saturating_add(1)));
+                        let raw = RawValue::new(value).ok();
+                        let sig = raw.map(|raw| keypair.sign(Some(salt), seq, &raw));
+                        (
+                            value.clone(),
+                            sig.map(|sig| (keypair.public_key(), salt.clone(), seq, sig, *cas)),
+                        )
+                    }
+                };
+                l.put_seq = mutable.as_ref().map(|m| m.2);
+                l.phase = Phase::Store {
+                    pending: 0,
+                    stored_at: Vec::new(),
+                    errors: Vec::new(),
+                };
+                let Ok(raw) = RawValue::new(&value) else {
+                    self.finish(id, now);
+                    return;
+                };
+                for (leg, node, token) in stores {
+                    let mutable =
+                        mutable
+                            .as_ref()
+                            .map(|(key, salt, seq, signature, cas)| MutablePut {
+                                key: *key,
+                                signature: *signature,
+                                seq: *seq,
+                                salt: (!salt.is_empty()).then_some(salt.as_slice()),
+                                cas: *cas,
+                            });
+                    let q = QueryKind::Put(PutQuery {
+                        token,
+                        value: raw,
+                        mutable,
+                    });
+                    self.store_to(id, leg, node, q, now);
+                }
+            }
+            _ => {
+                self.finish(id, now);
+                return;
+            }
+        }
+        self.drive(id, now);
+    }
+
+    fn store_to(&mut self, id: CommandId, leg: u8, node: NodeInfo, q: QueryKind<'_>, now: Instant) {
+        if !self.acceptable(&node) {
+            return;
+        }
+        if self.send_query(
+            now,
+            node.addr,
+            Some(node.id),
+            Purpose::Store { lookup: id, leg },
+            q,
+            None,
+        ) && let Some(l) = self.lookups.get_mut(&id)
+        {
+            l.stats.messages_sent += 1;
+            if let Phase::Store { pending, .. } = &mut l.phase {
+                *pending += 1;
+            }
+        }
+    }
+
+    /// Ends a lookup and reports its outcome.
+    pub(crate) fn finish(&mut self, id: CommandId, now: Instant) {
+        let Some(l) = self.lookups.remove(&id) else {
+            return;
+        };
+        self.requests.remove_where(|r| match r.purpose {
+            Purpose::Search { lookup, .. } | Purpose::Seed { lookup } => lookup == id,
+            Purpose::Store { lookup, .. } => lookup == id,
+            Purpose::Ping { .. } => false,
+        });
+        self.stats.lookups_finished += 1;
+        let k = self.config.lookup_closest;
+        let stats = LookupStats {
+            duration: now.saturating_duration_since(l.started),
+            ..l.stats
+        };
+        tracing::debug!(id = id.0, ?stats, "lookup finished");
+        if l.internal {
+            return;
+        }
+        let mut closest: Vec<(xorro_wire::Distance, NodeInfo)> = l
+            .legs
+            .iter()
+            .flat_map(|leg| leg.closest_responded(k).map(|c| (c.distance, c.node)))
+            .collect();
+        closest.sort();
+        let closest: Vec<NodeInfo> = closest.into_iter().map(|(_, n)| n).collect();
+        let answered = l.stats.responses > 0;
+        let outcome = match (l.kind, l.phase) {
+            (Kind::GetPeers { .. }, _) if answered => Outcome::Peers {
+                peers: l.peers,
+                closest,
+            },
+            (Kind::GetItem(_), _) if answered => Outcome::Item(l.item),
+            (Kind::Samples, _) if answered => Outcome::Samples(l.samples.into_iter().collect()),
+            (
+                Kind::Announce { .. } | Kind::PutItem(_),
+                Phase::Store {
+                    stored_at, errors, ..
+                },
+            ) if !stored_at.is_empty() => {
+                let _ = errors;
+                Outcome::Stored {
+                    stored_at,
+                    seq: l.put_seq,
+                }
+            }
+            (Kind::PutItem(PutRequest::Mutable { .. }), Phase::Store { errors, .. })
+                if errors.contains(&xorro_wire::ErrorCode::CAS_MISMATCH) =>
+            {
+                Outcome::Failed(CommandError::CasMismatch {
+                    current: l.seen_seq,
+                })
+            }
+            (Kind::PutItem(PutRequest::Mutable { .. }), Phase::Store { errors, .. })
+                if errors.contains(&xorro_wire::ErrorCode::SEQ_TOO_LOW) =>
+            {
+                Outcome::Failed(CommandError::SeqTooLow {
+                    seq: l.put_seq.unwrap_or_default(),
+                    current: l.seen_seq.unwrap_or_default(),
+                })
+            }
+            (Kind::FindNode, _) if answered => Outcome::Closest(closest),
+            // The first node of a network has nobody to ask: that is not a failure.
+            (Kind::Bootstrap, _) if answered || l.stats.messages_sent == 0 => {
+                Outcome::Closest(closest)
+            }
+            _ => Outcome::Failed(CommandError::NoResponse),
+        };
+        self.push_event(Event::CommandFinished { id, outcome, stats });
+    }
+
+    // ----- persistence -----
+
+    /// Everything needed to restart warm.
+    pub fn snapshot(&self, now: Instant) -> Snapshot {
+        let mut contacts = self.table4.snapshot();
+        contacts.extend(self.table6.snapshot());
+        Snapshot {
+            id: self.id,
+            token_secrets: self.tokens.secrets(),
+            contacts,
+            peers: self
+                .peers
+                .iter()
+                .map(|p| (p.info_hash, p.addr, p.seed, p.remaining(now)))
+                .collect(),
+            items: self
+                .items
+                .iter()
+                .map(|i| (i.target, i.item.clone(), i.remaining(now)))
+                .collect(),
+        }
+    }
+
+    /// A node restored from a snapshot: the saved id, secrets, contacts (which it pings, as
+    /// they start questionable), peers and items with the time they had left.
+    pub fn restore(mut config: Config, snapshot: Snapshot, now: Instant) -> Self {
+        config.id = Some(snapshot.id);
+        let mut node = Node::new(config, now);
+        node.tokens = Tokens::restore(node.config.tokens, snapshot.token_secrets, now);
+        let (v4, v6): (Vec<SavedContact>, Vec<SavedContact>) = snapshot
+            .contacts
+            .into_iter()
+            .partition(|c| Family::of(&c.node.addr) == Family::V4);
+        node.table4.restore(v4, now);
+        node.table6.restore(v6, now);
+        for (info_hash, addr, seed, left) in snapshot.peers {
+            let record = crate::store::PeerRecord {
+                info_hash,
+                addr,
+                seed,
+                expires: now + left,
+            };
+            let _ = node.peers.restore(record, now);
+        }
+        for (target, item, left) in snapshot.items {
+            let _ = node.items.restore(target, item, now + left, now);
+        }
+        node
+    }
+
+    /// Pings every saved contact (after [`Node::restore`]): those that answer become good.
+    pub fn ping_contacts(&mut self, now: Instant) -> usize {
+        let contacts: Vec<NodeInfo> = self
+            .table4
+            .iter()
+            .chain(self.table6.iter())
+            .map(|e| e.node())
+            .collect();
+        contacts
+            .iter()
+            .filter(|n| self.send_ping(now, n.addr, Some(n.id), None))
+            .count()
+    }
+}
+
+/// Checks a BEP 44 item in a `get` response against what was asked.
+fn verified_item(
+    target: NodeId,
+    asked: Option<&ItemTarget>,
+    r: &Response<'_>,
+) -> Option<StoredItem> {
+    let v = r.value?;
+    match (r.key, r.signature, r.seq) {
+        (Some(key), Some(signature), Some(seq)) => {
+            let salt = match asked {
+                Some(ItemTarget::Mutable { key: k, salt, .. }) if *k == key => salt.clone(),
+                Some(ItemTarget::Mutable { .. }) | Some(ItemTarget::Immutable(_)) => return None,
+                None => Vec::new(),
+            };
+            let salt_opt = (!salt.is_empty()).then_some(salt.as_slice());
+            (bep44::mutable_target(&key, salt_opt) == target
+                && bep44::verify(&key, &signature, salt_opt, seq, &v))
+            .then(|| StoredItem::Mutable {
+                key,
+                salt,
+                seq,
+                signature,
+                value: v.as_bytes().to_vec(),
+            })
+        }
+        _ => (bep44::immutable_target(&v) == target).then(|| StoredItem::Immutable {
+            value: v.as_bytes().to_vec(),
+        }),
+    }
+}

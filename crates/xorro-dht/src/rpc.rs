@@ -1,0 +1,181 @@
+//! Our requests in flight: transaction ids, what each request is for, and its deadlines.
+//!
+//! A response is matched by transaction id *and* source address, so a spoofer must guess
+//! both. Deadlines sit in an ordered set; entries of requests that already finished are
+//! skipped when they come due (lazy deletion), so finishing a request costs one map removal.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use xorro_wire::{NodeId, TransactionId};
+
+use crate::event::CommandId;
+
+/// Why we sent a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// A query of a lookup's search phase, to a candidate of leg `leg`.
+    Search { lookup: CommandId, leg: u8 },
+    /// A bootstrap find_node to an address whose id we do not know.
+    Seed { lookup: CommandId },
+    /// announce_peer / put of a lookup's store phase.
+    Store { lookup: CommandId, leg: u8 },
+    /// A ping: maintenance (`command` None) or a user's ping command.
+    Ping { command: Option<CommandId> },
+}
+
+/// One request in flight.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Request {
+    pub to: SocketAddr,
+    /// The id we expect to answer, when we know it.
+    pub node_id: Option<NodeId>,
+    pub sent: Instant,
+    pub purpose: Purpose,
+}
+
+/// Which deadline of a request came due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Deadline {
+    /// The soft timeout: the lookup may send one more request.
+    Soft,
+    /// The hard timeout: the request failed.
+    Hard,
+}
+
+#[derive(Debug)]
+pub(crate) struct Requests {
+    next_tid: u32,
+    in_flight: BTreeMap<u32, Request>,
+    deadlines: BTreeSet<(Instant, u32, Deadline)>,
+}
+
+impl Requests {
+    pub fn new(first_tid: u32) -> Self {
+        Requests {
+            next_tid: first_tid,
+            in_flight: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Records a request and returns its transaction id (4 bytes).
+    pub fn insert(&mut self, req: Request, soft: Option<Instant>, hard: Instant) -> TransactionId {
+        let mut tid = self.next_tid;
+        while self.in_flight.contains_key(&tid) {
+            tid = tid.wrapping_add(1);
+        }
+        self.next_tid = tid.wrapping_add(1);
+        self.in_flight.insert(tid, req);
+        if let Some(soft) = soft.filter(|s| *s < hard) {
+            self.deadlines.insert((soft, tid, Deadline::Soft));
+        }
+        self.deadlines.insert((hard, tid, Deadline::Hard));
+        TransactionId::new(&tid.to_be_bytes()).expect("four bytes fit")
+    }
+
+    /// Takes the request a response from `from` with `tid` answers, if any.
+    pub fn take(&mut self, tid: &TransactionId, from: SocketAddr) -> Option<Request> {
+        let key = u32::from_be_bytes(tid.as_bytes().try_into().ok()?);
+        let req = self.in_flight.get(&key)?;
+        if req.to != from {
+            return None;
+        }
+        self.in_flight.remove(&key)
+    }
+
+    /// Removes every request for which `f` is true (a cancelled lookup's).
+    pub fn remove_where(&mut self, mut f: impl FnMut(&Request) -> bool) {
+        self.in_flight.retain(|_, r| !f(r));
+    }
+
+    /// The next deadline that may be due, possibly of a finished request.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|d| d.0)
+    }
+
+    /// Pops the next deadline due at `now` whose request is still in flight. A hard deadline
+    /// removes the request.
+    pub fn pop_due(&mut self, now: Instant) -> Option<(Deadline, Request)> {
+        while let Some(&(at, tid, kind)) = self.deadlines.first() {
+            if at > now {
+                return None;
+            }
+            self.deadlines.pop_first();
+            let found = match kind {
+                Deadline::Soft => self.in_flight.get(&tid).copied(),
+                Deadline::Hard => self.in_flight.remove(&tid),
+            };
+            if let Some(req) = found {
+                return Some((kind, req));
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[allow(clippy::disallowed_methods)] // one real instant; every other time derives from it
+    fn t0() -> Instant {
+        Instant::now()
+    }
+
+    #[test]
+    fn match_needs_tid_and_address() {
+        let now = t0();
+        let mut r = Requests::new(7);
+        let to: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        let req = Request {
+            to,
+            node_id: None,
+            sent: now,
+            purpose: Purpose::Ping { command: None },
+        };
+        let tid = r.insert(req, None, now + Duration::from_secs(1));
+        assert!(r.take(&tid, "10.0.0.2:1".parse().unwrap()).is_none());
+        assert!(r.take(&TransactionId::new(b"ab").unwrap(), to).is_none());
+        assert!(r.take(&tid, to).is_some());
+        assert!(r.take(&tid, to).is_none());
+        // The deadline of a finished request is skipped.
+        assert!(r.pop_due(now + Duration::from_secs(2)).is_none());
+    }
+
+    #[test]
+    fn soft_then_hard() {
+        let now = t0();
+        let mut r = Requests::new(0);
+        let to: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        let req = Request {
+            to,
+            node_id: None,
+            sent: now,
+            purpose: Purpose::Ping { command: None },
+        };
+        r.insert(
+            req,
+            Some(now + Duration::from_millis(100)),
+            now + Duration::from_secs(1),
+        );
+        assert_eq!(r.next_deadline(), Some(now + Duration::from_millis(100)));
+        assert!(r.pop_due(now).is_none());
+        assert_eq!(
+            r.pop_due(now + Duration::from_secs(5)).map(|d| d.0),
+            Some(Deadline::Soft)
+        );
+        assert_eq!(
+            r.pop_due(now + Duration::from_secs(5)).map(|d| d.0),
+            Some(Deadline::Hard)
+        );
+        assert_eq!(r.len(), 0);
+    }
+}

@@ -1,0 +1,299 @@
+//! The server side: answering queries (BEP 5, 32, 33, 42, 43, 44, 51).
+//!
+//! Every response carries `ip`, the requester's address as we see it (BEP 42), and the
+//! `nodes` / `nodes6` that `want` asks for (BEP 32; without `want`, the family the query came
+//! on). Errors follow the BEPs: 203 for a bad token or bad arguments, 204 for an unknown
+//! method without a target, 205–207 and 301–302 for BEP 44 puts.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use xorro_wire::bep33::BloomFilter;
+use xorro_wire::bep44;
+use xorro_wire::{
+    Body, ErrorBody, ErrorCode, Family, Message, NodeId, NodeInfo, Nodes, Peers, PutQuery, Query,
+    QueryKind, RawValue, Response, Samples, TransactionId, Want,
+};
+
+use crate::event::Event;
+use crate::node::Node;
+use crate::routing::QueryOutcome;
+use crate::store::{MutableItem, StoredItem};
+
+/// Scratch space for one response, so that nothing in it borrows the node.
+#[derive(Debug, Default)]
+pub(crate) struct ReplyBuffers {
+    nodes4: Vec<NodeInfo>,
+    nodes6: Vec<NodeInfo>,
+}
+
+impl Node {
+    pub(crate) fn handle_query(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        msg: &Message<'_>,
+        q: &Query<'_>,
+    ) {
+        if self.config.read_only {
+            self.stats.drops.read_only += 1;
+            return;
+        }
+        if q.id == self.id {
+            self.stats.drops.from_self += 1;
+            return;
+        }
+        let family = Family::of(&from);
+        let querier = NodeInfo::new(q.id, from);
+        if !msg.read_only
+            && self.acceptable(&querier)
+            && self.table_mut(family).on_query_from(querier, now) == QueryOutcome::PingToVerify
+        {
+            self.ping_to_verify(now, querier);
+        }
+
+        let mut bufs = std::mem::take(&mut self.reply_buffers);
+        let mut r = Response::new(self.id);
+        let mut peers = Vec::new();
+        let mut samples = Vec::new();
+        let mut item: Option<StoredItem> = None;
+        let (mut bf_seeds, mut bf_peers) = (BloomFilter::new(), BloomFilter::new());
+        let mut scrape = false;
+        let tid = msg.transaction_id;
+
+        let nodes_for = |target: Option<NodeId>, want: Want| (target, want);
+        let (target, want) = match &q.kind {
+            QueryKind::Ping => {
+                self.stats.queries.ping += 1;
+                nodes_for(None, Want::UNSPECIFIED)
+            }
+            QueryKind::FindNode { target, want } => {
+                self.stats.queries.find_node += 1;
+                nodes_for(Some(*target), *want)
+            }
+            QueryKind::GetPeers {
+                info_hash,
+                want,
+                no_seed,
+                scrape: s,
+            } => {
+                self.stats.queries.get_peers += 1;
+                r.token = Some(self.tokens.issue(from.ip()));
+                let max = self.config.store.values_per_reply_max;
+                peers = self
+                    .peers
+                    .peers(info_hash, family, *no_seed, max, &mut self.rng);
+                if *s {
+                    scrape = true;
+                    for (ip, seed) in self.peers.scrape_sets(info_hash) {
+                        if seed {
+                            bf_seeds.insert(ip);
+                        } else {
+                            bf_peers.insert(ip);
+                        }
+                    }
+                }
+                nodes_for(Some((*info_hash).into()), *want)
+            }
+            QueryKind::AnnouncePeer {
+                info_hash,
+                port,
+                implied_port,
+                token,
+                seed,
+            } => {
+                self.stats.queries.announce_peer += 1;
+                if !self.tokens.verify(from.ip(), token) {
+                    self.reply_buffers = bufs;
+                    return self.send_error(from, tid, ErrorCode::PROTOCOL, Some("bad token"));
+                }
+                let port = if *implied_port { from.port() } else { *port };
+                if port == 0 {
+                    self.reply_buffers = bufs;
+                    return self.send_error(from, tid, ErrorCode::PROTOCOL, Some("invalid port"));
+                }
+                let peer = SocketAddr::new(from.ip(), port);
+                if self.peers.announce(*info_hash, peer, *seed, now).is_err() {
+                    self.reply_buffers = bufs;
+                    return self.send_error(from, tid, ErrorCode::SERVER, Some("peer store full"));
+                }
+                self.push_event(Event::PeerAnnounced {
+                    info_hash: *info_hash,
+                    peer,
+                });
+                nodes_for(None, Want::UNSPECIFIED)
+            }
+            QueryKind::Get { target, seq, want } => {
+                self.stats.queries.get += 1;
+                r.token = Some(self.tokens.issue(from.ip()));
+                item = self.items.get(target, now).cloned();
+                if let (Some(StoredItem::Mutable { seq: stored, .. }), Some(asked)) = (&item, seq)
+                    && stored <= asked
+                {
+                    // BEP 44: the requester has this seq already; send the seq alone.
+                    r.seq = Some(*stored);
+                    item = None;
+                }
+                nodes_for(Some(*target), *want)
+            }
+            QueryKind::Put(p) => {
+                self.stats.queries.put += 1;
+                if let Err((code, text)) = self.handle_put(now, from, p) {
+                    self.reply_buffers = bufs;
+                    return self.send_error(from, tid, code, Some(text));
+                }
+                nodes_for(None, Want::UNSPECIFIED)
+            }
+            QueryKind::SampleInfohashes { target, want } => {
+                self.stats.queries.sample_infohashes += 1;
+                samples = self
+                    .peers
+                    .sample(self.config.sample_infohashes_max, &mut self.rng);
+                r.num = Some(self.peers.infohash_count() as u64);
+                r.interval = Some(self.config.sample_infohashes_interval);
+                nodes_for(Some(*target), *want)
+            }
+            QueryKind::Unknown {
+                target,
+                info_hash,
+                want,
+                ..
+            } => {
+                self.stats.queries.unknown += 1;
+                nodes_for(target.or(info_hash.map(NodeId::from)), *want)
+            }
+        };
+
+        let k = self.config.lookup_closest;
+        if let Some(target) = target {
+            let (v4, v6) = if want.is_unspecified() {
+                (family == Family::V4, family == Family::V6)
+            } else {
+                (want.v4, want.v6)
+            };
+            bufs.nodes4.clear();
+            bufs.nodes6.clear();
+            if v4 {
+                self.table4.closest(&target, k, &mut bufs.nodes4);
+                r.nodes = Some(Nodes::from_slice(&bufs.nodes4));
+            }
+            if v6 {
+                self.table6.closest(&target, k, &mut bufs.nodes6);
+                r.nodes6 = Some(Nodes::from_slice(&bufs.nodes6));
+            }
+        }
+        if !peers.is_empty() {
+            r.values = Some(Peers::from_slice(&peers));
+        }
+        if scrape {
+            r.seeds_bloom = Some(bf_seeds.as_bytes());
+            r.peers_bloom = Some(bf_peers.as_bytes());
+        }
+        if matches!(q.kind, QueryKind::SampleInfohashes { .. }) {
+            r.samples = Some(Samples::from_slice(&samples));
+        }
+        match &item {
+            Some(StoredItem::Immutable { value }) => r.value = RawValue::new(value).ok(),
+            Some(StoredItem::Mutable {
+                key,
+                seq,
+                signature,
+                value,
+                ..
+            }) => {
+                r.value = RawValue::new(value).ok();
+                r.key = Some(*key);
+                r.signature = Some(*signature);
+                r.seq = Some(*seq);
+            }
+            None => {}
+        }
+        let version = self.config.version;
+        let reply = Message {
+            transaction_id: tid,
+            version: version.as_ref().map(|v| &v[..]),
+            requester_ip: Some(from),
+            read_only: false,
+            body: Body::Response(r),
+        };
+        self.send(from, &reply);
+        self.reply_buffers = bufs;
+    }
+
+    /// BEP 44 `put`: checks sizes, token and signature, then stores.
+    fn handle_put(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        p: &PutQuery<'_>,
+    ) -> Result<(), (ErrorCode, &'static str)> {
+        let value = p.value.as_bytes();
+        if value.len() > bep44::MAX_VALUE_LEN {
+            return Err((ErrorCode::VALUE_TOO_BIG, "v is over 1000 bytes"));
+        }
+        if let Some(m) = &p.mutable
+            && m.salt.is_some_and(|s| s.len() > bep44::MAX_SALT_LEN)
+        {
+            return Err((ErrorCode::SALT_TOO_BIG, "salt is over 64 bytes"));
+        }
+        if !self.tokens.verify(from.ip(), &p.token) {
+            return Err((ErrorCode::PROTOCOL, "bad token"));
+        }
+        let target = match &p.mutable {
+            None => {
+                let target = bep44::immutable_target(&p.value);
+                self.items
+                    .put_immutable(target, value, now)
+                    .map_err(|e| (e.code(), "not stored"))?;
+                target
+            }
+            Some(m) => {
+                if !bep44::verify(&m.key, &m.signature, m.salt, m.seq, &p.value) {
+                    return Err((ErrorCode::INVALID_SIGNATURE, "invalid signature"));
+                }
+                let target = bep44::mutable_target(&m.key, m.salt);
+                let item = MutableItem {
+                    key: m.key,
+                    salt: m.salt.unwrap_or_default(),
+                    seq: m.seq,
+                    signature: m.signature,
+                    value,
+                };
+                self.items
+                    .put_mutable(target, item, m.cas, now)
+                    .map_err(|e| {
+                        let text = match e.code() {
+                            ErrorCode::CAS_MISMATCH => "cas mismatch",
+                            ErrorCode::SEQ_TOO_LOW => "sequence number less than current",
+                            _ => "not stored",
+                        };
+                        (e.code(), text)
+                    })?;
+                target
+            }
+        };
+        self.push_event(Event::ItemStored { target });
+        Ok(())
+    }
+
+    /// Sends a KRPC error.
+    pub(crate) fn send_error(
+        &mut self,
+        to: SocketAddr,
+        tid: TransactionId,
+        code: ErrorCode,
+        text: Option<&str>,
+    ) {
+        self.stats.errors_out += 1;
+        let message = text.unwrap_or(code.default_message()).as_bytes();
+        let version = self.config.version;
+        let msg = Message {
+            transaction_id: tid,
+            version: version.as_ref().map(|v| &v[..]),
+            requester_ip: Some(to),
+            read_only: false,
+            body: Body::Error(ErrorBody { code, message }),
+        };
+        self.send(to, &msg);
+    }
+}
