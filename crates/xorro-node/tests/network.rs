@@ -1,0 +1,168 @@
+//! Real sockets on 127.0.0.1: a network of nodes driven through the public `Dht` API.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use xorro_node::Dht;
+use xorro_wire::bep44::Keypair;
+use xorro_wire::{InfoHash, NodeId};
+
+async fn node(bootstrap: Option<SocketAddr>) -> Dht {
+    let b = Dht::builder()
+        .bind(["127.0.0.1:0".parse().unwrap()])
+        .public_bootstrap(false)
+        .bootstrap(bootstrap.map(|a| a.to_string()));
+    b.start().await.unwrap()
+}
+
+async fn network(n: usize) -> Vec<Dht> {
+    let first = node(None).await;
+    let boot = first.local_addr();
+    let mut nodes = vec![first];
+    for _ in 1..n {
+        nodes.push(node(Some(boot)).await);
+    }
+    // Every node bootstraps by itself; wait (bounded) until each knows a few others.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut ready = 0;
+        for d in &nodes {
+            if d.status().await.unwrap().table_v4 >= 5.min(n - 1) {
+                ready += 1;
+            }
+        }
+        if ready == n || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_nodes_announce_find_put_get() {
+    let nodes = network(30).await;
+    for d in &nodes {
+        assert!(
+            d.status().await.unwrap().table_v4 >= 5,
+            "every node knows others"
+        );
+    }
+
+    // find_node for a node's id returns that node first.
+    let target = nodes[17].status().await.unwrap().id;
+    let found = nodes[3].find_node(target).await.unwrap();
+    assert_eq!(found.first().map(|n| n.id), Some(target));
+
+    // Announce on one, get_peers from others.
+    let info_hash: InfoHash = "0123456789abcdef0123456789abcdef01234567".parse().unwrap();
+    let stored = nodes[5].announce(info_hash, Some(4242)).await.unwrap();
+    assert!(
+        !stored.closest.is_empty(),
+        "the announce was stored somewhere"
+    );
+    for i in [0, 11, 29] {
+        let r = nodes[i]
+            .get_peers(info_hash)
+            .await
+            .unwrap()
+            .finish()
+            .await
+            .unwrap();
+        let expected = SocketAddr::from(([127, 0, 0, 1], 4242));
+        assert!(
+            r.peers.contains(&expected),
+            "node {i} finds the peer: {:?}",
+            r.peers
+        );
+    }
+
+    // BEP 44 immutable.
+    let put = nodes[8]
+        .put_immutable(b"12:Hello World!".to_vec())
+        .await
+        .unwrap();
+    assert!(!put.stored_at.is_empty());
+    let got = nodes[20].get_immutable(put.target).await.unwrap();
+    assert_eq!(got.as_deref(), Some(&b"12:Hello World!"[..]));
+
+    // BEP 44 mutable, updated.
+    let kp = Keypair::from_seed([7; 32]);
+    let first = nodes[9]
+        .put_mutable(kp.clone(), b"salt".to_vec(), b"3:one".to_vec(), None, None)
+        .await
+        .unwrap();
+    let second = nodes[9]
+        .put_mutable(kp.clone(), b"salt".to_vec(), b"3:two".to_vec(), None, None)
+        .await
+        .unwrap();
+    assert!(
+        second.seq > first.seq,
+        "{:?} then {:?}",
+        first.seq,
+        second.seq
+    );
+    let got = nodes[25]
+        .get_mutable(kp.public_key(), b"salt".to_vec())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.value, b"3:two");
+    assert_eq!(Some(got.seq), second.seq);
+
+    // Unknown target: nothing, no error.
+    assert_eq!(nodes[1].get_immutable(NodeId([9; 20])).await.unwrap(), None);
+
+    for d in &nodes {
+        d.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_identity_contacts_and_stored_data() {
+    let nodes = network(8).await;
+    let dir = tempfile::tempdir().unwrap();
+    let start = |boot: SocketAddr| {
+        Dht::builder()
+            .bind(["127.0.0.1:0".parse().unwrap()])
+            .public_bootstrap(false)
+            .bootstrap([boot.to_string()])
+            .data_dir(dir.path())
+            .start()
+    };
+    let d = start(nodes[0].local_addr()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while d.status().await.unwrap().table_v4 < 5 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = d.status().await.unwrap();
+    let info_hash = InfoHash([0x42; 20]);
+    d.announce(info_hash, Some(1234)).await.unwrap();
+    d.shutdown().await.unwrap();
+
+    // Restart with a bootstrap address nobody answers on: the saved contacts must do.
+    let dead: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let d = start(dead).await.unwrap();
+    let after = d.status().await.unwrap();
+    assert_eq!(after.id, before.id, "the node id survives a restart");
+    assert!(
+        after.table_v4 >= 5,
+        "the routing table survives a restart: {}",
+        after.table_v4
+    );
+    assert_eq!(
+        after.own_announcements, 1,
+        "own announcements survive a restart"
+    );
+    let r = nodes[3]
+        .get_peers(info_hash)
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
+    assert!(r.peers.contains(&SocketAddr::from(([127, 0, 0, 1], 1234))));
+    d.shutdown().await.unwrap();
+}
