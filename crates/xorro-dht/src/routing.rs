@@ -209,8 +209,7 @@ impl Entry {
     }
 
     fn ping_due(&self, now: Instant, interval: Duration) -> bool {
-        self.pinged_at
-            .is_none_or(|t| now.saturating_duration_since(t) >= interval)
+        !Recent::new(now, interval).holds(self.pinged_at)
     }
 
     fn answered(&mut self, rtt: Option<Duration>, now: Instant) {
@@ -262,8 +261,10 @@ pub enum Insertion {
     /// The bucket is full of good nodes (or of nodes already being pinged): the node waits in
     /// the replacement cache.
     Cached,
-    /// The address answered with a new id: the entry under the old id was removed. The new id
-    /// is not recorded yet; its next answer adds it.
+    /// The address answered with a new id: the entry (a member or a verified waiting contact)
+    /// under the old id was removed. The new id is not recorded yet; its next answer adds it.
+    /// (An unverified waiting contact under the old id is simply replaced, with the outcome
+    /// of the insertion.)
     IdChanged {
         /// The entry that was removed.
         old: NodeInfo,
@@ -410,17 +411,7 @@ impl RoutingTable {
 
     /// The standing of `entry` at `now`.
     pub fn state(&self, entry: &Entry, now: Instant) -> NodeState {
-        if self.is_bad(entry) {
-            return NodeState::Bad;
-        }
-        let recent = |t: Option<Instant>| {
-            t.is_some_and(|t| now.saturating_duration_since(t) < self.config.node_good_interval)
-        };
-        if recent(entry.last_response) || (entry.verified() && recent(entry.last_query_from)) {
-            NodeState::Good
-        } else {
-            NodeState::Questionable
-        }
+        self.state_with(entry, Recent::new(now, self.config.node_good_interval))
     }
 
     /// A node answered one of our queries: `rtt` is the round trip of that query when known.
@@ -435,31 +426,35 @@ impl RoutingTable {
         }
         let entry = match self.locate(&node.addr) {
             Some((b, slot)) => {
-                let known = self.entry(b, slot).node;
-                if known.id != node.id {
+                let known = self.entry(b, slot);
+                if known.node.id != node.id {
+                    let (old, protected) = (known.node, known.verified());
                     self.evict(b, slot);
-                    debug!(addr = %node.addr, old = %known.id, new = %node.id, "address changed id");
-                    return Insertion::IdChanged { old: known };
-                }
-                if let Slot::Node(i) = slot {
+                    if protected {
+                        debug!(addr = %node.addr, old = %old.id, new = %node.id, "address changed id");
+                        return Insertion::IdChanged { old };
+                    }
+                    // Only an unverified contact was waiting there: nothing to protect.
+                    match self.fresh_entry(node, rtt, now) {
+                        Ok(entry) => entry,
+                        Err(reason) => return Insertion::Rejected(reason),
+                    }
+                } else if let Slot::Node(i) = slot {
                     let bucket = &mut self.buckets[b];
                     bucket.nodes[i].answered(rtt, now);
                     bucket.refreshed = Some(now);
                     return Insertion::Updated;
+                } else {
+                    // A waiting contact answered: take it out and insert it afresh.
+                    let mut entry = self.take(b, slot);
+                    entry.answered(rtt, now);
+                    entry
                 }
-                // A waiting contact answered: take it out and insert it afresh.
-                let mut entry = self.take(b, slot);
-                entry.answered(rtt, now);
-                entry
             }
-            None => {
-                if let Err(reason) = self.make_room_for(&node, true) {
-                    return Insertion::Rejected(reason);
-                }
-                let mut entry = Entry::new(node);
-                entry.answered(rtt, now);
-                entry
-            }
+            None => match self.fresh_entry(node, rtt, now) {
+                Ok(entry) => entry,
+                Err(reason) => return Insertion::Rejected(reason),
+            },
         };
         self.insert_verified(entry, now)
     }
@@ -520,7 +515,8 @@ impl RoutingTable {
     ///
     /// After `node_fail_limit` failures in a row a member is bad: the most recently verified
     /// replacement takes its place, or it stays (excluded from [`closest`](Self::closest))
-    /// until a new node replaces it. A waiting contact that turns bad is dropped.
+    /// until a new node replaces it. A waiting contact that turns bad is dropped. Failures
+    /// are counted, not timed: `_now` keeps the inputs uniform.
     pub fn on_failure(
         &mut self,
         addr: SocketAddr,
@@ -623,11 +619,11 @@ impl RoutingTable {
     /// recently seen first. They count as pinged from `now`: ping them, then report the answer
     /// or the timeout.
     pub fn stale_to_ping(&mut self, now: Instant, max: usize) -> Vec<NodeInfo> {
-        let interval = self.config.node_ping_interval;
+        let (good, pinged) = self.horizons(now);
         let mut stale: Vec<(Option<Instant>, usize, usize)> = Vec::new();
         for (b, bucket) in self.buckets.iter().enumerate() {
             for (i, e) in bucket.nodes.iter().enumerate() {
-                if e.ping_due(now, interval) && self.state(e, now) == NodeState::Questionable {
+                if self.is_stale(e, good, pinged) {
                     stale.push((e.last_seen(), b, i));
                 }
             }
@@ -658,7 +654,8 @@ impl RoutingTable {
     /// Adds saved contacts as questionable members (they have not answered us yet, so
     /// [`stale_to_ping`](Self::stale_to_ping) returns them); those that do not fit wait in
     /// the replacement caches. Contacts that break the table's rules are skipped. Returns how
-    /// many became members.
+    /// many became members. (`_now` keeps the inputs uniform: restored contacts carry no
+    /// times.)
     pub fn restore(
         &mut self,
         contacts: impl IntoIterator<Item = SavedContact>,
@@ -713,6 +710,46 @@ impl RoutingTable {
     }
 
     // ---- internals ----
+
+    /// The entry of a node that answered us and whose address is not in the table, once the
+    /// id and IP rules allow it.
+    fn fresh_entry(
+        &mut self,
+        node: NodeInfo,
+        rtt: Option<Duration>,
+        now: Instant,
+    ) -> Result<Entry, RejectReason> {
+        self.make_room_for(&node, true)?;
+        let mut entry = Entry::new(node);
+        entry.answered(rtt, now);
+        Ok(entry)
+    }
+
+    fn state_with(&self, entry: &Entry, good: Recent) -> NodeState {
+        if self.is_bad(entry) {
+            NodeState::Bad
+        } else if good.holds(entry.last_response)
+            || (entry.verified() && good.holds(entry.last_query_from))
+        {
+            NodeState::Good
+        } else {
+            NodeState::Questionable
+        }
+    }
+
+    /// What counts as recent at `now` for "good" and for "pinged lately", computed once for
+    /// a scan of many entries.
+    fn horizons(&self, now: Instant) -> (Recent, Recent) {
+        (
+            Recent::new(now, self.config.node_good_interval),
+            Recent::new(now, self.config.node_ping_interval),
+        )
+    }
+
+    /// Questionable and not pinged lately.
+    fn is_stale(&self, entry: &Entry, good: Recent, pinged: Recent) -> bool {
+        !pinged.holds(entry.pinged_at) && self.state_with(entry, good) == NodeState::Questionable
+    }
 
     fn fail_limit(&self) -> u8 {
         self.config.node_fail_limit.max(1)
@@ -1015,14 +1052,12 @@ impl RoutingTable {
             }
             self.split();
         };
-        let interval = self.config.node_ping_interval;
+        let (good, pinged) = self.horizons(now);
         let stale = self.buckets[b]
             .nodes
             .iter()
             .enumerate()
-            .filter(|(_, e)| {
-                e.ping_due(now, interval) && self.state(e, now) == NodeState::Questionable
-            })
+            .filter(|(_, e)| self.is_stale(e, good, pinged))
             .min_by_key(|(_, e)| e.last_seen())
             .map(|(i, _)| i);
         if self.push_cache(b, entry).is_err() {
@@ -1039,12 +1074,14 @@ impl RoutingTable {
         }
     }
 
-    /// Merges the non-bad members of `range` into `out[start..]`, which stays sorted by
-    /// distance to `target` and at most `count` long (`start` is `out`'s length on entry:
-    /// everything before it is closer than this group). True when `out` is full.
+    /// Appends to `out` the non-bad members of `range` closest to `target`, sorted, until
+    /// `out` holds `count` (everything already in `out` is closer than this group). True when
+    /// `out` is full.
     ///
-    /// A bounded insertion: a candidate costs one distance and one comparison unless it
-    /// beats the current worst, so a wide bucket is never sorted.
+    /// A bounded insertion: a candidate costs one distance and one comparison with the worst
+    /// kept so far unless it beats it, so a wide bucket is never sorted. Up to [`SMALL`]
+    /// results are selected in arrays on the stack (keys kept beside the entries); more go
+    /// through `out` directly.
     fn gather(
         &self,
         range: Range<usize>,
@@ -1052,12 +1089,43 @@ impl RoutingTable {
         count: usize,
         out: &mut Vec<NodeInfo>,
     ) -> bool {
-        let start = out.len();
+        let need = count.saturating_sub(out.len());
+        if need == 0 {
+            return true;
+        }
         let target = DistanceKey::of(target);
-        let distance = |node: &NodeInfo| target.xor(DistanceKey::of(&node.id));
-        let mut worst = None;
-        for bucket in &self.buckets[range] {
-            for entry in bucket.nodes.iter().filter(|e| !self.is_bad(e)) {
+        let candidates = self.buckets[range]
+            .iter()
+            .flat_map(|b| b.nodes.iter())
+            .filter(|e| !self.is_bad(e));
+        if need <= SMALL {
+            let mut keys = [DistanceKey(0, 0); SMALL];
+            let mut kept: [Option<&Entry>; SMALL] = [None; SMALL];
+            let mut len = 0;
+            for entry in candidates {
+                let d = target.xor(DistanceKey::of(&entry.node.id));
+                let mut i = if len < need {
+                    len += 1;
+                    len - 1
+                } else if d < keys[len - 1] {
+                    len - 1
+                } else {
+                    continue;
+                };
+                while i > 0 && keys[i - 1] > d {
+                    keys[i] = keys[i - 1];
+                    kept[i] = kept[i - 1];
+                    i -= 1;
+                }
+                keys[i] = d;
+                kept[i] = Some(entry);
+            }
+            out.extend(kept[..len].iter().flatten().map(|e| e.node));
+        } else {
+            let start = out.len();
+            let distance = |node: &NodeInfo| target.xor(DistanceKey::of(&node.id));
+            let mut worst = None;
+            for entry in candidates {
                 let d = distance(&entry.node);
                 if out.len() >= count {
                     if worst.is_some_and(|w| d >= w) {
@@ -1097,6 +1165,40 @@ impl RoutingTable {
         NodeId(bytes)
     }
 }
+
+/// Whether an instant lies less than some interval before `now` (`now - t < interval`, later
+/// instants included), as one comparison with a precomputed bound instead of a subtraction
+/// per entry.
+#[derive(Debug, Clone, Copy)]
+enum Recent {
+    /// `now - interval` is before the clock's origin: every instant is recent.
+    Always,
+    /// Instants after this one are recent.
+    After(Instant),
+    /// A zero interval: nothing is recent.
+    Never,
+}
+
+impl Recent {
+    fn new(now: Instant, interval: Duration) -> Self {
+        if interval.is_zero() {
+            return Recent::Never;
+        }
+        now.checked_sub(interval)
+            .map_or(Recent::Always, Recent::After)
+    }
+
+    fn holds(self, t: Option<Instant>) -> bool {
+        match (self, t) {
+            (_, None) | (Recent::Never, _) => false,
+            (Recent::Always, Some(_)) => true,
+            (Recent::After(bound), Some(t)) => t > bound,
+        }
+    }
+}
+
+/// Results of [`RoutingTable::closest`] selected on the stack; more use the output vector.
+const SMALL: usize = 16;
 
 /// An id as two big-endian integers: XOR of two keys orders like [`NodeId::distance`], with
 /// two integer comparisons instead of twenty byte comparisons.
@@ -1605,6 +1707,14 @@ mod tests {
             FailureOutcome::Dropped
         );
         assert_eq!(t.cached_len(), 0);
+        // A spoofed query put an unverified id on an address; the address answers with
+        // another id: the unverified contact is simply replaced.
+        let spoofed = NodeInfo::new(NodeId(rng.r#gen()), v4(3));
+        assert_eq!(t.on_query_from(spoofed, start), QueryOutcome::PingToVerify);
+        let real = NodeInfo::new(NodeId(rng.r#gen()), v4(3));
+        assert_eq!(t.on_response(real, None, start), Insertion::Added);
+        assert_eq!(t.get(real.addr).unwrap().node(), real);
+        assert_eq!(t.cached_len(), 0);
         check(&t);
     }
 
@@ -1856,6 +1966,22 @@ mod tests {
     }
 
     // ---- properties ----
+
+    proptest! {
+        #[test]
+        fn recent_is_a_subtraction_done_as_a_comparison(
+            now_ms in 0u64..10_000,
+            t_ms in 0u64..10_000,
+            interval_ms in 0u64..5_000,
+        ) {
+            let origin = t0();
+            let (now, t) = (origin + Duration::from_millis(now_ms), origin + Duration::from_millis(t_ms));
+            let interval = Duration::from_millis(interval_ms);
+            let expected = now.saturating_duration_since(t) < interval;
+            prop_assert_eq!(Recent::new(now, interval).holds(Some(t)), expected);
+            prop_assert!(!Recent::new(now, interval).holds(None));
+        }
+    }
 
     #[derive(Debug, Clone)]
     enum Op {
