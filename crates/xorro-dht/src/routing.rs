@@ -5,7 +5,8 @@
 //!
 //! A list of buckets. Bucket `i` holds the nodes whose ids share exactly `i` leading bits with
 //! our own id; the last bucket holds every node closer than that. Only the last bucket (the
-//! one that covers our id) splits, and only up to [`MAX_BUCKETS`]. Bucket `i` holds
+//! one that covers our id) splits, and only up to [`MAX_BUCKETS`]; it holds
+//! [`RoutingConfig::bucket_size`] nodes. Every other bucket `i` holds
 //! [`RoutingConfig::bucket_sizes_far`]`[i]` nodes when the config gives such a size
 //! (libtorrent's extended routing table: 128, 64, 32, 16 for the four farthest buckets, which
 //! saves a hop or so on every lookup) and [`RoutingConfig::bucket_size`] (k = 8) otherwise.
@@ -760,6 +761,12 @@ impl RoutingTable {
     }
 
     fn capacity(&self, b: usize) -> usize {
+        // The bucket covering our id holds k and splits when full: the wide sizes are for far
+        // buckets once they split off. Otherwise a young table is one wide bucket of random
+        // contacts that never splits, and lookups take more hops (seen in simulation).
+        if self.can_split(b) {
+            return self.config.bucket_size.max(1);
+        }
         self.config
             .bucket_sizes_far
             .get(b)

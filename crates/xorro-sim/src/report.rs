@@ -1,0 +1,660 @@
+//! What a run produced: the deterministic [`Report`] (the JSON summary) and the
+//! non-deterministic [`RunInfo`] (wall time, memory).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::Scenario;
+use crate::sim::Simulation;
+
+const NS: f64 = 1e9;
+const MS: f64 = 1e6;
+
+/// What an operation of the workload was.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    /// get_peers of a random target.
+    #[default]
+    Lookup,
+    /// announce_peer, then get_peers from another node.
+    Announce,
+    /// BEP 44 immutable put, then get from another node.
+    Put,
+    /// announce then get_peers on the info-hash the sybils try to eclipse.
+    Eclipse,
+}
+
+/// One finished (or aborted) phase of an operation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpRecord {
+    /// The operation.
+    pub kind: OpKind,
+    /// The read phase (get_peers, get) rather than the write (announce, put).
+    pub read: bool,
+    /// Start, after the workload began (ns of virtual time).
+    pub start_ns: u64,
+    /// Start to finish (ns), from the engine's `LookupStats::duration`.
+    pub latency_ns: u64,
+    /// Hops to the closest node found (`LookupStats::rounds`).
+    pub rounds: u32,
+    /// Queries sent.
+    pub messages: u32,
+    /// Requests that timed out.
+    pub timeouts: u32,
+    /// Bytes of the queries sent and responses received.
+    pub bytes: u64,
+    /// True k closest findable nodes (the oracle) that the lookup returned.
+    pub closest_found: u8,
+    /// How many the oracle had (k, unless the network is tiny).
+    pub closest_truth: u8,
+    /// For reads after a write: whether the announced peer / stored item was found.
+    pub target_found: Option<bool>,
+    /// For reads: time from start to the first sight of the peer / item (ns).
+    pub first_found_ns: Option<u64>,
+    /// For writes: nodes that confirmed the store.
+    pub stored_at: u32,
+    /// The command ended with an answer (not `Failed`).
+    pub answered: bool,
+    /// The runner left the network (churn) or could not start it.
+    pub aborted: bool,
+}
+
+impl OpRecord {
+    /// All of the true k closest were found.
+    pub fn closest_ok(&self) -> bool {
+        self.closest_truth > 0 && self.closest_found == self.closest_truth
+    }
+}
+
+/// A progress note for long runs.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// "wave", "built", "running", "done".
+    pub phase: &'static str,
+    /// Virtual seconds since the start.
+    pub virtual_s: f64,
+    /// Nodes online.
+    pub online: usize,
+    /// Events processed.
+    pub events: u64,
+    /// Operation records so far.
+    pub records: usize,
+}
+
+/// What happened to datagrams in the network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrafficCounts {
+    /// Datagrams sent by nodes to simulated addresses.
+    pub datagrams: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Delivered to a node.
+    pub delivered: u64,
+    /// Lost at random.
+    pub lost: u64,
+    /// Dropped at a partition.
+    pub partitioned: u64,
+    /// Dropped by a NAT (unsolicited).
+    pub nat_blocked: u64,
+    /// Arrived after the node left.
+    pub to_offline: u64,
+    /// Sent to an address no simulated node has.
+    pub unknown_destination: u64,
+    /// Responses an adversary dropped or rewrote.
+    pub tampered: u64,
+}
+
+/// Counters of the run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Events processed.
+    pub events: u64,
+    /// Sessions started (joins and returns).
+    pub joins: u64,
+    /// Sessions that ended.
+    pub departures: u64,
+    /// Departed nodes that came back with their old id and state.
+    pub returns: u64,
+    /// New nodes that arrived during the workload.
+    pub arrivals: u64,
+    /// Operations done.
+    pub ops_done: u64,
+    /// Virtual time when the last wave finished (ns).
+    pub build_virtual_ns: u64,
+    /// Virtual time at the end (ns).
+    pub virtual_ns: u64,
+}
+
+/// Percentiles of a distribution (ms for latencies, counts otherwise).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Samples.
+    pub count: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// From values in a unit where 3 significant digits are enough (hdrhistogram).
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Percentiles {
+        let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1 << 50, 3)
+            .expect("bounds and 3 significant figures are valid");
+        let mut sum = 0.0;
+        for v in values {
+            // Kept in thousandths so that fractional ms survive.
+            h.saturating_record((v.max(0.0) * 1000.0) as u64);
+            sum += v;
+        }
+        let n = h.len();
+        if n == 0 {
+            return Percentiles::default();
+        }
+        let q = |p: f64| round3(h.value_at_quantile(p) as f64 / 1000.0);
+        Percentiles {
+            count: n,
+            mean: round3(sum / n as f64),
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            max: round3(h.max() as f64 / 1000.0),
+        }
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn rate(num: u64, den: u64) -> f64 {
+    if den == 0 {
+        0.0
+    } else {
+        (num as f64 / den as f64 * 1e5).round() / 1e5
+    }
+}
+
+/// Summary of lookups (or of the search part of reads).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LookupSummary {
+    /// Started.
+    pub started: u64,
+    /// Ended with an answer.
+    pub answered: u64,
+    /// Ended without any answer (`Failed`).
+    pub failed: u64,
+    /// Runner left (churn) or could not start.
+    pub aborted: u64,
+    /// Fraction of answered lookups that found all the true k closest findable nodes.
+    pub closest_success: f64,
+    /// Mean fraction of the true k closest found.
+    pub closest_found_mean: f64,
+    /// Latency, ms.
+    pub latency_ms: Percentiles,
+    /// Hops to the closest node found.
+    pub rounds: Percentiles,
+    /// Rounds → lookups.
+    pub rounds_histogram: BTreeMap<u32, u64>,
+    /// Queries sent per lookup.
+    pub messages: Percentiles,
+    /// Queries → lookups.
+    pub messages_histogram: BTreeMap<u32, u64>,
+    /// Requests that timed out per lookup.
+    pub timeouts: Percentiles,
+    /// Bytes sent and received per lookup.
+    pub bytes: Percentiles,
+    /// Latency CDF: (ms, fraction) at every percent.
+    pub latency_cdf: Vec<(f64, f64)>,
+}
+
+impl LookupSummary {
+    fn of<'a>(recs: impl Iterator<Item = &'a OpRecord> + Clone) -> LookupSummary {
+        let done: Vec<&OpRecord> = recs.clone().filter(|r| !r.aborted).collect();
+        let ans: Vec<&OpRecord> = done.iter().copied().filter(|r| r.answered).collect();
+        let checked: Vec<&OpRecord> = ans
+            .iter()
+            .copied()
+            .filter(|r| r.closest_truth > 0)
+            .collect();
+        let mut lat: Vec<f64> = ans.iter().map(|r| r.latency_ns as f64 / MS).collect();
+        lat.sort_by(f64::total_cmp);
+        let latency_cdf = if lat.is_empty() {
+            Vec::new()
+        } else {
+            (0..=100)
+                .map(|p| {
+                    let i = ((lat.len() - 1) as f64 * p as f64 / 100.0).round() as usize;
+                    (round3(lat[i]), p as f64 / 100.0)
+                })
+                .collect()
+        };
+        let mut rounds_histogram = BTreeMap::new();
+        let mut messages_histogram = BTreeMap::new();
+        for r in &ans {
+            *rounds_histogram.entry(r.rounds).or_insert(0) += 1;
+            *messages_histogram.entry(r.messages).or_insert(0) += 1;
+        }
+        LookupSummary {
+            started: recs.count() as u64,
+            answered: ans.len() as u64,
+            failed: (done.len() - ans.len()) as u64,
+            aborted: 0,
+            closest_success: rate(
+                checked.iter().filter(|r| r.closest_ok()).count() as u64,
+                checked.len() as u64,
+            ),
+            closest_found_mean: if checked.is_empty() {
+                0.0
+            } else {
+                round3(
+                    checked
+                        .iter()
+                        .map(|r| f64::from(r.closest_found) / f64::from(r.closest_truth))
+                        .sum::<f64>()
+                        / checked.len() as f64,
+                )
+            },
+            latency_ms: Percentiles::of(lat.iter().copied()),
+            rounds: Percentiles::of(ans.iter().map(|r| f64::from(r.rounds))),
+            rounds_histogram,
+            messages: Percentiles::of(ans.iter().map(|r| f64::from(r.messages))),
+            messages_histogram,
+            timeouts: Percentiles::of(ans.iter().map(|r| f64::from(r.timeouts))),
+            bytes: Percentiles::of(ans.iter().map(|r| r.bytes as f64)),
+            latency_cdf,
+        }
+        .with_aborted(done.len())
+    }
+
+    fn with_aborted(mut self, done: usize) -> Self {
+        self.aborted = self.started - done as u64;
+        self
+    }
+}
+
+/// A store followed by a read from another node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreSummary {
+    /// The stores (announce / put): latency includes the store round.
+    pub write: LookupSummary,
+    /// Nodes that confirmed each store.
+    pub stored_at: Percentiles,
+    /// The reads (get_peers / get) from another random node.
+    pub read: LookupSummary,
+    /// Fraction of finished reads that found the announced peer / stored item.
+    pub found: f64,
+    /// Time to the first sight of the peer / item, ms.
+    pub first_found_ms: Percentiles,
+}
+
+impl StoreSummary {
+    fn of(records: &[OpRecord], kind: OpKind) -> Option<StoreSummary> {
+        let writes = records.iter().filter(|r| r.kind == kind && !r.read);
+        let reads = records.iter().filter(|r| r.kind == kind && r.read);
+        if writes.clone().next().is_none() && reads.clone().next().is_none() {
+            return None;
+        }
+        let finished: Vec<&OpRecord> = reads.clone().filter(|r| !r.aborted).collect();
+        Some(StoreSummary {
+            write: LookupSummary::of(writes.clone()),
+            stored_at: Percentiles::of(
+                writes
+                    .filter(|r| !r.aborted && r.answered)
+                    .map(|r| f64::from(r.stored_at)),
+            ),
+            read: LookupSummary::of(reads),
+            found: rate(
+                finished
+                    .iter()
+                    .filter(|r| r.target_found == Some(true))
+                    .count() as u64,
+                finished.len() as u64,
+            ),
+            first_found_ms: Percentiles::of(
+                finished
+                    .iter()
+                    .filter_map(|r| r.first_found_ns.map(|t| t as f64 / MS)),
+            ),
+        })
+    }
+}
+
+/// Lookups in one bin of the workload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Bin {
+    /// Start of the bin, seconds after the workload began.
+    pub start_s: u64,
+    /// Nodes online at the start of the bin.
+    pub online: u64,
+    /// Lookups started in the bin that finished.
+    pub lookups: u64,
+    /// Fraction of them that found the true k closest.
+    pub closest_success: f64,
+    /// Median latency in the bin (ms).
+    pub latency_p50_ms: f64,
+}
+
+/// The network as built and as it ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkSummary {
+    /// Nodes asked for.
+    pub nodes: u64,
+    /// Hosts ever created (nodes plus arrivals).
+    pub hosts: u64,
+    /// Online at the end.
+    pub online_end: u64,
+    /// Behind NAT.
+    pub nat: u64,
+    /// Adversaries and sybils.
+    pub adversaries: u64,
+    /// Sessions started.
+    pub joins: u64,
+    /// Sessions ended.
+    pub departures: u64,
+    /// Nodes that came back with their old id.
+    pub returns: u64,
+    /// New nodes during the workload.
+    pub arrivals: u64,
+    /// Bootstrap durations (ms).
+    pub bootstrap_ms: Percentiles,
+    /// Bootstraps that got no answer.
+    pub bootstrap_failed: u64,
+    /// Virtual seconds the waves took.
+    pub build_virtual_s: f64,
+    /// Virtual seconds in all.
+    pub virtual_s: f64,
+    /// Mean routing-table members per online node at the end.
+    pub table_members_mean: f64,
+    /// Mean replacement-cache entries per online node.
+    pub table_cache_mean: f64,
+    /// Mean buckets per online node.
+    pub table_buckets_mean: f64,
+    /// Mean peers stored per online node.
+    pub stored_peers_mean: f64,
+    /// Events processed.
+    pub events: u64,
+}
+
+/// The engine's own counters, summed over every node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineCounters {
+    /// Requests that timed out.
+    pub timeouts: u64,
+    /// Responses received.
+    pub responses_in: u64,
+    /// Dropped: over the per-source rate limit.
+    pub drop_rate_limited: u64,
+    /// Not sent: outgoing budget or in-flight cap.
+    pub drop_outgoing_budget: u64,
+    /// Dropped: transmit queue full.
+    pub drop_transmit_queue_full: u64,
+    /// Responses matching no request (late, after a timeout).
+    pub drop_unexpected_response: u64,
+    /// Undecodable.
+    pub drop_malformed: u64,
+    /// Events dropped (queue full).
+    pub drop_events: u64,
+}
+
+/// One check of [`crate::Expectations`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    /// What was checked.
+    pub name: String,
+    /// The measured value.
+    pub value: f64,
+    /// The bound.
+    pub bound: f64,
+    /// Whether it held.
+    pub passed: bool,
+}
+
+/// The deterministic summary of a run: the same scenario and seed give byte-identical JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The scenario that ran.
+    pub scenario: Scenario,
+    /// The network.
+    pub network: NetworkSummary,
+    /// Datagrams.
+    pub traffic: TrafficCounts,
+    /// Engine counters.
+    pub engine: EngineCounters,
+    /// get_peers lookups of random targets.
+    pub lookups: LookupSummary,
+    /// Announce then get_peers.
+    pub announces: Option<StoreSummary>,
+    /// BEP 44 put then get.
+    pub puts: Option<StoreSummary>,
+    /// Announce then get_peers on the eclipsed info-hash.
+    pub eclipse: Option<StoreSummary>,
+    /// Lookups by start time (churn, partitions).
+    pub over_time: Vec<Bin>,
+    /// Analytic rounds: log2 N / (1 + log2(k + 1)).
+    pub analytic_rounds: f64,
+    /// The expectations checked.
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    /// Summarises a finished simulation.
+    pub fn from_simulation(sim: &Simulation) -> Report {
+        let sc = sim.scenario().clone();
+        let recs = sim.records();
+        let lookups = LookupSummary::of(recs.iter().filter(|r| r.kind == OpKind::Lookup));
+        let (boots, boot_failed) = sim.bootstraps();
+        let (hosts, online, nat, adv) = sim.host_counts();
+        let (members, cache, buckets, peers) = sim.table_means();
+        let t = sim.totals();
+        let e = sim.engine_stats();
+        let bin_ns = sc.workload.bin_s * 1_000_000_000;
+        let mut over_time = Vec::new();
+        for &(at, online, _) in sim.samples() {
+            let start = at - sim.workload_start();
+            let in_bin: Vec<&OpRecord> = recs
+                .iter()
+                .filter(|r| {
+                    r.kind == OpKind::Lookup
+                        && !r.aborted
+                        && r.answered
+                        && r.start_ns >= start
+                        && r.start_ns < start + bin_ns
+                })
+                .collect();
+            if in_bin.is_empty() && start >= sc.workload.duration_s * 1_000_000_000 {
+                continue;
+            }
+            let checked: Vec<&&OpRecord> = in_bin.iter().filter(|r| r.closest_truth > 0).collect();
+            over_time.push(Bin {
+                start_s: start / 1_000_000_000,
+                online,
+                lookups: in_bin.len() as u64,
+                closest_success: rate(
+                    checked.iter().filter(|r| r.closest_ok()).count() as u64,
+                    checked.len() as u64,
+                ),
+                latency_p50_ms: Percentiles::of(in_bin.iter().map(|r| r.latency_ns as f64 / MS))
+                    .p50,
+            });
+        }
+        let k = sc.engine.node_config().lookup_closest as f64;
+        let n = sc.nodes.max(2) as f64;
+        let mut report = Report {
+            network: NetworkSummary {
+                nodes: sc.nodes as u64,
+                hosts: hosts as u64,
+                online_end: online as u64,
+                nat: nat as u64,
+                adversaries: adv as u64,
+                joins: t.joins,
+                departures: t.departures,
+                returns: t.returns,
+                arrivals: t.arrivals,
+                bootstrap_ms: Percentiles::of(boots.iter().map(|&b| b as f64 / MS)),
+                bootstrap_failed: boot_failed,
+                build_virtual_s: round3(t.build_virtual_ns as f64 / NS),
+                virtual_s: round3(t.virtual_ns as f64 / NS),
+                table_members_mean: round3(members),
+                table_cache_mean: round3(cache),
+                table_buckets_mean: round3(buckets),
+                stored_peers_mean: round3(peers),
+                events: t.events,
+            },
+            traffic: sim.traffic().clone(),
+            engine: EngineCounters {
+                timeouts: e.timeouts,
+                responses_in: e.responses_in,
+                drop_rate_limited: e.drops.rate_limited,
+                drop_outgoing_budget: e.drops.outgoing_budget,
+                drop_transmit_queue_full: e.drops.transmit_queue_full,
+                drop_unexpected_response: e.drops.unexpected_response,
+                drop_malformed: e.drops.malformed,
+                drop_events: e.drops.events,
+            },
+            lookups,
+            announces: StoreSummary::of(recs, OpKind::Announce),
+            puts: StoreSummary::of(recs, OpKind::Put),
+            eclipse: StoreSummary::of(recs, OpKind::Eclipse),
+            over_time,
+            analytic_rounds: round3(n.log2() / (1.0 + (k + 1.0).log2())),
+            checks: Vec::new(),
+            scenario: sc,
+        };
+        report.checks = report.evaluate();
+        report
+    }
+
+    fn evaluate(&self) -> Vec<Check> {
+        let x = &self.scenario.expect;
+        let mut out = Vec::new();
+        let mut min = |name: &str, value: f64, bound: Option<f64>| {
+            if let Some(b) = bound {
+                out.push(Check {
+                    name: format!("{name} >= {b}"),
+                    value,
+                    bound: b,
+                    passed: value >= b,
+                });
+            }
+        };
+        min(
+            "lookups.closest_success",
+            self.lookups.closest_success,
+            x.lookup_success_min,
+        );
+        min(
+            "announces.found",
+            self.announces.as_ref().map_or(0.0, |a| a.found),
+            x.announce_found_min,
+        );
+        min(
+            "puts.found",
+            self.puts.as_ref().map_or(0.0, |a| a.found),
+            x.put_found_min,
+        );
+        let mut max = |name: &str, value: f64, bound: Option<f64>| {
+            if let Some(b) = bound {
+                out.push(Check {
+                    name: format!("{name} <= {b}"),
+                    value,
+                    bound: b,
+                    passed: value <= b,
+                });
+            }
+        };
+        max(
+            "lookups.latency_ms.p50",
+            self.lookups.latency_ms.p50,
+            x.lookup_p50_max_ms,
+        );
+        max(
+            "lookups.latency_ms.p99",
+            self.lookups.latency_ms.p99,
+            x.lookup_p99_max_ms,
+        );
+        out
+    }
+
+    /// True when every check held.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+
+    /// The JSON summary (pretty, stable field order).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+
+    /// The command that reproduces this run.
+    pub fn reproduce_command(&self) -> String {
+        let mut cmd = String::from("cargo run --release -p xorro-sim --example sim --");
+        for o in self.scenario.overrides() {
+            cmd.push_str(&format!(" '{o}'"));
+        }
+        cmd
+    }
+
+    /// A message for a failed run: which checks failed, the seed and the command.
+    pub fn failure_message(&self) -> Option<String> {
+        let failed: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| format!("  {} (measured {})", c.name, c.value))
+            .collect();
+        if failed.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "simulation checks failed (seed {}):\n{}\nreproduce with:\n  {}",
+            self.scenario.seed,
+            failed.join("\n"),
+            self.reproduce_command()
+        ))
+    }
+}
+
+/// Measurements of the run that depend on the machine (kept out of the [`Report`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// Wall seconds to build the network (waves and settling).
+    pub wall_build_s: f64,
+    /// Wall seconds of the workload.
+    pub wall_workload_s: f64,
+    /// Wall seconds in all.
+    pub wall_total_s: f64,
+    /// Events per wall second.
+    pub events_per_s: f64,
+    /// Peak resident memory (VmHWM), bytes; 0 where /proc is not available.
+    pub peak_rss_bytes: u64,
+    /// Resident memory before the run, bytes.
+    pub rss_before_bytes: u64,
+    /// Resident memory once the network was built, bytes.
+    pub rss_built_bytes: u64,
+    /// (RSS once built − RSS before) / nodes.
+    pub bytes_per_node: f64,
+    /// `size_of::<xorro_dht::Node>()`.
+    pub node_struct_bytes: u64,
+}
+
+/// Reads a field of /proc/self/status in bytes (Linux); 0 elsewhere.
+pub fn proc_status_bytes(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}

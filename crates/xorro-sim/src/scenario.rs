@@ -1,0 +1,480 @@
+//! What to simulate: a [`Scenario`], read from TOML or built from defaults and overrides.
+//!
+//! Every field has a default, so a TOML file names only what differs:
+//!
+//! ```toml
+//! seed = 7
+//! nodes = 10000
+//!
+//! [workload]
+//! lookups = 1000
+//! announces = 100
+//!
+//! [churn]
+//! enabled = true
+//!
+//! [link]
+//! loss = 0.01
+//! ```
+//!
+//! The same dotted names work as command-line overrides ([`Scenario::set`]): `link.loss=0.01`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a scenario could not be read or is not valid.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The TOML text does not parse or does not match the scenario's fields.
+    #[error("scenario does not parse: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// An override is not of the form `dotted.name=value`, or names no field.
+    #[error("bad override {0:?}: {1}")]
+    Override(String, String),
+    /// A value is out of its range.
+    #[error("invalid scenario: {0}")]
+    Invalid(String),
+}
+
+/// A whole simulation: the network, its faults, the work done on it and what must hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Scenario {
+    /// A name for reports.
+    pub name: String,
+    /// The one seed every random choice derives from.
+    pub seed: u64,
+    /// Nodes in the network once it is built (before churn).
+    pub nodes: usize,
+    /// How the network is built.
+    pub build: BuildConfig,
+    /// Latency, loss, NAT and partitions.
+    pub link: LinkConfig,
+    /// Sessions, departures, arrivals and returns.
+    pub churn: ChurnConfig,
+    /// Misbehaving nodes.
+    pub adversary: AdversaryConfig,
+    /// Operations run once the network is built and checked against the oracle.
+    pub workload: WorkloadConfig,
+    /// The engine's settings (only what a scenario usually varies; the rest are the
+    /// defaults of `xorro_dht::Config`).
+    pub engine: EngineConfig,
+    /// What must hold for the run to pass.
+    pub expect: Expectations,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            name: "default".into(),
+            seed: 1,
+            nodes: 1000,
+            build: BuildConfig::default(),
+            link: LinkConfig::default(),
+            churn: ChurnConfig::default(),
+            adversary: AdversaryConfig::default(),
+            workload: WorkloadConfig::default(),
+            engine: EngineConfig::default(),
+            expect: Expectations::default(),
+        }
+    }
+}
+
+/// How the network is built: nodes join in waves, each wave bootstrapping concurrently (in
+/// virtual time) through the real protocol from random nodes that joined before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BuildConfig {
+    /// Each wave adds this many times the nodes already joined (1.0 doubles the network).
+    pub wave_growth: f64,
+    /// Largest wave, in nodes (bounds the burst of traffic).
+    pub wave_max: usize,
+    /// The joins of one wave are spread uniformly over this long (milliseconds).
+    pub wave_spread_ms: u64,
+    /// Contacts each joining node is given (random nodes that joined before).
+    pub bootstrap_contacts: usize,
+    /// After the last wave, time to let maintenance run before the workload (seconds).
+    pub settle_s: u64,
+}
+
+impl Default for BuildConfig {
+    fn default() -> Self {
+        BuildConfig {
+            wave_growth: 1.0,
+            wave_max: 100_000,
+            wave_spread_ms: 5_000,
+            bootstrap_contacts: 3,
+            settle_s: 60,
+        }
+    }
+}
+
+/// The link model (see [`crate::link`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinkConfig {
+    /// Median round-trip time over random pairs of nodes (milliseconds); coordinates are
+    /// scaled to give it.
+    pub rtt_median_ms: f64,
+    /// Spread (σ of the log) of the per-node access delay; larger gives a longer tail.
+    pub access_sigma: f64,
+    /// Probability that a datagram is lost.
+    pub loss: f64,
+    /// Fraction of nodes behind NAT: they can send, and receive only from addresses they
+    /// sent to within `nat_timeout_s`.
+    pub nat_fraction: f64,
+    /// How long a NAT keeps a mapping open after the last packet out (seconds).
+    pub nat_timeout_s: u64,
+    /// Network partitions.
+    pub partitions: Vec<PartitionConfig>,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig {
+            rtt_median_ms: 100.0,
+            access_sigma: 1.6,
+            loss: 0.0,
+            nat_fraction: 0.0,
+            nat_timeout_s: 60,
+            partitions: Vec::new(),
+        }
+    }
+}
+
+/// A partition: for a while, a fraction of the nodes cannot exchange datagrams with the rest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PartitionConfig {
+    /// Start, in seconds after the workload begins.
+    pub start_s: u64,
+    /// Duration in seconds.
+    pub duration_s: u64,
+    /// Fraction of the nodes on the cut-off side.
+    pub fraction: f64,
+}
+
+impl Default for PartitionConfig {
+    fn default() -> Self {
+        PartitionConfig {
+            start_s: 60,
+            duration_s: 120,
+            fraction: 0.3,
+        }
+    }
+}
+
+/// Churn during the workload: each node's session length is Weibull distributed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChurnConfig {
+    /// Whether nodes leave and arrive at all.
+    pub enabled: bool,
+    /// Weibull shape k (< 1: heavy tail; measured Mainline sessions fit 0.4–0.6).
+    pub weibull_shape: f64,
+    /// Median session length in seconds (half the nodes gone after this long).
+    pub session_median_s: f64,
+    /// Fraction of departing nodes that come back later with their old id and state.
+    pub rejoin_fraction: f64,
+    /// Mean time a returning node stays away (seconds, exponential).
+    pub offline_mean_s: f64,
+    /// Mean delay before a departing node that does not return is replaced by a new one
+    /// (seconds, exponential); keeps the population near `nodes`.
+    pub arrival_delay_mean_s: f64,
+}
+
+impl Default for ChurnConfig {
+    fn default() -> Self {
+        ChurnConfig {
+            enabled: false,
+            weibull_shape: 0.5,
+            session_median_s: 7200.0,
+            rejoin_fraction: 0.5,
+            offline_mean_s: 300.0,
+            arrival_delay_mean_s: 30.0,
+        }
+    }
+}
+
+/// How adversarial nodes misbehave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Behavior {
+    /// Never answer queries.
+    Drop,
+    /// Answer with random far nodes and never with peers or items.
+    WrongNodes,
+    /// Answer with made-up contacts whose ids are next to the target and whose addresses
+    /// belong to other (maybe gone) nodes.
+    SpoofIds,
+}
+
+/// Misbehaving nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdversaryConfig {
+    /// Fraction of the nodes that misbehave.
+    pub fraction: f64,
+    /// How they misbehave.
+    pub behavior: Behavior,
+    /// Sybils placed around one info-hash that try to eclipse it: they answer queries for
+    /// it with each other only and never with peers. 0 disables the attack. The workload's
+    /// announces then include announce/get_peers pairs on the eclipsed info-hash.
+    pub eclipse_sybils: usize,
+}
+
+impl Default for AdversaryConfig {
+    fn default() -> Self {
+        AdversaryConfig {
+            fraction: 0.0,
+            behavior: Behavior::Drop,
+            eclipse_sybils: 0,
+        }
+    }
+}
+
+/// Operations run during the workload phase, at random times and from random live nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkloadConfig {
+    /// get_peers lookups of random targets, checked against the true k closest.
+    pub lookups: usize,
+    /// Announces, each followed by a get_peers for the same info-hash from another node.
+    pub announces: usize,
+    /// BEP 44 immutable puts, each followed by a get from another node.
+    pub puts: usize,
+    /// The operations start uniformly over this long (seconds).
+    pub duration_s: u64,
+    /// Delay between a store (announce, put) finishing and the read from elsewhere (ms).
+    pub read_delay_ms: u64,
+    /// Width of the bins of the success-over-time series (seconds).
+    pub bin_s: u64,
+}
+
+impl Default for WorkloadConfig {
+    fn default() -> Self {
+        WorkloadConfig {
+            lookups: 1000,
+            announces: 100,
+            puts: 50,
+            duration_s: 300,
+            read_delay_ms: 1000,
+            bin_s: 60,
+        }
+    }
+}
+
+/// The engine settings a scenario varies; everything else is `xorro_dht::Config::default()`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// α (`lookup_parallelism`); `None` keeps the engine default.
+    pub lookup_parallelism: Option<usize>,
+    /// `lookup_soft_timeout` in ms; `None` keeps the engine default.
+    pub lookup_soft_timeout_ms: Option<u64>,
+    /// `request_timeout` in ms; `None` keeps the engine default.
+    pub request_timeout_ms: Option<u64>,
+    /// `routing.bucket_sizes_far` (farthest first); `None` keeps the engine default, `[]`
+    /// disables wide buckets.
+    pub bucket_sizes_far: Option<Vec<usize>>,
+    /// `routing.replacement_cache_size`; `None` keeps the engine default.
+    pub replacement_cache_size: Option<usize>,
+    /// `rate_limit.tracked_ips_max`; `None` keeps the engine default.
+    pub tracked_ips_max: Option<usize>,
+}
+
+impl EngineConfig {
+    /// The node configuration these settings give (ids and seeds are set per node).
+    pub fn node_config(&self) -> xorro_dht::Config {
+        let mut c = xorro_dht::Config::default();
+        if let Some(a) = self.lookup_parallelism {
+            c.lookup_parallelism = a;
+        }
+        if let Some(ms) = self.lookup_soft_timeout_ms {
+            c.lookup_soft_timeout = Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.request_timeout_ms {
+            c.request_timeout = Duration::from_millis(ms);
+        }
+        if let Some(far) = &self.bucket_sizes_far {
+            c.routing.bucket_sizes_far = far.clone();
+        }
+        if let Some(n) = self.replacement_cache_size {
+            c.routing.replacement_cache_size = n;
+        }
+        if let Some(n) = self.tracked_ips_max {
+            c.rate_limit.tracked_ips_max = n;
+        }
+        c
+    }
+}
+
+/// Thresholds checked at the end of a run; a failed one prints the seed and the command.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Expectations {
+    /// Least fraction of lookups that find all of the true k closest live nodes.
+    pub lookup_success_min: Option<f64>,
+    /// Least fraction of get_peers after an announce that find the announced peer.
+    pub announce_found_min: Option<f64>,
+    /// Least fraction of gets after a put that find the item.
+    pub put_found_min: Option<f64>,
+    /// Largest median lookup latency (ms).
+    pub lookup_p50_max_ms: Option<f64>,
+    /// Largest 99th percentile lookup latency (ms).
+    pub lookup_p99_max_ms: Option<f64>,
+}
+
+impl Scenario {
+    /// Reads a scenario from TOML text (missing fields take their defaults).
+    pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
+        let s: Scenario = toml::from_str(text)?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// The scenario as TOML text (every field), which [`Scenario::from_toml`] reads back.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot serialize: {e}\n"))
+    }
+
+    /// Sets one field by its dotted name from a TOML value: `set("link.loss", "0.01")`,
+    /// `set("engine.bucket_sizes_far", "[128, 64]")`, `set("name", "\"x\"")` (a bare word
+    /// is taken as a string).
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ScenarioError> {
+        let bad = |why: &str| ScenarioError::Override(format!("{key}={value}"), why.into());
+        let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+            Ok(mut t) => t.remove("v").ok_or_else(|| bad("no value"))?,
+            Err(_) => toml::Value::String(value.to_string()),
+        };
+        let mut root =
+            toml::Value::try_from(&*self).map_err(|e| bad(&format!("cannot serialize: {e}")))?;
+        let mut at = &mut root;
+        let parts: Vec<&str> = key.split('.').collect();
+        for (i, part) in parts.iter().enumerate() {
+            let table = at.as_table_mut().ok_or_else(|| bad("not a table"))?;
+            if i + 1 == parts.len() {
+                table.insert((*part).to_string(), parsed.clone());
+                break;
+            }
+            at = table
+                .entry((*part).to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        }
+        let s: Scenario = root
+            .try_into()
+            .map_err(|e: toml::de::Error| bad(&e.to_string()))?;
+        s.validate()?;
+        *self = s;
+        Ok(())
+    }
+
+    /// The fields that differ from [`Scenario::default`], as `name=value` overrides that
+    /// [`Scenario::set`] accepts (what the reproduce command prints).
+    pub fn overrides(&self) -> Vec<String> {
+        let (Ok(mine), Ok(base)) = (
+            toml::Value::try_from(self),
+            toml::Value::try_from(Scenario::default()),
+        ) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        diff("", &mine, Some(&base), &mut out);
+        out
+    }
+
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        let bad = |m: &str| Err(ScenarioError::Invalid(m.into()));
+        let frac = |x: f64| (0.0..=1.0).contains(&x);
+        if self.nodes == 0 || self.nodes > 16_000_000 {
+            return bad("nodes must be in 1..=16,000,000");
+        }
+        if !frac(self.link.loss) || !frac(self.link.nat_fraction) || !frac(self.adversary.fraction)
+        {
+            return bad("loss, nat_fraction and adversary.fraction are in 0..=1");
+        }
+        if self.link.rtt_median_ms <= 0.0 || self.link.access_sigma < 0.0 {
+            return bad("rtt_median_ms must be positive and access_sigma not negative");
+        }
+        if self.churn.weibull_shape <= 0.0 || self.churn.session_median_s <= 0.0 {
+            return bad("weibull_shape and session_median_s must be positive");
+        }
+        if !frac(self.churn.rejoin_fraction) {
+            return bad("rejoin_fraction is in 0..=1");
+        }
+        if self.build.wave_growth <= 0.0 || self.build.wave_max == 0 {
+            return bad("wave_growth and wave_max must be positive");
+        }
+        if self.workload.bin_s == 0 {
+            return bad("workload.bin_s must be positive");
+        }
+        if self.link.partitions.iter().any(|p| !frac(p.fraction)) {
+            return bad("partition fractions are in 0..=1");
+        }
+        if self.engine.lookup_parallelism == Some(0) {
+            return bad("lookup_parallelism must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+fn diff(prefix: &str, mine: &toml::Value, base: Option<&toml::Value>, out: &mut Vec<String>) {
+    match (mine, base) {
+        (toml::Value::Table(t), Some(toml::Value::Table(b))) => {
+            for (k, v) in t {
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                diff(&name, v, b.get(k), out);
+            }
+        }
+        (v, b) if Some(v) != b => out.push(format!("{prefix}={}", inline(v))),
+        _ => {}
+    }
+}
+
+fn inline(v: &toml::Value) -> String {
+    match v {
+        toml::Value::Table(t) => {
+            let parts: Vec<String> = t
+                .iter()
+                .map(|(k, v)| format!("{k} = {}", inline(v)))
+                .collect();
+            format!("{{ {} }}", parts.join(", "))
+        }
+        toml::Value::Array(a) => {
+            let parts: Vec<String> = a.iter().map(inline).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_round_trip_and_overrides() {
+        let mut s = Scenario::from_toml("seed = 9\nnodes = 500\n[link]\nloss = 0.02\n").unwrap();
+        assert_eq!((s.seed, s.nodes, s.link.loss), (9, 500, 0.02));
+        s.set("churn.enabled", "true").unwrap();
+        s.set("engine.bucket_sizes_far", "[128, 64]").unwrap();
+        s.set("name", "ci").unwrap();
+        assert!(s.churn.enabled);
+        assert_eq!(s.engine.bucket_sizes_far, Some(vec![128, 64]));
+        assert_eq!(Scenario::from_toml(&s.to_toml()).unwrap(), s);
+        let mut again = Scenario::default();
+        for o in s.overrides() {
+            let (k, v) = o.split_once('=').unwrap();
+            again.set(k, v).unwrap();
+        }
+        assert_eq!(again, s);
+        assert!(s.set("link.nope", "1").is_err());
+        assert!(s.set("link.loss", "2").is_err());
+    }
+}

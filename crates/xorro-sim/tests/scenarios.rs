@@ -1,0 +1,157 @@
+//! Simulation scenarios checked against the oracle. Each prints the seed and the command
+//! that reproduces it when it fails.
+
+use xorro_sim::{Behavior, Report, Scenario};
+
+/// The CI scenario: a few thousand nodes (fewer in debug builds), churn and 1 % loss.
+fn ci_scenario(seed: u64) -> Scenario {
+    let mut s = Scenario {
+        name: "ci".into(),
+        seed,
+        nodes: if cfg!(debug_assertions) { 600 } else { 3000 },
+        ..Scenario::default()
+    };
+    s.link.loss = 0.01;
+    s.link.nat_fraction = 0.1;
+    s.churn.enabled = true;
+    s.build.settle_s = 30;
+    s.workload.lookups = if cfg!(debug_assertions) { 150 } else { 500 };
+    s.workload.announces = 30;
+    s.workload.puts = 15;
+    s.workload.duration_s = 240;
+    s.expect.lookup_success_min = Some(0.95);
+    s.expect.announce_found_min = Some(0.9);
+    s.expect.put_found_min = Some(0.9);
+    s
+}
+
+fn assert_passed(r: &Report) {
+    if let Some(msg) = r.failure_message() {
+        panic!("{msg}\nreport:\n{}", r.to_json());
+    }
+}
+
+#[test]
+fn ci_scenario_succeeds_and_is_deterministic() {
+    let s = ci_scenario(42);
+    let a = xorro_sim::run(&s);
+    assert_passed(&a);
+    assert!(a.network.departures > 0, "churn happened");
+    assert!(
+        a.network.returns > 0,
+        "some nodes came back with their old id"
+    );
+    assert!(a.traffic.lost > 0 && a.traffic.nat_blocked > 0);
+    assert!(a.lookups.answered >= a.lookups.started * 9 / 10);
+    let b = xorro_sim::run(&s);
+    assert_eq!(
+        a.to_json(),
+        b.to_json(),
+        "same seed, different summary; reproduce with: {}",
+        a.reproduce_command()
+    );
+    let c = xorro_sim::run(&ci_scenario(43));
+    assert_ne!(a.to_json(), c.to_json(), "the seed changes the run");
+}
+
+#[test]
+fn adversaries_run_and_are_reported() {
+    for behavior in [Behavior::Drop, Behavior::WrongNodes, Behavior::SpoofIds] {
+        let mut s = Scenario {
+            name: format!("adversary-{behavior:?}"),
+            seed: 5,
+            nodes: if cfg!(debug_assertions) { 300 } else { 1500 },
+            ..Scenario::default()
+        };
+        s.adversary.fraction = 0.1;
+        s.adversary.behavior = behavior;
+        s.adversary.eclipse_sybils = if behavior == Behavior::Drop { 12 } else { 0 };
+        s.workload.lookups = 100;
+        s.workload.announces = 20;
+        s.workload.puts = 5;
+        s.workload.duration_s = 60;
+        let r = xorro_sim::run(&s);
+        assert!(r.network.adversaries > 0);
+        assert!(r.traffic.tampered > 0, "{behavior:?}: adversaries acted");
+        assert!(
+            r.lookups.answered > 0,
+            "{behavior:?}: lookups still answered"
+        );
+        if behavior == Behavior::Drop {
+            let e = r.eclipse.as_ref().expect("eclipse ops ran");
+            assert!(e.read.started > 0);
+            eprintln!("eclipsed peer found: {}", e.found);
+        }
+        eprintln!(
+            "{behavior:?}: success {} found_mean {} p50 {} ms",
+            r.lookups.closest_success, r.lookups.closest_found_mean, r.lookups.latency_ms.p50
+        );
+    }
+}
+
+#[test]
+fn partition_heals() {
+    let mut s = Scenario {
+        seed: 11,
+        nodes: if cfg!(debug_assertions) { 300 } else { 1500 },
+        ..Scenario::default()
+    };
+    s.workload.lookups = 200;
+    s.workload.announces = 0;
+    s.workload.puts = 0;
+    s.workload.duration_s = 180;
+    s.workload.bin_s = 30;
+    s.link.partitions = vec![xorro_sim::scenario::PartitionConfig {
+        start_s: 60,
+        duration_s: 60,
+        fraction: 0.5,
+    }];
+    let r = xorro_sim::run(&s);
+    assert!(r.traffic.partitioned > 0);
+    let during = r
+        .over_time
+        .iter()
+        .find(|b| b.start_s == 60)
+        .expect("bin at 60 s");
+    let after = r
+        .over_time
+        .iter()
+        .find(|b| b.start_s == 150)
+        .expect("bin at 150 s");
+    assert!(
+        during.closest_success < after.closest_success,
+        "{:?}",
+        r.over_time
+    );
+}
+
+#[test]
+fn outputs_are_written() {
+    let mut s = ci_scenario(3);
+    s.nodes = 200;
+    s.workload.lookups = 50;
+    s.expect = Default::default();
+    let r = xorro_sim::run(&s);
+    let dir = std::env::temp_dir().join(format!("xorro-sim-test-{}", std::process::id()));
+    xorro_sim::write_outputs(&r, None, &dir).expect("outputs written");
+    for f in [
+        "summary.json",
+        "scenario.toml",
+        "report.md",
+        "latency_cdf.svg",
+        "latency_cdf.png",
+        "rounds.svg",
+        "rounds.png",
+        "success_over_time.svg",
+        "success_over_time.png",
+        "messages.svg",
+        "messages.png",
+    ] {
+        let len = std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 100, "{f} written ({len} bytes)");
+    }
+    let back =
+        Scenario::from_toml(&std::fs::read_to_string(dir.join("scenario.toml")).unwrap()).unwrap();
+    assert_eq!(back, s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
