@@ -86,6 +86,9 @@ pub(crate) enum Command {
 
 type Reply = oneshot::Sender<(Outcome, LookupStats)>;
 
+/// Receive buffer per socket.
+const RECV_BUF: usize = 4096;
+
 /// What a [`crate::PeerStream`] receives.
 #[derive(Debug)]
 pub(crate) enum PeerUpdate {
@@ -311,8 +314,10 @@ impl Driver {
     }
 
     async fn run(mut self) {
-        let mut buf4 = vec![0u8; 65536];
-        let mut buf6 = vec![0u8; 65536];
+        // DHT datagrams are small (BEP 32: at most 1024 bytes sent); 4 KiB leaves ample room
+        // for the larger ones BEP 32 asks us to accept, without 64 KiB per node in a testnet.
+        let mut buf4 = vec![0u8; if self.sock4.is_some() { RECV_BUF } else { 0 }];
+        let mut buf6 = vec![0u8; if self.sock6.is_some() { RECV_BUF } else { 0 }];
         loop {
             self.drain().await;
             let now = Instant::now();

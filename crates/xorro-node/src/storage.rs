@@ -35,12 +35,12 @@
 //!
 //! A new database is built as `xorro.redb.new`, initialised (every table, `meta`), closed,
 //! and only then linked to `xorro.redb`, so a crash during the very first start leaves no
-//! half-written file behind (redb writes a new file's header in several steps). A
-//! zero-length `xorro.redb` holds nothing and is replaced the same way; a redb file with no
-//! table at all is initialised in place. Opening checks `meta`: a file whose `meta` does not
-//! say `xorro` is [`StorageError::Foreign`]; a schema version above [`SCHEMA_VERSION`] is
-//! [`StorageError::NewerSchema`]. A row that does not decode is skipped and counted in
-//! [`Saved::skipped_rows`]; the other rows load.
+//! half-written file behind (redb writes a new file's header in several steps); a `.new`
+//! left by such a crash is replaced. A zero-length `xorro.redb` holds nothing and is replaced
+//! the same way. Opening checks `meta`: a redb file without it, or whose `meta` does not say
+//! `xorro` (an empty redb file included), is [`StorageError::Foreign`] and left untouched; a
+//! schema version above [`SCHEMA_VERSION`] is [`StorageError::NewerSchema`]. A row that does
+//! not decode is skipped and counted in [`Saved::skipped_rows`]; the other rows load.
 //!
 //! # Durability
 //!
@@ -61,17 +61,20 @@
 //!   second, a crash loses at most about a minute of data stored for others, which its owners
 //!   re-announce anyway, and saves an `fsync` a second.
 //!
-//! After a crash, redb checks the whole file on the next open (checksums, allocator state),
-//! which takes time proportional to its size (a few MB for a busy node). After a clean close
-//! (dropping the `Storage`) the next open is immediate.
+//! Durable commits are redb's default one-phase commit with checksums (one `fsync`); quick
+//! repair is off, so commits stay cheap.
 //!
 //! # Damaged files
 //!
-//! redb 3 reports most damage as errors but asserts (panics) on some, such as a file
-//! truncated below the size its header records. Every call into redb here runs under
-//! [`std::panic::catch_unwind`]: such a panic becomes [`StorageError::Corrupt`] (its message
-//! may still appear on stderr through the panic hook) and the `Storage` refuses further use.
-//! This relies on the default `panic = "unwind"`.
+//! Every open verifies the whole file (redb's `check_integrity`: the checksum of every page,
+//! the allocator state; repairing from the previous commit after a crash), so a damaged file
+//! is reported as [`StorageError::Corrupt`] at open rather than trusted. This reads the whole
+//! file: a few milliseconds for the database of a busy node (see the `storage` bench).
+//! redb 4.5 reports damage as errors; older versions asserted on some (a truncated file) or
+//! aborted the process on others (a damaged page number made them allocate terabytes). As a
+//! last guard, every call into redb runs under [`std::panic::catch_unwind`]: a panic becomes
+//! [`StorageError::Corrupt`] and the `Storage` refuses further use. This relies on the default
+//! `panic = "unwind"`.
 
 use std::fmt;
 use std::fs;
@@ -358,9 +361,15 @@ impl fmt::Debug for Storage {
 impl Drop for Storage {
     fn drop(&mut self) {
         if let Some(db) = self.db.take() {
-            // redb's Drop commits once more; on a damaged file that may panic.
-            if panic::catch_unwind(AssertUnwindSafe(move || drop(db))).is_err() {
-                warn!(path = %self.path.display(), "closing the damaged database panicked");
+            // Closing commits once more (durably); on a damaged file that may panic.
+            match panic::catch_unwind(AssertUnwindSafe(move || db.close())) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    warn!(path = %self.path.display(), error = %e, "closing the database failed")
+                }
+                Err(_) => {
+                    warn!(path = %self.path.display(), "closing the damaged database panicked")
+                }
             }
         }
     }
@@ -393,14 +402,18 @@ impl Storage {
             Err(e) if e.kind() == io::ErrorKind::NotFound => create_atomically(dir, &path)?,
             Err(source) => return Err(StorageError::Io { path, source }),
         }
-        Storage::open_file(dir, path)
+        Storage::open_file(dir, path, Empty::Foreign)
     }
 
-    /// Opens `path` with redb and checks (or initialises) the schema.
-    fn open_file(dir: &Path, path: PathBuf) -> Result<Storage, StorageError> {
+    /// Opens `path` with redb and checks the schema; `empty` says what a file without any
+    /// table is.
+    fn open_file(dir: &Path, path: PathBuf, empty: Empty) -> Result<Storage, StorageError> {
         let opened = panic::catch_unwind(|| {
             redb::Builder::new()
                 .set_cache_size(CACHE_SIZE)
+                // Verify every page's checksum on every open, not only after a crash, so that
+                // a damaged file is reported here rather than trusted.
+                .set_check_integrity_on_open(true)
                 .create(&path)
         });
         let db = match opened {
@@ -418,7 +431,7 @@ impl Storage {
             poisoned: AtomicBool::new(false),
             network_saves: AtomicU32::new(0),
         };
-        storage.guarded(|db| storage.check_schema(db))?;
+        storage.guarded(|db| storage.check_schema(db, empty))?;
         Ok(storage)
     }
 
@@ -464,7 +477,7 @@ impl Storage {
         items: &[(NodeId, StoredItem, SystemTime)],
     ) -> Result<(), StorageError> {
         let n = self.network_saves.fetch_add(1, Ordering::Relaxed);
-        let durability = if n % NETWORK_DATA_DURABLE_EVERY == 0 {
+        let durability = if n.is_multiple_of(NETWORK_DATA_DURABLE_EVERY) {
             Durability::Immediate
         } else {
             Durability::None
@@ -614,7 +627,7 @@ impl Storage {
     }
 
     /// Checks `meta` of an opened file, or initialises a file with no table.
-    fn check_schema(&self, db: &Database) -> Result<(), StorageError> {
+    fn check_schema(&self, db: &Database, if_empty: Empty) -> Result<(), StorageError> {
         let read_err = |e: redb::Error| classify(&self.dir, &self.path, e, Op::Read);
         let foreign = || StorageError::Foreign {
             path: self.path.clone(),
@@ -631,8 +644,13 @@ impl Storage {
                 .next()
                 .is_none();
         if empty {
-            drop(txn);
-            return self.initialise(db);
+            return match if_empty {
+                Empty::Initialise => {
+                    drop(txn);
+                    self.initialise(db)
+                }
+                Empty::Foreign => Err(foreign()),
+            };
         }
         let meta = match txn.open_table(META) {
             Ok(meta) => meta,
@@ -783,13 +801,13 @@ fn create_atomically(dir: &Path, path: &Path) -> Result<(), StorageError> {
         let path = p.to_path_buf();
         move |source| StorageError::Io { path, source }
     };
-    let storage = match Storage::open_file(dir, tmp.clone()) {
+    let storage = match Storage::open_file(dir, tmp.clone(), Empty::Initialise) {
         Ok(storage) => storage,
         Err(e @ (StorageError::Locked { .. } | StorageError::Io { .. })) => return Err(e),
         Err(_) => {
             debug!(path = %tmp.display(), "replacing a half-created database");
             fs::remove_file(&tmp).map_err(io(&tmp))?;
-            Storage::open_file(dir, tmp.clone())?
+            Storage::open_file(dir, tmp.clone(), Empty::Initialise)?
         }
     };
     drop(storage);
@@ -797,7 +815,11 @@ fn create_atomically(dir: &Path, path: &Path) -> Result<(), StorageError> {
     match fs::hard_link(&tmp, path) {
         Ok(()) => {}
         // Another process starting on the same directory got there first.
-        Err(e) if matches!(e.kind(), io::ErrorKind::AlreadyExists | io::ErrorKind::NotFound) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::AlreadyExists | io::ErrorKind::NotFound
+            ) => {}
         // A file system without hard links.
         Err(_) => {
             if !path.exists() {
@@ -837,6 +859,15 @@ fn for_each_row(
         }
     }
     Ok(rejected)
+}
+
+/// What a redb file without any table is when opened.
+#[derive(Clone, Copy)]
+enum Empty {
+    /// Our own file being created: initialise it.
+    Initialise,
+    /// `xorro.redb`, which is only ever linked into place initialised: not ours.
+    Foreign,
 }
 
 #[derive(Clone, Copy)]
