@@ -1,15 +1,60 @@
-//! The `xorro` command: the DHT node, its client commands, the testnet and the simulator.
+//! The `xorro` command: the DHT node (`xorro node`), a local test network (`xorro testnet`),
+//! the client commands that talk to a running node's HTTP API, and a load generator
+//! (`xorro bench`).
+//!
+//! As in ripgrep, `main` parses the arguments, hands validated settings to the command, and
+//! is the one place that prints an error: the chain of causes on one line, then a hint when
+//! there is one. Exit codes (see [`error::Code`]): 0 ok, 1 the operation failed or found
+//! nothing, 2 usage error, 3 no daemon answers.
+
+mod api;
+mod bench;
+mod client;
+mod daemon;
+mod error;
+mod flags;
+mod keyfile;
+mod logging;
+mod parse;
+mod settings;
+mod testnet;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Xorro: a Kademlia DHT that speaks the BitTorrent Mainline protocol.
-#[derive(Debug, Parser)]
-#[command(name = "xorro", version, about, long_about = None)]
-struct Cli {}
+use crate::flags::{Cli, Command};
 
 fn main() -> ExitCode {
-    let _cli = Cli::parse();
-    ExitCode::SUCCESS
+    // clap prints its own usage errors and exits with code 2.
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let (code, hint) = error::classify(&err);
+            eprintln!("error: {}", error::one_line(&err));
+            if let Some(hint) = hint {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(code as u8)
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Node(a) => daemon::run(settings::NodeSettings::from_args(&a)?),
+        Command::Testnet(a) => testnet::run(settings::TestnetSettings::from_args(&a)?),
+        Command::Bench(a) => bench::run(bench::BenchSettings::from_args(&a)?),
+        Command::Status(a) => client::status(&a),
+        Command::RoutingTable(a) => client::routing_table(&a),
+        Command::Ping(a) => client::ping(&a),
+        Command::FindNode(a) => client::find_node(&a),
+        Command::Peers(a) => client::peers(&a),
+        Command::Announce(a) => client::announce(&a),
+        Command::Unannounce(a) => client::unannounce(&a),
+        Command::Put(a) => client::put(&a),
+        Command::Get(a) => client::get(&a),
+        Command::Samples(a) => client::samples(&a),
+    }
 }

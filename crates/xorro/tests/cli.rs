@@ -1,0 +1,569 @@
+//! The `xorro` command end to end: daemons on 127.0.0.1 (each with its own data directory),
+//! the client commands against their HTTP APIs, the testnet, and the error paths.
+//!
+//! Nothing here contacts an address outside 127.0.0.0/8: every node gets
+//! `--no-public-bootstrap` or a loopback `--bootstrap`. Waits poll with a deadline.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+const INFOHASH: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// The binary, with no XORRO_* setting inherited from the environment.
+fn xorro() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_xorro"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("XORRO_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    xorro().args(args).output().expect("the xorro binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Calls `f` until it returns `Some`, or panics with `what` after [`DEADLINE`].
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A `xorro node` child process, killed when dropped.
+struct Daemon {
+    child: Child,
+    api: String,
+    udp: u16,
+    data_dir: PathBuf,
+    log: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    fn start(bootstrap: Option<&Daemon>) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let mut d = Daemon::spawn(&data_dir, free_udp_port(), bootstrap, &[]);
+        d._dir = Some(dir);
+        d
+    }
+
+    fn spawn(data_dir: &Path, udp: u16, bootstrap: Option<&Daemon>, extra: &[&str]) -> Daemon {
+        let api = format!("127.0.0.1:{}", free_tcp_port());
+        let log = data_dir.with_extension(format!("{udp}.log"));
+        let mut cmd = xorro();
+        cmd.args([
+            "node",
+            "--port",
+            &udp.to_string(),
+            "--api",
+            &api,
+            "--no-public-bootstrap",
+        ]);
+        cmd.arg("--data-dir").arg(data_dir);
+        if let Some(b) = bootstrap {
+            cmd.args(["--bootstrap", &format!("127.0.0.1:{}", b.udp)]);
+        }
+        cmd.args(extra).env("RUST_LOG", "info");
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("xorro node starts");
+        let mut d = Daemon {
+            child,
+            api,
+            udp,
+            data_dir: data_dir.to_owned(),
+            log,
+            _dir: None,
+        };
+        d.wait_ready();
+        d
+    }
+
+    fn wait_ready(&mut self) {
+        let api = self.api.clone();
+        let log = self.log.clone();
+        let child = &mut self.child;
+        wait_for("the node's API", || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "xorro node exited ({status}):\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            run(&["status", "--api", &api])
+                .status
+                .success()
+                .then_some(())
+        });
+    }
+
+    fn cmd(&self, args: &[&str]) -> Output {
+        let mut full = args.to_vec();
+        full.extend_from_slice(&["--api", &self.api]);
+        run(&full)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut full = args.to_vec();
+        full.push("--json");
+        let out = self.cmd(&full);
+        assert!(
+            out.status.success(),
+            "xorro {args:?} failed: {}",
+            text(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("xorro {args:?} --json: {e}: {}", text(&out.stdout)))
+    }
+
+    fn contacts(&self) -> u64 {
+        self.json(&["status"])["table_v4"].as_u64().unwrap()
+    }
+}
+
+/// Three nodes: the first is the bootstrap of the other two; returns once every node knows
+/// the other two.
+fn cluster() -> [Daemon; 3] {
+    let a = Daemon::start(None);
+    let b = Daemon::start(Some(&a));
+    let c = Daemon::start(Some(&a));
+    for d in [&a, &b, &c] {
+        wait_for("full routing tables", || {
+            if d.contacts() >= 2 {
+                return Some(());
+            }
+            // Lookups are how nodes learn of each other: ask for something.
+            let _ = d.cmd(&["find-node", INFOHASH]);
+            None
+        });
+    }
+    [a, b, c]
+}
+
+#[test]
+fn announce_on_one_node_and_find_the_peer_from_another() {
+    let [_a, b, c] = cluster();
+    let out = wait_for("a stored announcement", || {
+        let out = b.cmd(&["announce", INFOHASH]);
+        out.status.success().then_some(out)
+    });
+    assert!(
+        text(&out.stdout).contains("announced"),
+        "{}",
+        text(&out.stdout)
+    );
+    let peer = format!("127.0.0.1:{}", b.udp);
+    let out = wait_for("the peer", || {
+        let out = c.cmd(&["peers", INFOHASH]);
+        (out.status.success() && text(&out.stdout).contains(&peer)).then_some(out)
+    });
+    assert_eq!(out.status.code(), Some(0));
+    let json = c.json(&["peers", INFOHASH]);
+    let peers: Vec<&str> = json["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(peers.contains(&peer.as_str()), "{json}");
+
+    // Stop announcing: the node says so; a second time it is not announced (exit 1).
+    let out = b.cmd(&["unannounce", INFOHASH]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(b.cmd(&["unannounce", INFOHASH]).status.code(), Some(1));
+}
+
+#[test]
+fn immutable_put_on_one_node_get_from_another() {
+    let [a, _b, c] = cluster();
+    let put = wait_for("a stored item", || {
+        let out = a.cmd(&["put", "hello, xorro", "--json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap())
+    });
+    let target = put["target"].as_str().unwrap().to_owned();
+    let out = wait_for("the item", || {
+        let out = c.cmd(&["get", &target]);
+        out.status.success().then_some(out)
+    });
+    assert_eq!(text(&out.stdout).trim(), "hello, xorro");
+    let item = c.json(&["get", &target]);
+    assert_eq!(item["value_utf8"], "hello, xorro");
+
+    // A bencoded value given as hex comes back as such.
+    let put = a.json(&["put", "--bencoded", "69343265"]);
+    let item = c.json(&["get", put["target"].as_str().unwrap()]);
+    assert_eq!(item["value_hex"], "69343265");
+    assert_eq!(item["value_display"], "42");
+
+    // An item nobody stored: exit 1 and a message.
+    let out = c.cmd(&["get", INFOHASH]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("error: no node holds the item"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn mutable_put_then_update_then_get_returns_the_new_value() {
+    let [a, b, c] = cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    let key = key.to_str().unwrap();
+    let first = wait_for("a stored mutable item", || {
+        let out = a.cmd(&["put", "--mutable", "--key-file", key, "--salt", "s", "v1"]);
+        out.status.success().then_some(out)
+    });
+    assert!(
+        text(&first.stderr).contains("created the key file"),
+        "{}",
+        text(&first.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let second = b.json(&["put", "--mutable", "--key-file", key, "--salt", "s", "v2"]);
+    let pk = second["public_key"].as_str().unwrap().to_owned();
+    assert!(second["seq"].as_i64().unwrap() >= 2, "{second}");
+
+    let item = wait_for("the new value", || {
+        let out = c.cmd(&["get", "--mutable", "--key", &pk, "--salt", "s", "--json"]);
+        let item: Value = serde_json::from_slice(&out.stdout).ok()?;
+        (item["value_utf8"] == "v2").then_some(item)
+    });
+    assert_eq!(item["public_key"], pk.as_str());
+    let out = c.cmd(&["get", "--mutable", "--key-file", key, "--salt", "s"]);
+    assert_eq!(text(&out.stdout).trim(), "v2");
+    // Another salt is another item.
+    assert_eq!(
+        c.cmd(&["get", "--mutable", "--key", &pk, "--salt", "other"])
+            .status
+            .code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn testnet_of_50_nodes_starts_and_answers_status() {
+    let api = format!("127.0.0.1:{}", free_tcp_port());
+    let mut child = xorro()
+        .args(["testnet", "--nodes", "50", "--api", &api])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let _guard = Kill(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let ready = wait_for("the ready line", || {
+        while let Ok(line) = rx.try_recv() {
+            lines.push(line);
+        }
+        lines
+            .iter()
+            .find(|l| l.starts_with("testnet ready: 50 nodes"))
+            .cloned()
+    });
+    assert!(ready.contains("contacts each on average"), "{ready}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("bootstrap: 127.0.0.1:")),
+        "{lines:?}"
+    );
+    assert!(lines.iter().any(|l| l.contains(&api)), "{lines:?}");
+
+    let out = run(&["status", "--api", &api, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(status["table_v4"].as_u64().unwrap() >= 8, "{status}");
+    let out = run(&["routing-table", "--api", &api]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("contacts"));
+}
+
+#[test]
+fn a_corrupted_database_is_a_one_line_error_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("xorro.redb"),
+        b"this is not a redb database, just garbage".repeat(100),
+    )
+    .unwrap();
+    let mut child = xorro()
+        .args([
+            "node",
+            "--no-public-bootstrap",
+            "--port",
+            &free_udp_port().to_string(),
+        ])
+        .args(["--api", &format!("127.0.0.1:{}", free_tcp_port())])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_for("the node to exit", || child.try_wait().unwrap());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("cannot start the node"), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("hint: ") && l.contains("xorro.redb")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_hex_is_a_usage_error_that_names_the_argument() {
+    let out = run(&["peers", "0123456789ab"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "error: INFOHASH must be 40 hex digits, got 12 characters"
+    );
+    let out = run(&["get", "xyz"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("TARGET must be 40 hex digits, got 3 characters"));
+    let out = run(&["get", "--mutable", "--key", "abcd"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--key must be 64 hex digits, got 4 characters"));
+    let out = run(&["put", "--bencoded", "zz"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&["announce", INFOHASH, "--port", "70000"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clap's own usage errors are 2 as well"
+    );
+    let out = run(&["node", "--bootstrap", "nohost", "--no-public-bootstrap"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--bootstrap must be host:port"));
+}
+
+#[test]
+fn no_daemon_is_exit_code_3_with_a_hint() {
+    let api = format!("127.0.0.1:{}", free_tcp_port());
+    for args in [vec!["status"], vec!["peers", INFOHASH], vec!["put", "x"]] {
+        let mut full = args.clone();
+        full.extend_from_slice(&["--api", &api]);
+        let out = run(&full);
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!("error: no xorro node answers at {api}: start one with `xorro node` (or `xorro testnet`)")),
+            "{stderr}"
+        );
+    }
+    // XORRO_API is the default --api.
+    let out = xorro()
+        .args(["status"])
+        .env("XORRO_API", &api)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains(&api));
+}
+
+#[test]
+fn json_output_parses() {
+    let a = Daemon::start(None);
+    let status = a.json(&["status"]);
+    assert_eq!(status["id"].as_str().unwrap().len(), 40);
+    assert!(status["stats"]["queries"].is_object());
+    let table = a.json(&["routing-table"]);
+    assert!(table["contacts"].is_array());
+    // With an empty routing table a lookup fails: exit 1, an error and a hint.
+    let out = a.cmd(&["find-node", INFOHASH]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("hint:"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn settings_come_from_env_over_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file_port, env_port) = (free_udp_port(), free_udp_port());
+    let api = format!("127.0.0.1:{}", free_tcp_port());
+    let config = dir.path().join("xorro.toml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &config,
+        format!("port = {file_port}\napi = \"{api}\"\npublic_bootstrap = false\ndata_dir = {:?}\nread_only = true\n", data),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.path().join("log")).unwrap();
+    let child = xorro()
+        .args(["node", "--config"])
+        .arg(&config)
+        .env("XORRO_PORT", env_port.to_string())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut d = Daemon {
+        child,
+        api,
+        udp: env_port,
+        data_dir: data.clone(),
+        log: dir.path().join("log"),
+        _dir: None,
+    };
+    d.wait_ready();
+    let status = d.json(&["status"]);
+    let addrs: Vec<&str> = status["local_addrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        addrs.iter().any(|a| a.ends_with(&format!(":{env_port}"))),
+        "the environment beats the file: {addrs:?}"
+    );
+    assert_eq!(status["read_only"], true, "the file beats the default");
+    assert!(
+        data.join("xorro.redb").exists(),
+        "the data directory comes from the file"
+    );
+
+    // A typo in the config file is a usage error.
+    std::fs::write(&config, "prot = 1\n").unwrap();
+    let out = xorro()
+        .args(["node", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("prot"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn sigterm_saves_the_state_and_the_node_restarts_with_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let udp = free_udp_port();
+    let mut d = Daemon::spawn(&data, udp, None, &[]);
+    let id = d.json(&["status"])["id"].as_str().unwrap().to_owned();
+    let killed = Command::new("kill")
+        .args(["-TERM", &d.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = wait_for("the node to exit", || d.child.try_wait().unwrap());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{}",
+        std::fs::read_to_string(&d.log).unwrap_or_default()
+    );
+    drop(d);
+
+    let d = Daemon::spawn(&data, udp, None, &[]);
+    assert_eq!(d.json(&["status"])["id"].as_str().unwrap(), id);
+    assert_eq!(d.data_dir, data);
+}
+
+#[test]
+fn bench_counts_answers_of_a_node() {
+    let a = Daemon::start(None);
+    let target = format!("127.0.0.1:{}", a.udp);
+    let pid = a.child.id().to_string();
+    for query in ["ping", "find-node", "get-peers"] {
+        let out = run(&[
+            "bench",
+            &target,
+            "--query",
+            query,
+            "--sources",
+            "4",
+            "--window",
+            "4",
+            "--duration",
+            "0.5",
+            "--pid",
+            &pid,
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(r["answered"].as_u64().unwrap() > 0, "{r}");
+        assert!(r["target_cpu_secs"].as_f64().is_some(), "{r}");
+        assert_eq!(r["source_addrs"], "127.0.0.2 to 127.0.0.5");
+    }
+}
