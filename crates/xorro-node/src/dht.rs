@@ -347,7 +347,7 @@ pub struct Dht {
     pub(crate) local_addrs: Vec<SocketAddr>,
 }
 
-type Reply = oneshot::Sender<(Outcome, LookupStats)>;
+type Reply = oneshot::Sender<Result<(Outcome, LookupStats), DhtError>>;
 
 impl Dht {
     /// A builder with defaults.
@@ -379,7 +379,7 @@ impl Dht {
             .send(make(tx))
             .await
             .map_err(|_| DhtError::Stopped)?;
-        let (outcome, stats) = rx.await.map_err(|_| DhtError::Stopped)?;
+        let (outcome, stats) = rx.await.map_err(|_| DhtError::Stopped)??;
         match outcome {
             Outcome::Failed(e) => Err(e.into()),
             o => Ok((o, stats)),

@@ -84,7 +84,7 @@ pub(crate) enum Command {
     },
 }
 
-type Reply = oneshot::Sender<(Outcome, LookupStats)>;
+type Reply = oneshot::Sender<Result<(Outcome, LookupStats), DhtError>>;
 
 /// Receive buffer per socket.
 const RECV_BUF: usize = 4096;
@@ -116,26 +116,39 @@ enum Keep {
 
 /// Binds the sockets, restores state, and spawns the driver.
 pub(crate) async fn start(b: DhtBuilder, mut storage: Option<Storage>) -> Result<Dht, StartError> {
-    let mut sock4 = None;
-    let mut sock6 = None;
+    let mut sock4: Option<UdpSocket> = None;
+    let mut sock6: Option<UdpSocket> = None;
     let mut first_err = None;
     for addr in &b.bind {
+        if (if addr.is_ipv4() { &sock4 } else { &sock6 }).is_some() {
+            continue;
+        }
+        // With port 0, take the port the other family got, so both listen on one port.
+        let addr = *addr;
+        let other_port = sock4
+            .iter()
+            .chain(sock6.iter())
+            .filter_map(|s| s.local_addr().ok())
+            .map(|a| a.port())
+            .next();
+        let same_port = match other_port {
+            Some(port) if addr.port() == 0 => bind(SocketAddr::new(addr.ip(), port)).ok(),
+            _ => None,
+        };
+        let bound = match same_port {
+            Some(s) => Ok(s),
+            None => bind(addr),
+        };
         let slot = if addr.is_ipv4() {
             &mut sock4
         } else {
             &mut sock6
         };
-        if slot.is_some() {
-            continue;
-        }
-        match bind(*addr) {
+        match bound {
             Ok(s) => *slot = Some(s),
             Err(source) => {
                 tracing::debug!(%addr, error = %source, "cannot bind");
-                first_err.get_or_insert(StartError::Bind {
-                    addr: *addr,
-                    source,
-                });
+                first_err.get_or_insert(StartError::Bind { addr, source });
             }
         }
     }
@@ -457,11 +470,13 @@ impl Driver {
                 }
             }
             Event::CommandFinished { id, outcome, stats } => {
-                self.latency.record(stats.duration);
+                if !matches!(outcome, Outcome::Pong(_)) {
+                    self.latency.record(stats.duration);
+                }
                 self.put_finished(id, &outcome);
                 match self.waiters.remove(&id) {
                     Some(Waiter::Reply(r)) => {
-                        let _ = r.send((outcome, stats));
+                        let _ = r.send(Ok((outcome, stats)));
                     }
                     Some(Waiter::Peers(tx)) => {
                         let done = match outcome {
@@ -508,11 +523,8 @@ impl Driver {
                 self.waiters.insert(id, w);
             }
             (Err(e), Waiter::Reply(r)) => {
-                let _ = r.send((
-                    Outcome::Failed(xorro_dht::CommandError::NoResponse),
-                    LookupStats::default(),
-                ));
                 tracing::debug!(error = %e, "command refused");
+                let _ = r.send(Err(DhtError::Refused(e)));
             }
             (Err(e), Waiter::Peers(tx)) => {
                 let _ = tx.try_send(PeerUpdate::Done(Err(DhtError::Refused(e))));
@@ -552,11 +564,8 @@ impl Driver {
                     seed,
                 });
                 if let Err(e) = self.persist(&keep) {
-                    let _ = reply.send((
-                        Outcome::Failed(xorro_dht::CommandError::NoResponse),
-                        LookupStats::default(),
-                    ));
                     tracing::warn!(error = %e, "announcement not saved");
+                    let _ = reply.send(Err(DhtError::Storage(e)));
                     return;
                 }
                 self.publish(&keep, now, Waiter::Reply(reply));

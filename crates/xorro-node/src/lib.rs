@@ -25,6 +25,7 @@
 
 mod dht;
 mod driver;
+pub mod probe;
 pub mod storage;
 
 pub use dht::{
