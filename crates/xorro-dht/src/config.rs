@@ -43,6 +43,13 @@ pub struct Config {
     pub lookup_soft_timeout: Duration,
     /// After this long without an answer a request has failed (jech/dht and mainline: 2–10 s).
     pub request_timeout: Duration,
+    /// Requests a lookup sends to one node before giving up on it: a slow request (past its
+    /// soft timeout) to one of the `k` closest is retransmitted until this many were sent, and
+    /// the node fails when all of them timed out; a bootstrap seed is asked again this many
+    /// times in all. With loss `p` each way one request goes unanswered with probability
+    /// `1 - (1 - p)²`, and a lookup returns the true k closest only if each of them answered
+    /// once: for 99 % of lookups exact at 20 % loss that takes 7 attempts, at 5 % loss 3.
+    pub lookup_attempts: u8,
     /// A lookup that has not finished after this long ends with what it has.
     pub lookup_timeout: Duration,
     /// Lookups running at once; more is [`StartError::TooManyLookups`](crate::StartError).
@@ -94,6 +101,7 @@ impl Default for Config {
             lookup_candidates_max: 64,
             lookup_soft_timeout: Duration::from_millis(1000),
             request_timeout: Duration::from_secs(4),
+            lookup_attempts: 3,
             lookup_timeout: Duration::from_secs(60),
             lookups_max: 256,
             requests_in_flight_max: 2048,

@@ -37,6 +37,10 @@ pub(crate) struct Candidate {
     pub rtt: Option<Duration>,
     /// Write token it gave us (get_peers / get).
     pub token: Option<Token>,
+    /// Requests sent to it by this lookup (the first and its retransmissions).
+    pub attempts: u8,
+    /// Of those, requests still waiting for an answer or their hard timeout.
+    pub pending: u8,
 }
 
 /// The search in one address family.
@@ -77,6 +81,8 @@ impl Leg {
                 hop,
                 rtt,
                 token: None,
+                attempts: 0,
+                pending: 0,
             },
         );
         if self.candidates.len() > self.max {
@@ -101,8 +107,11 @@ impl Leg {
     }
 
     /// The next candidate to ask, if the parallelism allows one more request: the closest new
-    /// node among the `k` closest live ones. Marks it in flight.
-    pub fn next_to_query(&mut self, alpha: usize, k: usize) -> Option<&Candidate> {
+    /// node among the `k` closest live ones, or a slow one there that has had fewer than
+    /// `attempts` requests (a retransmission: with 20 % loss each way a single request goes
+    /// unanswered 36 % of the time, and a lookup that gives up on a close node after one try
+    /// misses it). Marks it in flight.
+    pub fn next_to_query(&mut self, alpha: usize, k: usize, attempts: u8) -> Option<&Candidate> {
         let active = self
             .candidates
             .iter()
@@ -117,15 +126,26 @@ impl Leg {
             .enumerate()
             .filter(|(_, c)| c.state != State::Failed)
             .take(k)
-            .find(|(_, c)| c.state == State::New)
+            .find(|(_, c)| {
+                c.state == State::New
+                    || (c.state == State::InFlight { slow: true } && c.attempts < attempts)
+            })
             .map(|(i, _)| i)?;
-        self.candidates[i].state = State::InFlight { slow: false };
+        let c = &mut self.candidates[i];
+        c.state = State::InFlight { slow: false };
+        c.attempts = c.attempts.saturating_add(1);
+        c.pending = c.pending.saturating_add(1);
         Some(&self.candidates[i])
     }
 
-    /// The request to `addr` got an answer; returns the candidate's hop count.
+    /// The request to `addr` got an answer; returns the candidate's hop count, or `None` when
+    /// it is unknown or had answered already (a late answer to a retransmitted request).
     pub fn on_response(&mut self, addr: &SocketAddr, token: Option<Token>) -> Option<u32> {
         let c = self.get_mut(addr)?;
+        c.pending = c.pending.saturating_sub(1);
+        if c.state == State::Responded {
+            return None;
+        }
         c.state = State::Responded;
         if token.is_some() {
             c.token = token;
@@ -136,15 +156,46 @@ impl Leg {
     /// The request to `addr` could not be sent: ask it again later.
     pub fn unsend(&mut self, addr: &SocketAddr) {
         if let Some(c) = self.get_mut(addr) {
-            c.state = State::New;
+            c.attempts = c.attempts.saturating_sub(1);
+            c.pending = c.pending.saturating_sub(1);
+            c.state = if c.pending > 0 {
+                State::InFlight { slow: true }
+            } else {
+                State::New
+            };
         }
     }
 
-    /// The request to `addr` failed.
+    /// A request to `addr` timed out. The candidate fails once none of its requests is still
+    /// pending and it has had `attempts` of them; with attempts left it is asked again.
+    pub fn on_timeout(&mut self, addr: &SocketAddr, attempts: u8) {
+        if let Some(c) = self.get_mut(addr)
+            && c.state != State::Responded
+        {
+            c.pending = c.pending.saturating_sub(1);
+            if c.pending == 0 {
+                c.state = if c.attempts < attempts {
+                    State::New
+                } else {
+                    State::Failed
+                };
+            }
+        }
+    }
+
+    /// The request to `addr` failed for good (an error reply).
     pub fn on_failure(&mut self, addr: &SocketAddr) {
-        if let Some(c) = self.get_mut(addr) {
+        if let Some(c) = self.get_mut(addr)
+            && c.state != State::Responded
+        {
             c.state = State::Failed;
         }
+    }
+
+    /// True when the candidate at `addr` answered.
+    pub fn responded(&self, addr: &SocketAddr) -> bool {
+        self.position(addr)
+            .is_some_and(|i| self.candidates[i].state == State::Responded)
     }
 
     /// The request to `addr` passed its soft timeout: it no longer counts against α.
@@ -210,13 +261,13 @@ mod tests {
             leg.add(node(i), 1, None);
         }
         let first: Vec<u8> = (0..3)
-            .filter_map(|_| leg.next_to_query(3, 8).map(|c| c.node.id.0[0]))
+            .filter_map(|_| leg.next_to_query(3, 8, 1).map(|c| c.node.id.0[0]))
             .collect();
         assert_eq!(first, [1, 2, 3]);
-        assert!(leg.next_to_query(3, 8).is_none(), "alpha reached");
+        assert!(leg.next_to_query(3, 8, 1).is_none(), "alpha reached");
         leg.on_slow(&node(1).addr);
         assert_eq!(
-            leg.next_to_query(3, 8).map(|c| c.node.id.0[0]),
+            leg.next_to_query(3, 8, 1).map(|c| c.node.id.0[0]),
             Some(4),
             "a slow request frees a slot"
         );
@@ -230,7 +281,7 @@ mod tests {
         }
         assert!(!leg.is_done(2));
         for i in 1..=2 {
-            leg.next_to_query(2, 2);
+            leg.next_to_query(2, 2, 1);
             leg.on_response(&node(i).addr, None);
         }
         assert!(leg.is_done(2));
@@ -241,7 +292,7 @@ mod tests {
             None,
         );
         assert!(!leg.is_done(2));
-        leg.next_to_query(2, 2);
+        leg.next_to_query(2, 2, 1);
         leg.on_failure(&"10.1.1.1:1".parse().unwrap());
         assert!(leg.is_done(2));
     }
@@ -260,13 +311,60 @@ mod tests {
         assert!(!leg.is_done(8));
     }
 
+    #[test]
+    fn slow_close_node_is_retransmitted_then_fails_after_all_attempts() {
+        let mut leg = Leg::new(Family::V4, NodeId::ZERO, 16);
+        for i in 1..=3 {
+            leg.add(node(i), 1, None);
+        }
+        let a = node(1).addr;
+        assert_eq!(leg.next_to_query(1, 8, 3).map(|c| c.node.addr), Some(a));
+        leg.on_slow(&a);
+        // Node 1 is the closest: it is asked again before node 2.
+        assert_eq!(leg.next_to_query(1, 8, 3).map(|c| c.node.addr), Some(a));
+        leg.on_slow(&a);
+        assert_eq!(leg.next_to_query(1, 8, 3).map(|c| c.node.addr), Some(a));
+        leg.on_slow(&a);
+        // Three attempts made: the slot goes to node 2.
+        assert_eq!(leg.next_to_query(1, 8, 3).map(|c| c.node.id.0[0]), Some(2));
+        leg.on_timeout(&a, 3);
+        leg.on_timeout(&a, 3);
+        assert!(
+            leg.in_flight().any(|c| c.node.addr == a),
+            "one request still pending"
+        );
+        leg.on_timeout(&a, 3);
+        assert!(!leg.in_flight().any(|c| c.node.addr == a));
+        assert!(!leg.responded(&a));
+        // A late answer to a retransmission still counts, once.
+        assert_eq!(leg.on_response(&a, None), Some(1));
+        assert_eq!(leg.on_response(&a, None), None);
+        // A timeout of a sibling request does not undo the answer.
+        leg.on_timeout(&a, 3);
+        assert!(leg.responded(&a));
+    }
+
+    #[test]
+    fn timed_out_node_with_attempts_left_is_asked_again() {
+        let mut leg = Leg::new(Family::V4, NodeId::ZERO, 16);
+        leg.add(node(1), 1, None);
+        let a = node(1).addr;
+        assert!(leg.next_to_query(3, 8, 2).is_some());
+        leg.on_timeout(&a, 2);
+        assert!(!leg.is_done(8));
+        assert_eq!(leg.next_to_query(3, 8, 2).map(|c| c.node.addr), Some(a));
+        leg.on_timeout(&a, 2);
+        assert!(leg.is_done(8), "failed after two attempts");
+    }
+
     proptest! {
-        /// Whatever the order of answers and failures, a lookup ends: every step either sends
-        /// a request or waits for one in flight, and the number of requests is bounded.
+        /// Whatever the order of answers, timeouts, slow requests and error replies, a lookup
+        /// ends: every step either sends a request or waits for one in flight, and the number
+        /// of requests is bounded.
         #[test]
         fn lookup_terminates_on_any_response_script(
             ids in proptest::collection::vec(any::<[u8; 20]>(), 1..40),
-            script in proptest::collection::vec((any::<bool>(), any::<proptest::sample::Index>(), proptest::collection::vec(any::<[u8; 20]>(), 0..8)), 0..200),
+            script in proptest::collection::vec((0u8..4, any::<proptest::sample::Index>(), proptest::collection::vec(any::<[u8; 20]>(), 0..8)), 0..200),
         ) {
             let mut leg = Leg::new(Family::V4, NodeId::ZERO, 32);
             let mut n = 0u32;
@@ -275,20 +373,23 @@ mod tests {
             let mut sent = 0;
             let mut steps = script.into_iter();
             loop {
-                while let Some(c) = leg.next_to_query(3, 8) { let _ = c; sent += 1; }
+                while let Some(c) = leg.next_to_query(3, 8, 3) { let _ = c; sent += 1; }
                 if leg.is_done(8) { break; }
                 let waiting: Vec<SocketAddr> = leg.in_flight().map(|c| c.node.addr).collect();
                 prop_assert!(!waiting.is_empty(), "not done, nothing to ask and nothing in flight");
-                let (ok, at, more) = match steps.next() {
-                    Some((ok, pick, more)) => (ok, pick.index(waiting.len()), more),
-                    None => (false, 0, vec![]),
+                let (op, at, more) = match steps.next() {
+                    Some((op, pick, more)) => (op, pick.index(waiting.len()), more),
+                    None => (1, 0, vec![]),
                 };
                 let addr = waiting[at];
-                if ok {
-                    leg.on_response(&addr, None);
-                    for id in more { leg.add(mk(id), 2, None); }
-                } else {
-                    leg.on_failure(&addr);
+                match op {
+                    0 => {
+                        leg.on_response(&addr, None);
+                        for id in more { leg.add(mk(id), 2, None); }
+                    }
+                    1 => leg.on_timeout(&addr, 3),
+                    2 => leg.on_slow(&addr),
+                    _ => leg.on_failure(&addr),
                 }
                 prop_assert!(sent < 10_000);
             }

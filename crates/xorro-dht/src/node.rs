@@ -114,6 +114,9 @@ pub(crate) struct Lookup {
     pub target: NodeId,
     pub legs: Vec<Leg>,
     pub seeds_pending: usize,
+    /// Bootstrap: seed requests that may still be sent again after a timeout (a lost datagram
+    /// must not make a join fail): `lookup_attempts - 1` per seed address.
+    pub seed_retries: usize,
     pub started: Instant,
     pub deadline: Instant,
     pub stats: LookupStats,
@@ -128,6 +131,8 @@ pub(crate) struct Lookup {
     pub put_seq: Option<i64>,
     /// Internal lookups (refresh) report nothing.
     pub internal: bool,
+    /// Set when the lookup itself decided it failed (a mutable put refused before storing).
+    pub failure: Option<CommandError>,
 }
 
 /// A datagram waiting to be sent.
@@ -415,6 +420,12 @@ impl Node {
             for node in stale {
                 self.send_ping(now, node.addr, Some(node.id), None);
             }
+            // Fewer than k contacts: we are still joining (or the network is tiny). Look up
+            // our own id at every tick, so that nodes that joined after our bootstrap are
+            // found within seconds rather than at the 15-minute bucket refresh.
+            if self.routing_table(family).len() < self.config.lookup_closest {
+                let _ = self.start_lookup(Kind::Refresh, self.id, now, true);
+            }
             let targets = {
                 let Node {
                     table4,
@@ -558,7 +569,17 @@ impl Node {
     }
 
     fn on_request_failed(&mut self, now: Instant, req: Request, timed_out: bool) {
-        if timed_out {
+        // A retransmitted lookup request that times out after another one to the same node
+        // was answered says nothing about the node: do not count it against it.
+        let answered_anyway = match req.purpose {
+            Purpose::Search { lookup, leg } => self
+                .lookups
+                .get(&lookup)
+                .and_then(|l| l.legs.get(usize::from(leg)))
+                .is_some_and(|leg| leg.responded(&req.to)),
+            _ => false,
+        };
+        if timed_out && !answered_anyway {
             self.stats.timeouts += 1;
             let outcome = self
                 .table_mut(Family::of(&req.to))
@@ -582,17 +603,31 @@ impl Node {
             }
             Purpose::Ping { command: None } => {}
             Purpose::Seed { lookup } => {
+                let mut retry = None;
                 if let Some(l) = self.lookups.get_mut(&lookup) {
                     l.seeds_pending = l.seeds_pending.saturating_sub(1);
                     l.stats.timeouts += u32::from(timed_out);
+                    // Ask a silent seed again while the bootstrap has no answer at all.
+                    if timed_out && l.seed_retries > 0 && l.stats.responses == 0 {
+                        l.seed_retries -= 1;
+                        retry = Some(l.target);
+                    }
+                }
+                if let Some(target) = retry {
+                    self.send_seed_query(now, lookup, req.to, target);
                 }
                 self.drive(lookup, now);
             }
             Purpose::Search { lookup, leg } => {
+                let attempts = self.config.lookup_attempts.max(1);
                 if let Some(l) = self.lookups.get_mut(&lookup) {
                     l.stats.timeouts += u32::from(timed_out);
                     if let Some(leg) = l.legs.get_mut(usize::from(leg)) {
-                        leg.on_failure(&req.to);
+                        if timed_out {
+                            leg.on_timeout(&req.to, attempts);
+                        } else {
+                            leg.on_failure(&req.to);
+                        }
                     }
                 }
                 self.drive(lookup, now);
@@ -663,28 +698,36 @@ impl Node {
         now: Instant,
     ) -> Result<CommandId, StartError> {
         let id = self.start_lookup(Kind::Bootstrap, self.id, now, false)?;
+        let retries = usize::from(self.config.lookup_attempts.max(1) - 1);
+        if let Some(l) = self.lookups.get_mut(&id) {
+            l.seed_retries = addrs.len().saturating_mul(retries);
+        }
         for addr in addrs {
             let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
-            let target = self.id;
-            let msg_kind = QueryKind::FindNode {
-                target,
-                want: Want::UNSPECIFIED,
-            };
-            if self.send_query(
-                now,
-                addr,
-                None,
-                Purpose::Seed { lookup: id },
-                msg_kind,
-                None,
-            ) && let Some(l) = self.lookups.get_mut(&id)
-            {
-                l.seeds_pending += 1;
-                l.stats.messages_sent += 1;
-            }
+            self.send_seed_query(now, id, addr, self.id);
         }
         self.drive(id, now);
         Ok(id)
+    }
+
+    /// Sends a bootstrap's find_node to a seed address whose id we do not know.
+    fn send_seed_query(&mut self, now: Instant, id: CommandId, addr: SocketAddr, target: NodeId) {
+        let msg_kind = QueryKind::FindNode {
+            target,
+            want: Want::UNSPECIFIED,
+        };
+        if self.send_query(
+            now,
+            addr,
+            None,
+            Purpose::Seed { lookup: id },
+            msg_kind,
+            None,
+        ) && let Some(l) = self.lookups.get_mut(&id)
+        {
+            l.seeds_pending += 1;
+            l.stats.messages_sent += 1;
+        }
     }
 
     /// Finds the nodes closest to `target`.
@@ -859,6 +902,7 @@ impl Node {
                 target,
                 legs,
                 seeds_pending: 0,
+                seed_retries: 0,
                 started: now,
                 deadline: now + self.config.lookup_timeout,
                 stats: LookupStats::default(),
@@ -870,6 +914,7 @@ impl Node {
                 samples: BTreeSet::new(),
                 put_seq: None,
                 internal,
+                failure: None,
             },
         );
         self.stats.lookups_started += 1;
@@ -928,6 +973,7 @@ impl Node {
     pub(crate) fn drive(&mut self, id: CommandId, now: Instant) {
         let alpha = self.config.lookup_parallelism.max(1);
         let k = self.config.lookup_closest.max(1);
+        let attempts = self.config.lookup_attempts.max(1);
         let soft = self.config.lookup_soft_timeout;
         loop {
             let Some(l) = self.lookups.get_mut(&id) else {
@@ -938,7 +984,7 @@ impl Node {
             }
             let mut next = None;
             for (i, leg) in l.legs.iter_mut().enumerate() {
-                if let Some(c) = leg.next_to_query(alpha, k) {
+                if let Some(c) = leg.next_to_query(alpha, k, attempts) {
                     next = Some((i, c.node, c.rtt));
                     break;
                 }
@@ -1205,6 +1251,34 @@ impl Node {
                 }
             }
             Kind::PutItem(req) => {
+                // The search saw the highest seq the network holds. A put that every holder
+                // would refuse (BEP 44: cas first, then seq) fails here: sent anyway, it is
+                // stored by the few close nodes that lack the item (the node that put it
+                // never stores on itself), the network diverges and the caller is told
+                // `Stored`.
+                if let (
+                    PutRequest::Mutable {
+                        seq: Some(seq),
+                        cas,
+                        ..
+                    },
+                    Some(current),
+                ) = (&req, seen_seq)
+                {
+                    l.failure = if cas.is_some_and(|c| c != current) {
+                        Some(CommandError::CasMismatch {
+                            current: Some(current),
+                        })
+                    } else if *seq < current {
+                        Some(CommandError::SeqTooLow { seq: *seq, current })
+                    } else {
+                        None
+                    };
+                    if l.failure.is_some() {
+                        self.finish(id, now);
+                        return;
+                    }
+                }
                 let (value, mutable) = match &req {
                     PutRequest::Immutable { value } => (value.clone(), None),
                     PutRequest::Mutable {
@@ -1299,6 +1373,11 @@ impl Node {
         };
         tracing::debug!(id = id.0, ?stats, "lookup finished");
         if l.internal {
+            return;
+        }
+        if let Some(failure) = l.failure {
+            let outcome = Outcome::Failed(failure);
+            self.push_event(Event::CommandFinished { id, outcome, stats });
             return;
         }
         let mut closest: Vec<(xorro_wire::Distance, NodeInfo)> = l
