@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use xorro_wire::bep33::BloomFilter;
 use xorro_wire::{InfoHash, NodeId, NodeInfo};
 
 use crate::store::StoredItem as Item;
@@ -42,6 +43,8 @@ pub enum Outcome {
         peers: Vec<SocketAddr>,
         /// The closest nodes that answered.
         closest: Vec<NodeInfo>,
+        /// BEP 33, when the lookup asked to scrape and nodes answered with filters.
+        scrape: Option<Box<Scrape>>,
     },
     /// announce or put: the nodes that accepted the store.
     Stored {
@@ -58,6 +61,29 @@ pub enum Outcome {
     Pong(NodeInfo),
     /// The command failed.
     Failed(CommandError),
+}
+
+/// BEP 33 scrape: the union of the Bloom filters of the nodes that answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scrape {
+    /// `BFsd`: seeds.
+    pub seeds: BloomFilter,
+    /// `BFpe`: peers that are not seeds.
+    pub peers: BloomFilter,
+    /// How many nodes sent filters.
+    pub responses: u32,
+}
+
+impl Scrape {
+    /// Estimated number of seeds (BEP 33's formula).
+    pub fn seeds_estimate(&self) -> f64 {
+        self.seeds.estimate_count()
+    }
+
+    /// Estimated number of downloading peers.
+    pub fn peers_estimate(&self) -> f64 {
+        self.peers.estimate_count()
+    }
 }
 
 /// Why a command ended without a result.

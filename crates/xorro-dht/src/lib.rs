@@ -45,7 +45,7 @@ pub mod tokens;
 
 pub use config::{Config, K};
 pub use event::{
-    CommandError, CommandId, DropCounts, Event, LookupStats, Outcome, QueryCounts, Stats,
+    CommandError, CommandId, DropCounts, Event, LookupStats, Outcome, QueryCounts, Scrape, Stats,
 };
 pub use node::{ItemTarget, Node, PutRequest, Snapshot, StartError};
 pub use store::StoredItem as Item;

@@ -43,6 +43,17 @@ pub(crate) struct Candidate {
     pub pending: u8,
 }
 
+impl Candidate {
+    /// Still counted among the closest: not failed, and not slow on its last allowed attempt.
+    fn is_live(&self, attempts: u8) -> bool {
+        match self.state {
+            State::Failed => false,
+            State::InFlight { slow: true } => self.attempts < attempts,
+            _ => true,
+        }
+    }
+}
+
 /// The search in one address family.
 #[derive(Debug, Clone)]
 pub(crate) struct Leg {
@@ -124,7 +135,7 @@ impl Leg {
             .candidates
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.state != State::Failed)
+            .filter(|(_, c)| c.is_live(attempts))
             .take(k)
             .find(|(_, c)| {
                 c.state == State::New
@@ -208,22 +219,25 @@ impl Leg {
     }
 
     /// True when the `k` closest live candidates all answered, or nothing is left to ask or
-    /// wait for.
-    pub fn is_done(&self, k: usize) -> bool {
+    /// wait for. A candidate whose last allowed attempt passed its soft timeout no longer
+    /// holds the lookup up (a node that left the network would otherwise cost a hard timeout
+    /// on every lookup near it); its late answer still counts while the lookup runs.
+    pub fn is_done(&self, k: usize, attempts: u8) -> bool {
         let mut live = self
             .candidates
             .iter()
-            .filter(|c| c.state != State::Failed)
+            .filter(|c| c.is_live(attempts))
             .take(k)
             .peekable();
         if live.peek().is_none() {
             return true;
         }
         live.all(|c| c.state == State::Responded)
-            || !self
-                .candidates
-                .iter()
-                .any(|c| matches!(c.state, State::New | State::InFlight { .. }))
+            || !self.candidates.iter().any(|c| {
+                c.state == State::New
+                    || (c.state == State::InFlight { slow: false })
+                    || (c.state == State::InFlight { slow: true } && c.attempts < attempts)
+            })
     }
 
     /// Requests still waiting for an answer.
@@ -279,22 +293,22 @@ mod tests {
         for i in 1..=4 {
             leg.add(node(i), 1, None);
         }
-        assert!(!leg.is_done(2));
+        assert!(!leg.is_done(2, 1));
         for i in 1..=2 {
             leg.next_to_query(2, 2, 1);
             leg.on_response(&node(i).addr, None);
         }
-        assert!(leg.is_done(2));
+        assert!(leg.is_done(2, 1));
         // A closer node appears: not done until it answers.
         leg.add(
             NodeInfo::new(NodeId::ZERO, "10.1.1.1:1".parse().unwrap()),
             2,
             None,
         );
-        assert!(!leg.is_done(2));
+        assert!(!leg.is_done(2, 1));
         leg.next_to_query(2, 2, 1);
         leg.on_failure(&"10.1.1.1:1".parse().unwrap());
-        assert!(leg.is_done(2));
+        assert!(leg.is_done(2, 1));
     }
 
     #[test]
@@ -308,7 +322,7 @@ mod tests {
         leg.add(node(1), 1, None);
         leg.add(node(1), 1, None);
         assert_eq!(leg.candidates.len(), 1);
-        assert!(!leg.is_done(8));
+        assert!(!leg.is_done(8, 1));
     }
 
     #[test]
@@ -351,10 +365,41 @@ mod tests {
         let a = node(1).addr;
         assert!(leg.next_to_query(3, 8, 2).is_some());
         leg.on_timeout(&a, 2);
-        assert!(!leg.is_done(8));
+        assert!(!leg.is_done(8, 2));
         assert_eq!(leg.next_to_query(3, 8, 2).map(|c| c.node.addr), Some(a));
         leg.on_timeout(&a, 2);
-        assert!(leg.is_done(8), "failed after two attempts");
+        assert!(leg.is_done(8, 2), "failed after two attempts");
+    }
+
+    #[test]
+    fn slow_on_last_attempt_does_not_hold_the_lookup_up() {
+        let mut leg = Leg::new(Family::V4, NodeId::ZERO, 16);
+        for i in 1..=3 {
+            leg.add(node(i), 1, None);
+        }
+        // k = 2, two attempts: node 1 never answers.
+        let a = node(1).addr;
+        leg.next_to_query(3, 2, 2);
+        leg.next_to_query(3, 2, 2);
+        leg.on_response(&node(2).addr, None);
+        leg.on_slow(&a);
+        assert_eq!(
+            leg.next_to_query(3, 2, 2).map(|c| c.node.addr),
+            Some(a),
+            "retransmitted"
+        );
+        leg.on_slow(&a);
+        // Its last attempt is slow too: node 3 takes its place among the two closest.
+        assert_eq!(leg.next_to_query(3, 2, 2).map(|c| c.node.id.0[0]), Some(3));
+        assert!(!leg.is_done(2, 2));
+        leg.on_response(&node(3).addr, None);
+        assert!(
+            leg.is_done(2, 2),
+            "done without waiting for node 1's hard timeout"
+        );
+        // Its late answer still counts.
+        assert_eq!(leg.on_response(&a, None), Some(1));
+        assert_eq!(leg.closest_responded(2).count(), 2);
     }
 
     proptest! {
@@ -374,7 +419,7 @@ mod tests {
             let mut steps = script.into_iter();
             loop {
                 while let Some(c) = leg.next_to_query(3, 8, 3) { let _ = c; sent += 1; }
-                if leg.is_done(8) { break; }
+                if leg.is_done(8, 3) { break; }
                 let waiting: Vec<SocketAddr> = leg.in_flight().map(|c| c.node.addr).collect();
                 prop_assert!(!waiting.is_empty(), "not done, nothing to ask and nothing in flight");
                 let (op, at, more) = match steps.next() {

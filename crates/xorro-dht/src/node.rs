@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha12Rng;
+use xorro_wire::bep33::BloomFilter;
 use xorro_wire::bep44::{self, Keypair};
 use xorro_wire::{
     Body, Family, InfoHash, Message, MutablePut, NodeId, NodeInfo, PublicKey, PutQuery, Query,
@@ -127,6 +128,8 @@ pub(crate) struct Lookup {
     /// Highest seq any node reported for the mutable target (also without a value).
     pub seen_seq: Option<i64>,
     pub samples: BTreeSet<InfoHash>,
+    /// BEP 33: the union of the `BFsd` / `BFpe` filters received, for a scrape.
+    pub scrape: Option<Box<crate::event::Scrape>>,
     /// The seq a mutable put stores, once known.
     pub put_seq: Option<i64>,
     /// Internal lookups (refresh) report nothing.
@@ -170,6 +173,39 @@ pub struct Node {
     /// BEP 42: our address as reported by others: address → distinct reporters.
     ip_votes: BTreeMap<IpAddr, BTreeSet<IpAddr>>,
     pub(crate) external_ip: Option<IpAddr>,
+    /// Round-trip times of every answer, for the soft timeout of contacts never timed.
+    rto: RttEstimator,
+}
+
+/// The shortest soft timeout: below it, jitter alone would make requests look slow.
+const MIN_SOFT_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// RFC 6298's smoothed RTT and variation; the timeout is `srtt + 4 × rttvar`.
+#[derive(Debug, Clone, Copy, Default)]
+struct RttEstimator {
+    srtt: Option<Duration>,
+    rttvar: Duration,
+}
+
+impl RttEstimator {
+    fn sample(&mut self, r: Duration) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(r);
+                self.rttvar = r / 2;
+            }
+            Some(s) => {
+                let diff = s.abs_diff(r);
+                self.rttvar = (self.rttvar * 3 + diff) / 4;
+                self.srtt = Some((s * 7 + r) / 8);
+            }
+        }
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        self.srtt
+            .map(|s| (s + self.rttvar * 4).max(MIN_SOFT_TIMEOUT))
+    }
 }
 
 /// Everything a node needs to restart warm: see [`Node::snapshot`] and [`Node::restore`].
@@ -215,6 +251,7 @@ impl Node {
             budget_wakeup: None,
             ip_votes: BTreeMap::new(),
             external_ip: None,
+            rto: RttEstimator::default(),
             id,
             rng,
             config,
@@ -410,6 +447,22 @@ impl Node {
         }
     }
 
+    /// After joining: one lookup into the range of every bucket but the one covering our id,
+    /// so the far buckets (wide ones especially) fill now rather than at their first idle
+    /// refresh 15 minutes later (Kademlia's join procedure; libtorrent does the same).
+    fn refresh_buckets(&mut self, now: Instant) {
+        for family in [Family::V4, Family::V6] {
+            let buckets = self.routing_table(family).bucket_count();
+            if self.routing_table(family).is_empty() {
+                continue;
+            }
+            for depth in 0..buckets.saturating_sub(1).min(32) {
+                let target = random_id_at_depth(&self.id, depth, &mut self.rng);
+                let _ = self.start_lookup(Kind::Refresh, target, now, true);
+            }
+        }
+    }
+
     /// Pings stale contacts and refreshes idle buckets.
     fn maintain(&mut self, now: Instant) {
         for family in [Family::V4, Family::V6] {
@@ -456,6 +509,7 @@ impl Node {
         self.stats.responses_in += 1;
         let node = NodeInfo::new(r.id, from);
         let rtt = now.saturating_duration_since(req.sent);
+        self.rto.sample(rtt);
         if !msg.read_only && r.id != self.id && self.acceptable(&node) {
             match self
                 .table_mut(Family::of(&from))
@@ -912,6 +966,7 @@ impl Node {
                 item: None,
                 seen_seq: None,
                 samples: BTreeSet::new(),
+                scrape: None,
                 put_seq: None,
                 internal,
                 failure: None,
@@ -975,6 +1030,9 @@ impl Node {
         let k = self.config.lookup_closest.max(1);
         let attempts = self.config.lookup_attempts.max(1);
         let soft = self.config.lookup_soft_timeout;
+        // A contact of unknown RTT gets the node's retransmission timeout (RFC 6298 over every
+        // answer it had); one of known RTT twice its own.
+        let unknown = self.rto.timeout().map_or(soft, |t| t.min(soft));
         loop {
             let Some(l) = self.lookups.get_mut(&id) else {
                 return;
@@ -991,7 +1049,9 @@ impl Node {
             }
             let Some((leg, node, rtt)) = next else { break };
             let query = search_query(l);
-            let soft_after = rtt.map_or(soft, |r| soft.min(r * 2 + Duration::from_millis(100)));
+            let soft_after = rtt.map_or(unknown, |r| {
+                soft.min((r * 2 + Duration::from_millis(50)).max(MIN_SOFT_TIMEOUT))
+            });
             let purpose = Purpose::Search {
                 lookup: id,
                 leg: leg as u8,
@@ -1022,7 +1082,8 @@ impl Node {
         };
         match &l.phase {
             Phase::Search => {
-                let done = l.seeds_pending == 0 && l.legs.iter().all(|leg| leg.is_done(k));
+                let done =
+                    l.seeds_pending == 0 && l.legs.iter().all(|leg| leg.is_done(k, attempts));
                 if done {
                     self.on_search_done(id, now);
                 }
@@ -1143,6 +1204,14 @@ impl Node {
                 }
                 if !fresh.is_empty() && !l.internal {
                     events.push(Event::PeersFound { id, peers: fresh });
+                }
+                if let (Kind::GetPeers { scrape: true, .. }, Some(seeds), Some(peers)) =
+                    (&l.kind, r.seeds_bloom, r.peers_bloom)
+                {
+                    let s = l.scrape.get_or_insert_with(Default::default);
+                    s.seeds.union(&BloomFilter::from_bytes(seeds));
+                    s.peers.union(&BloomFilter::from_bytes(peers));
+                    s.responses += 1;
                 }
             }
             Kind::GetItem(_) | Kind::PutItem(_) if r.value.is_some() => {
@@ -1372,6 +1441,9 @@ impl Node {
             ..l.stats
         };
         tracing::debug!(id = id.0, ?stats, "lookup finished");
+        if matches!(l.kind, Kind::Bootstrap) && l.stats.responses > 0 {
+            self.refresh_buckets(now);
+        }
         if l.internal {
             return;
         }
@@ -1392,6 +1464,7 @@ impl Node {
             (Kind::GetPeers { .. }, _) if answered => Outcome::Peers {
                 peers: l.peers,
                 closest,
+                scrape: l.scrape,
             },
             (Kind::GetItem(_), _) if answered => Outcome::Item(l.item),
             (Kind::Samples, _) if answered => Outcome::Samples(l.samples.into_iter().collect()),
@@ -1525,5 +1598,52 @@ fn verified_item(
         _ => (bep44::immutable_target(&v) == target).then(|| StoredItem::Immutable {
             value: v.as_bytes().to_vec(),
         }),
+    }
+}
+
+/// A random id sharing exactly `depth` leading bits with `own` (so it falls in bucket `depth`).
+fn random_id_at_depth(own: &NodeId, depth: usize, rng: &mut impl Rng) -> NodeId {
+    let mut id: [u8; 20] = rng.r#gen();
+    for bit in 0..=depth.min(159) {
+        let (byte, mask) = (bit / 8, 0x80u8 >> (bit % 8));
+        let own_bit = own.0[byte] & mask;
+        // The first `depth` bits equal ours; bit `depth` differs.
+        let want = if bit == depth {
+            own_bit ^ mask
+        } else {
+            own_bit
+        };
+        id[byte] = (id[byte] & !mask) | want;
+    }
+    NodeId(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn random_id_at_depth_falls_in_its_bucket() {
+        let mut rng = ChaCha12Rng::seed_from_u64(3);
+        let own = NodeId(rng.r#gen());
+        for depth in [0, 1, 7, 8, 9, 40, 159] {
+            let id = random_id_at_depth(&own, depth, &mut rng);
+            assert_eq!(own.distance(&id).leading_zeros() as usize, depth);
+        }
+    }
+
+    #[test]
+    fn rtt_estimator_follows_rfc_6298() {
+        let mut e = RttEstimator::default();
+        assert_eq!(e.timeout(), None);
+        e.sample(Duration::from_millis(100));
+        assert_eq!(e.timeout(), Some(Duration::from_millis(300)));
+        for _ in 0..50 {
+            e.sample(Duration::from_millis(100));
+        }
+        assert!(e.timeout().is_some_and(|t| t < Duration::from_millis(110)));
+        assert_eq!(e.timeout().map(|t| t >= MIN_SOFT_TIMEOUT), Some(true));
     }
 }

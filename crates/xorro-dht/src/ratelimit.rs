@@ -14,20 +14,29 @@
 //! is an IPv4 address, or an IPv6 /64 (one subscriber usually gets a whole /64; per-address
 //! buckets would hand an attacker 2^64 of them). IPv4-mapped IPv6 addresses count as IPv4.
 //!
-//! When the map is full, the least recently seen source is forgotten (an ordered index makes
-//! that O(log n)). A source idle for `burst / rate` seconds has a full bucket again, which is
-//! what a forgotten source gets on its next packet, so eviction loses nothing unless more
-//! than `tracked_ips_max` sources are all sending at once; then the global
-//! [`OutgoingBudget`] still caps what the node sends back.
+//! When the map is full, a source that has not been seen lately is forgotten: the sources
+//! sit in a ring swept by a CLOCK hand (the "second chance" approximation of least recently
+//! seen). A packet from a tracked source sets its mark; on a new source the hand clears the
+//! marks it passes and forgets the first unmarked source, so a source that keeps sending is
+//! never forgotten while one-off sources (a scan, a spoofed flood) go first. Every packet is
+//! O(1) amortized: one hash lookup for a known source, three (lookup, remove, insert) and a
+//! short sweep for a new one. The index is a hash table of ring positions (4 bytes a slot)
+//! with a per-process random seed, so spoofed sources cannot be chosen to collide; it is
+//! never iterated, so results depend only on the inputs. A source idle for `burst / rate`
+//! seconds has a full bucket again, which is what a forgotten source gets on its next packet,
+//! so eviction loses nothing unless more than `tracked_ips_max` sources are all sending at
+//! once; then the global [`OutgoingBudget`] still caps what the node sends back.
 //!
 //! # Outgoing: [`OutgoingBudget`]
 //!
 //! One bucket for every datagram the node sends. The node asks [`OutgoingBudget::try_take`]
 //! before a send and, when refused, sets a timer at [`OutgoingBudget::next_available`].
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv6Addr};
+use std::hash::BuildHasher;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
+
+use hashbrown::HashTable;
 
 /// Default sustained rate of packets one source may send us, per second.
 ///
@@ -41,7 +50,7 @@ pub const PER_IP_RATE: f64 = 10.0;
 /// client starting up (get_peers then announce_peer for many torrents) is not cut short.
 pub const PER_IP_BURST: u32 = 50;
 
-/// Default number of sources tracked (about 100 bytes each, ~1 MB).
+/// Default number of sources tracked (about 50 bytes each, ~0.5 MB).
 pub const TRACKED_IPS_MAX: usize = 10_000;
 
 /// Default sustained rate of datagrams the node sends, per second (anacrolix/dht's outbound
@@ -126,30 +135,44 @@ impl Gcra {
     }
 }
 
-/// The bucket key of a source: the IPv4 address, or the /64 of an IPv6 address.
-fn source_key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !u128::from(u64::MAX))),
+/// The bucket key of a source: the IPv4 address, or the /64 of an IPv6 address, as two words
+/// of the IPv6 form. An IPv4 address is its IPv4-mapped form (`::ffff:a.b.c.d`, whose low
+/// word is never zero) and an IPv6 /64 has a zero low word, so no two sources share a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct SourceKey(u64, u64);
+
+impl SourceKey {
+    fn of(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => Self(0, 0xffff_0000_0000 | u64::from(v4.to_bits())),
+            IpAddr::V6(v6) => Self((v6.to_bits() >> 64) as u64, 0),
+        }
     }
 }
 
+/// One tracked source: 40 bytes.
 #[derive(Debug, Clone, Copy)]
 struct Source {
+    key: SourceKey,
+    /// The bucket's theoretical arrival time.
     tat: Instant,
-    last_seen: u64,
+    /// Seen since the CLOCK hand last passed.
+    seen: bool,
 }
 
 /// Per-source token buckets over a bounded map (see the module docs).
 #[derive(Debug, Clone)]
 pub struct InboundLimiter {
     gcra: Gcra,
+    /// At most `u32::MAX`, so that a ring position fits the index.
     max: usize,
-    /// Point lookups only; never iterated.
-    sources: HashMap<IpAddr, Source>,
-    /// Sources by when they were last seen, oldest first.
-    by_last_seen: BTreeMap<u64, IpAddr>,
-    clock: u64,
+    /// The sources, in the order the CLOCK hand visits them; at most `max`.
+    ring: Vec<Source>,
+    /// Position in `ring` of each source, hashed by key. Point lookups only; never iterated.
+    index: HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
+    /// The next ring position the hand looks at.
+    hand: usize,
     evicted: u64,
 }
 
@@ -158,10 +181,11 @@ impl InboundLimiter {
     pub fn new(config: &RateLimitConfig) -> Self {
         Self {
             gcra: Gcra::new(config.per_ip_rate, config.per_ip_burst),
-            max: config.tracked_ips_max,
-            sources: HashMap::new(),
-            by_last_seen: BTreeMap::new(),
-            clock: 0,
+            max: config.tracked_ips_max.min(u32::MAX as usize),
+            ring: Vec::new(),
+            index: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
+            hand: 0,
             evicted: 0,
         }
     }
@@ -169,13 +193,12 @@ impl InboundLimiter {
     /// Counts a packet from `ip` at `now`; false means drop it (the source is over its rate).
     /// Dropped packets count as activity: a flooding source stays tracked.
     pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
-        let key = source_key(ip);
-        self.clock += 1;
-        let stamp = self.clock;
-        if let Some(source) = self.sources.get_mut(&key) {
-            self.by_last_seen.remove(&source.last_seen);
-            self.by_last_seen.insert(stamp, key);
-            source.last_seen = stamp;
+        let key = SourceKey::of(ip);
+        let hash = self.hasher.hash_one(key);
+        let ring = &mut self.ring;
+        if let Some(&at) = self.index.find(hash, |&i| ring[i as usize].key == key) {
+            let source = &mut ring[at as usize];
+            source.seen = true;
             return self.gcra.take(&mut source.tat, now);
         }
         let mut tat = now;
@@ -183,32 +206,56 @@ impl InboundLimiter {
         if self.max == 0 {
             return allowed;
         }
-        while self.sources.len() >= self.max {
-            let Some((_, oldest)) = self.by_last_seen.pop_first() else {
-                break;
-            };
-            self.sources.remove(&oldest);
-            self.evicted += 1;
-        }
-        self.sources.insert(
+        let source = Source {
             key,
-            Source {
-                tat,
-                last_seen: stamp,
-            },
-        );
-        self.by_last_seen.insert(stamp, key);
+            tat,
+            seen: false,
+        };
+        let at = if self.ring.len() < self.max {
+            if self.ring.len() == self.ring.capacity() {
+                // Grow by doubling, but never past the cap.
+                let more = self.ring.len().max(16).min(self.max - self.ring.len());
+                self.ring.reserve_exact(more);
+            }
+            self.ring.push(source);
+            self.ring.len() - 1
+        } else {
+            self.evict_for(source)
+        };
+        let (ring, hasher) = (&self.ring, &self.hasher);
+        self.index
+            .insert_unique(hash, at as u32, |&i| hasher.hash_one(ring[i as usize].key));
         allowed
+    }
+
+    /// The ring is full: moves the hand to the first source not seen since it last passed,
+    /// clearing the marks on the way, and puts `source` in its place. Returns the position.
+    fn evict_for(&mut self, source: Source) -> usize {
+        let len = self.ring.len();
+        // Terminates within one turn: the hand clears every mark it passes.
+        while self.ring[self.hand].seen {
+            self.ring[self.hand].seen = false;
+            self.hand = (self.hand + 1) % len;
+        }
+        let at = self.hand;
+        self.hand = (at + 1) % len;
+        let old = std::mem::replace(&mut self.ring[at], source).key;
+        let hash = self.hasher.hash_one(old);
+        if let Ok(entry) = self.index.find_entry(hash, |&i| i as usize == at) {
+            entry.remove();
+        }
+        self.evicted += 1;
+        at
     }
 
     /// Sources tracked now (never more than `tracked_ips_max`).
     pub fn len(&self) -> usize {
-        self.sources.len()
+        self.ring.len()
     }
 
     /// True when no source is tracked.
     pub fn is_empty(&self) -> bool {
-        self.sources.is_empty()
+        self.ring.is_empty()
     }
 
     /// Sources forgotten so far because the map was full (a metric).

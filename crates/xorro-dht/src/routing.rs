@@ -48,9 +48,11 @@
 //! # Determinism
 //!
 //! No clock, no randomness but the caller's RNG ([`RoutingTable::refresh_targets`]). The hash
-//! maps are indexes only; every result is computed by walking the buckets in order.
+//! maps are indexes only (point lookups, never iterated), so their per-process random seed
+//! (which keeps hostile addresses from being chosen to collide) changes no result; every
+//! result is computed by walking the buckets in order.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry as Entry_;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::time::{Duration, Instant};
@@ -58,6 +60,9 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use tracing::debug;
 use xorro_wire::{ID_LEN, NodeId, NodeInfo};
+
+/// The point-lookup indexes: a fast hash with a per-process random seed, never iterated.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// BEP 5: "Each bucket can only hold K nodes, currently eight, before becoming 'full.'"
 pub const BUCKET_SIZE: usize = 8;
@@ -344,8 +349,9 @@ pub struct RoutingTable {
     config: RoutingConfig,
     /// Never empty; at most [`MAX_BUCKETS`].
     buckets: Vec<Bucket>,
-    /// Every entry, members and cache: address -> id (the id gives the bucket).
-    by_addr: HashMap<SocketAddr, NodeId>,
+    /// Every entry, members and cache: address -> bits its id shares with ours (which gives
+    /// the bucket, splits or not: bucket `min(shared, buckets - 1)`).
+    by_addr: HashMap<SocketAddr, u8>,
     /// Every entry subject to the one-node-per-IP rule: canonical IP -> address.
     by_ip: HashMap<IpAddr, SocketAddr>,
 }
@@ -357,8 +363,8 @@ impl RoutingTable {
             own_id,
             config,
             buckets: vec![Bucket::default()],
-            by_addr: HashMap::new(),
-            by_ip: HashMap::new(),
+            by_addr: HashMap::default(),
+            by_ip: HashMap::default(),
         }
     }
 
@@ -468,7 +474,14 @@ impl RoutingTable {
         }
         let interval = self.config.node_ping_interval;
         if let Some((b, slot)) = self.locate(&node.addr) {
-            let wanted = self.bucket_wants(b);
+            let entry = self.entry(b, slot);
+            // Whether the bucket wants the node costs a scan of the bucket: only asked when
+            // the answer matters.
+            let ping = entry.node.id == node.id
+                && matches!(slot, Slot::Cache(_))
+                && !entry.verified()
+                && entry.ping_due(now, interval)
+                && self.bucket_wants(b);
             let entry = self.entry_mut(b, slot);
             if entry.node.id != node.id {
                 // A spoofed source or a restarted node: only an answer can tell.
@@ -481,7 +494,7 @@ impl RoutingTable {
             entry.last_query_from = Some(now);
             return match slot {
                 Slot::Node(_) => QueryOutcome::Member,
-                Slot::Cache(_) if !entry.verified() && wanted && entry.ping_due(now, interval) => {
+                Slot::Cache(_) if ping => {
                     entry.pinged_at = Some(now);
                     QueryOutcome::PingToVerify
                 }
@@ -582,11 +595,12 @@ impl RoutingTable {
         // first, are: bucket d, buckets d+1.., then buckets d-1, d-2, .., 0.
         let n = self.buckets.len();
         let d = self.bucket_index(target);
-        if self.gather(d..d + 1, target, count, out) || self.gather(d + 1..n, target, count, out) {
+        let key = DistanceKey::of(target);
+        if self.gather(d..d + 1, key, count, out) || self.gather(d + 1..n, key, count, out) {
             return;
         }
         for b in (0..d).rev() {
-            if self.gather(b..b + 1, target, count, out) {
+            if self.gather(b..b + 1, key, count, out) {
                 return;
             }
         }
@@ -776,8 +790,18 @@ impl RoutingTable {
     }
 
     fn bucket_index(&self, id: &NodeId) -> usize {
-        let shared = self.own_id.distance(id).leading_zeros() as usize;
-        shared.min(self.buckets.len() - 1)
+        self.bucket_of(self.shared_bits(id))
+    }
+
+    /// Leading bits `id` shares with ours (0 to 160).
+    fn shared_bits(&self, id: &NodeId) -> u8 {
+        // At most 160: fits.
+        self.own_id.distance(id).leading_zeros() as u8
+    }
+
+    /// The bucket of an id sharing `shared` leading bits with ours.
+    fn bucket_of(&self, shared: u8) -> usize {
+        usize::from(shared).min(self.buckets.len() - 1)
     }
 
     fn can_split(&self, b: usize) -> bool {
@@ -802,7 +826,8 @@ impl RoutingTable {
     }
 
     fn index(&mut self, node: &NodeInfo) {
-        self.by_addr.insert(node.addr, node.id);
+        let shared = self.shared_bits(&node.id);
+        self.by_addr.insert(node.addr, shared);
         if let Some(ip) = self.ip_key(&node.addr) {
             self.by_ip.insert(ip, node.addr);
         }
@@ -811,15 +836,15 @@ impl RoutingTable {
     fn unindex(&mut self, node: &NodeInfo) {
         self.by_addr.remove(&node.addr);
         if let Some(ip) = self.ip_key(&node.addr)
-            && self.by_ip.get(&ip) == Some(&node.addr)
+            && let Entry_::Occupied(e) = self.by_ip.entry(ip)
+            && *e.get() == node.addr
         {
-            self.by_ip.remove(&ip);
+            e.remove();
         }
     }
 
     fn locate(&self, addr: &SocketAddr) -> Option<(usize, Slot)> {
-        let id = self.by_addr.get(addr)?;
-        let b = self.bucket_index(id);
+        let b = self.bucket_of(*self.by_addr.get(addr)?);
         let bucket = &self.buckets[b];
         if let Some(i) = bucket.nodes.iter().position(|e| e.node.addr == *addr) {
             return Some((b, Slot::Node(i)));
@@ -1092,7 +1117,7 @@ impl RoutingTable {
     fn gather(
         &self,
         range: Range<usize>,
-        target: &NodeId,
+        target: DistanceKey,
         count: usize,
         out: &mut Vec<NodeInfo>,
     ) -> bool {
@@ -1100,16 +1125,21 @@ impl RoutingTable {
         if need == 0 {
             return true;
         }
-        let target = DistanceKey::of(target);
-        let candidates = self.buckets[range]
-            .iter()
-            .flat_map(|b| b.nodes.iter())
-            .filter(|e| !self.is_bad(e));
+        let limit = self.fail_limit();
+        let buckets = &self.buckets[range];
         if need <= SMALL {
-            let mut keys = [DistanceKey(0, 0); SMALL];
-            let mut kept: [Option<&Entry>; SMALL] = [None; SMALL];
+            let mut keys = [DistanceKey(0, 0, 0); SMALL];
+            let mut kept: [Option<&NodeInfo>; SMALL] = [None; SMALL];
             let mut len = 0;
-            for entry in candidates {
+            for entry in buckets.iter().flat_map(|b| &b.nodes) {
+                if entry.failures >= limit {
+                    continue;
+                }
+                // Most candidates lose on their first 64 bits: one load, swap, xor, compare.
+                let first = target.0 ^ DistanceKey::first_word(&entry.node.id);
+                if len == need && first > keys[len - 1].0 {
+                    continue;
+                }
                 let d = target.xor(DistanceKey::of(&entry.node.id));
                 let mut i = if len < need {
                     len += 1;
@@ -1125,14 +1155,17 @@ impl RoutingTable {
                     i -= 1;
                 }
                 keys[i] = d;
-                kept[i] = Some(entry);
+                kept[i] = Some(&entry.node);
             }
-            out.extend(kept[..len].iter().flatten().map(|e| e.node));
+            out.extend(kept[..len].iter().flatten().copied());
         } else {
             let start = out.len();
             let distance = |node: &NodeInfo| target.xor(DistanceKey::of(&node.id));
             let mut worst = None;
-            for entry in candidates {
+            for entry in buckets.iter().flat_map(|b| &b.nodes) {
+                if entry.failures >= limit {
+                    continue;
+                }
                 let d = distance(&entry.node);
                 if out.len() >= count {
                     if worst.is_some_and(|w| d >= w) {
@@ -1207,20 +1240,53 @@ impl Recent {
 /// Results of [`RoutingTable::closest`] selected on the stack; more use the output vector.
 const SMALL: usize = 16;
 
-/// An id as two big-endian integers: XOR of two keys orders like [`NodeId::distance`], with
-/// two integer comparisons instead of twenty byte comparisons.
+/// An id as three big-endian integers: XOR of two keys orders like [`NodeId::distance`], with
+/// integer comparisons (usually one) instead of twenty byte comparisons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct DistanceKey(u128, u32);
+struct DistanceKey(u64, u64, u32);
 
 impl DistanceKey {
+    #[inline]
     fn of(id: &NodeId) -> Self {
-        let hi: [u8; 16] = std::array::from_fn(|i| id.0[i]);
-        let lo: [u8; 4] = std::array::from_fn(|i| id.0[16 + i]);
-        Self(u128::from_be_bytes(hi), u32::from_be_bytes(lo))
+        let [
+            a0,
+            a1,
+            a2,
+            a3,
+            a4,
+            a5,
+            a6,
+            a7,
+            b0,
+            b1,
+            b2,
+            b3,
+            b4,
+            b5,
+            b6,
+            b7,
+            c0,
+            c1,
+            c2,
+            c3,
+        ] = id.0;
+        Self(
+            u64::from_be_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
+            u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]),
+            u32::from_be_bytes([c0, c1, c2, c3]),
+        )
     }
 
+    /// The first word of [`DistanceKey::of`] alone.
+    #[inline]
+    fn first_word(id: &NodeId) -> u64 {
+        let [a0, a1, a2, a3, a4, a5, a6, a7, ..] = id.0;
+        u64::from_be_bytes([a0, a1, a2, a3, a4, a5, a6, a7])
+    }
+
+    #[inline]
     fn xor(self, other: Self) -> Self {
-        Self(self.0 ^ other.0, self.1 ^ other.1)
+        Self(self.0 ^ other.0, self.1 ^ other.1, self.2 ^ other.2)
     }
 }
 
@@ -1293,7 +1359,10 @@ mod tests {
                 assert_eq!(shared.min(n - 1), b, "entry in the wrong bucket");
                 assert!(ids.insert(e.node.id), "duplicate id");
                 assert!(addrs.insert(e.node.addr), "duplicate address");
-                assert_eq!(table.by_addr.get(&e.node.addr), Some(&e.node.id));
+                assert_eq!(
+                    table.by_addr.get(&e.node.addr),
+                    Some(&table.shared_bits(&e.node.id))
+                );
                 if let Some(ip) = table.ip_key(&e.node.addr) {
                     assert!(ips.insert(ip), "two entries on one IP");
                     assert_eq!(table.by_ip.get(&ip), Some(&e.node.addr));

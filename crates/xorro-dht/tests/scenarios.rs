@@ -746,3 +746,42 @@ fn snapshot_restore_keeps_everything() {
         "seed {seed}"
     );
 }
+
+/// BEP 33 from the client side: a get_peers lookup with `scrape` unites the Bloom filters of
+/// the nodes that answer, and their estimates count the seeds and the other peers.
+#[test]
+fn get_peers_lookup_scrapes_the_swarm() {
+    let seed = 33;
+    let mut c = cluster(seed, 40);
+    let ih = InfoHash(id_from(seed, 7).0);
+    for i in 0..6 {
+        let is_seed = i < 2;
+        let (out, _) = run(&mut c, i, |n, now| {
+            n.start_announce(ih, Some(6000), is_seed, now).unwrap()
+        });
+        assert!(
+            matches!(out, Outcome::Stored { .. }),
+            "seed {seed}: announce {i}: {out:?}"
+        );
+    }
+    let (out, stats) = run(&mut c, 30, |n, now| {
+        n.start_get_peers(ih, false, true, now).unwrap()
+    });
+    let Outcome::Peers {
+        scrape: Some(s), ..
+    } = out
+    else {
+        panic!("seed {seed}: no scrape result: {out:?} {stats:?}")
+    };
+    assert!(s.responses > 0, "seed {seed}: {s:?}");
+    assert_eq!(
+        s.seeds_estimate().round(),
+        2.0,
+        "seed {seed}: seeds in {s:?}"
+    );
+    assert_eq!(
+        s.peers_estimate().round(),
+        4.0,
+        "seed {seed}: peers in {s:?}"
+    );
+}

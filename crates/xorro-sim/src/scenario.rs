@@ -275,6 +275,9 @@ pub struct EngineConfig {
     pub lookup_soft_timeout_ms: Option<u64>,
     /// `request_timeout` in ms; `None` keeps the engine default.
     pub request_timeout_ms: Option<u64>,
+    /// `lookup_attempts` (requests to one node before a lookup gives up on it); `None` keeps
+    /// the engine default.
+    pub lookup_attempts: Option<u8>,
     /// `routing.bucket_sizes_far` (farthest first); `None` keeps the engine default, `[]`
     /// disables wide buckets.
     pub bucket_sizes_far: Option<Vec<usize>>,
@@ -296,6 +299,9 @@ impl EngineConfig {
         }
         if let Some(ms) = self.request_timeout_ms {
             c.request_timeout = Duration::from_millis(ms);
+        }
+        if let Some(n) = self.lookup_attempts {
+            c.lookup_attempts = n;
         }
         if let Some(far) = &self.bucket_sizes_far {
             c.routing.bucket_sizes_far = far.clone();

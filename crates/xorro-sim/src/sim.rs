@@ -335,10 +335,8 @@ impl Simulation {
         h.node = Some(node);
         h.pos = u32::try_from(self.online.len()).expect("fewer than 2^32 hosts");
         self.online.push(i);
-        let id = h.id;
-        if self.findable(i) {
-            self.oracle.insert(id, i);
-        }
+        // The node becomes part of the truth once its bootstrap finished: before that nobody
+        // knows of it, and no protocol could find it.
         if let Ok(cmd) = boot {
             self.commands
                 .insert((i, cmd.0), (u32::MAX, Phase::Bootstrap));
@@ -1037,6 +1035,9 @@ impl Simulation {
                         self.boot_failed += 1;
                     } else {
                         self.boot_latencies.push(stats.duration.as_nanos() as u64);
+                        if self.findable(i) {
+                            self.oracle.insert(self.hosts[i as usize].id, i);
+                        }
                     }
                     return;
                 }
@@ -1082,7 +1083,7 @@ impl Simulation {
         };
         let asker = self.hosts[host as usize].id;
         match &outcome {
-            Outcome::Peers { peers, closest } => {
+            Outcome::Peers { peers, closest, .. } => {
                 let truth = self.oracle.closest(&o.target, k, Some(&asker));
                 let got: Vec<NodeId> = closest.iter().map(|n| n.id).collect();
                 rec.closest_truth = truth.len() as u8;
