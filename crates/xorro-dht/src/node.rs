@@ -247,7 +247,8 @@ impl Node {
             reply_buffers: Default::default(),
             events: VecDeque::new(),
             stats: Stats::default(),
-            next_maintenance: now + config.maintenance_interval,
+            // The first tick comes soon: a joining node looks for its neighbours again then.
+            next_maintenance: now + config.maintenance_interval.min(Duration::from_secs(1)),
             budget_wakeup: None,
             ip_votes: BTreeMap::new(),
             external_ip: None,
@@ -442,8 +443,19 @@ impl Node {
         self.peers.expire(now);
         self.items.expire(now);
         if self.next_maintenance <= now {
-            self.next_maintenance = now + self.config.maintenance_interval;
             self.maintain(now);
+            // While a table holds fewer than k contacts we are still joining (or the network
+            // is tiny): tick every second, so nodes that joined after us are found in seconds.
+            let joining = [Family::V4, Family::V6].into_iter().any(|f| {
+                let t = self.routing_table(f);
+                !t.is_empty() && t.len() < self.config.lookup_closest
+            });
+            let every = if joining {
+                self.config.maintenance_interval.min(Duration::from_secs(1))
+            } else {
+                self.config.maintenance_interval
+            };
+            self.next_maintenance = now + every;
         }
     }
 

@@ -360,8 +360,8 @@ impl Driver {
                         break;
                     }
                 },
-                r = recv(self.sock4.as_ref(), &mut buf4) => self.received(r, &mut buf4, Family::V4),
-                r = recv(self.sock6.as_ref(), &mut buf6) => self.received(r, &mut buf6, Family::V6),
+                r = recv(self.sock4.as_ref(), &mut buf4) => self.received(r, &mut buf4, Family::V4).await,
+                r = recv(self.sock6.as_ref(), &mut buf6) => self.received(r, &mut buf6, Family::V6).await,
                 () = sleep => self.tick(),
             }
         }
@@ -370,7 +370,12 @@ impl Driver {
 
     /// Handles one datagram, then whatever else is already waiting on that socket (bounded),
     /// so a busy node answers in batches without a trip through the select loop per packet.
-    fn received(&mut self, r: io::Result<(usize, SocketAddr)>, buf: &mut [u8], family: Family) {
+    async fn received(
+        &mut self,
+        r: io::Result<(usize, SocketAddr)>,
+        buf: &mut [u8],
+        family: Family,
+    ) {
         match r {
             Ok((n, from)) => self.node.handle_datagram(Instant::now(), from, &buf[..n]),
             Err(e) => {
@@ -378,19 +383,14 @@ impl Driver {
                 return;
             }
         }
-        let sock = match family {
-            Family::V4 => self.sock4.as_ref(),
-            Family::V6 => self.sock6.as_ref(),
-        };
-        let Some(sock) = sock else { return };
         for _ in 0..64 {
             // Answer as we go so replies leave while the batch is read.
-            flush_transmits(
-                &mut self.node,
-                self.sock4.as_ref(),
-                self.sock6.as_ref(),
-                &mut self.out,
-            );
+            self.flush().await;
+            let sock = match family {
+                Family::V4 => self.sock4.as_ref(),
+                Family::V6 => self.sock6.as_ref(),
+            };
+            let Some(sock) = sock else { return };
             match sock.try_recv_from(buf) {
                 Ok((n, from)) => self.node.handle_datagram(Instant::now(), from, &buf[..n]),
                 Err(_) => break,
@@ -444,22 +444,35 @@ impl Driver {
 
     /// Sends datagrams and dispatches events.
     async fn drain(&mut self) {
-        flush_transmits(
-            &mut self.node,
-            self.sock4.as_ref(),
-            self.sock6.as_ref(),
-            &mut self.out,
-        );
+        self.flush().await;
         while let Some(e) = self.node.poll_event() {
             self.event(e);
         }
         // Events may have started commands (fallback bootstrap): send their queries too.
-        flush_transmits(
-            &mut self.node,
-            self.sock4.as_ref(),
-            self.sock6.as_ref(),
-            &mut self.out,
-        );
+        self.flush().await;
+    }
+
+    /// Sends every queued datagram on the socket of its family. `try_send_to` first (no
+    /// trip through the reactor when the socket is writable, the usual case); when the socket
+    /// is not known to be writable yet (just bound) or its buffer is full, wait for it.
+    async fn flush(&mut self) {
+        while let Some(to) = self.node.poll_transmit(&mut self.out) {
+            let sock = if to.is_ipv4() {
+                self.sock4.as_ref()
+            } else {
+                self.sock6.as_ref()
+            };
+            let Some(sock) = sock else { continue };
+            let sent = match sock.try_send_to(&self.out, to) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    sock.send_to(&self.out, to).await
+                }
+                other => other,
+            };
+            if let Err(e) = sent {
+                tracing::trace!(%to, error = %e, "send failed");
+            }
+        }
     }
 
     fn event(&mut self, e: Event) {
@@ -820,21 +833,5 @@ impl Driver {
         self.save_contacts()?;
         self.save_network_data()?;
         Ok(())
-    }
-}
-
-/// Sends every queued datagram on the socket of its family.
-fn flush_transmits(
-    node: &mut Node,
-    sock4: Option<&UdpSocket>,
-    sock6: Option<&UdpSocket>,
-    out: &mut Vec<u8>,
-) {
-    while let Some(to) = node.poll_transmit(out) {
-        let sock = if to.is_ipv4() { sock4 } else { sock6 };
-        let Some(sock) = sock else { continue };
-        if let Err(e) = sock.try_send_to(out, to) {
-            tracing::trace!(%to, error = %e, "send failed");
-        }
     }
 }

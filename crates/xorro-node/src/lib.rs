@@ -27,6 +27,7 @@ mod dht;
 mod driver;
 pub mod probe;
 pub mod storage;
+pub mod testnet;
 
 pub use dht::{
     ANNOUNCE_INTERVAL, Contact, DEFAULT_PORT, Dht, DhtBuilder, DhtError, LatencyHistogram,

@@ -1106,7 +1106,7 @@ impl Prober {
         self.record(
             "read_only_query",
             43,
-            "a query with `ro = 1` is answered (the querier is not added to the table)",
+            "a query with `ro = 1` is answered (the querier must stay out of the table: not visible)",
             v,
             o,
         );
