@@ -50,6 +50,8 @@ pub enum Command {
     Samples(SamplesArgs),
     /// Load a DHT node with queries and report how many it answers per second.
     Bench(BenchArgs),
+    /// Check any DHT node against the BEPs: every query kind, BEP 44 and 51, malformed input.
+    Probe(ProbeArgs),
 }
 
 /// Log output formats.
@@ -278,6 +280,27 @@ pub enum BenchQuery {
     FindNode,
     /// BEP 5 get_peers of a random info-hash.
     GetPeers,
+}
+
+/// `xorro probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The DHT node to check (host:port).
+    #[arg(value_name = "HOST:PORT")]
+    pub target: String,
+    /// How long to wait for each answer, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    pub timeout_ms: u64,
+    /// The local address to send from (default: any port, the system's choice of address).
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<std::net::SocketAddr>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Fail (exit 1) on any check that did not pass, deviations and silence included; by
+    /// default only on a broken check or a node that stopped answering.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// `xorro bench`.

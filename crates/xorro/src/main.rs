@@ -1,6 +1,6 @@
 //! The `xorro` command: the DHT node (`xorro node`), a local test network (`xorro testnet`),
-//! the client commands that talk to a running node's HTTP API, and a load generator
-//! (`xorro bench`).
+//! the client commands that talk to a running node's HTTP API, a load generator
+//! (`xorro bench`) and a conformance checker for any DHT node (`xorro probe`).
 //!
 //! As in ripgrep, `main` parses the arguments, hands validated settings to the command, and
 //! is the one place that prints an error: the chain of causes on one line, then a hint when
@@ -16,6 +16,7 @@ mod flags;
 mod keyfile;
 mod logging;
 mod parse;
+mod probe;
 mod settings;
 mod testnet;
 
@@ -46,6 +47,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Node(a) => daemon::run(settings::NodeSettings::from_args(&a)?),
         Command::Testnet(a) => testnet::run(settings::TestnetSettings::from_args(&a)?),
         Command::Bench(a) => bench::run(bench::BenchSettings::from_args(&a)?),
+        Command::Probe(a) => probe::run(&a),
         Command::Status(a) => client::status(&a),
         Command::RoutingTable(a) => client::routing_table(&a),
         Command::Ping(a) => client::ping(&a),

@@ -567,3 +567,30 @@ fn bench_counts_answers_of_a_node() {
         assert_eq!(r["source_addrs"], "127.0.0.2 to 127.0.0.5");
     }
 }
+
+#[test]
+fn probe_of_a_xorro_node_passes_every_check_and_a_silent_address_fails() {
+    let a = Daemon::start(None);
+    let target = format!("127.0.0.1:{}", a.udp);
+    let out = run(&["probe", &target, "--strict", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    assert!(checks.len() >= 30, "{} checks", checks.len());
+    assert!(
+        checks
+            .iter()
+            .all(|c| c["verdict"] == "Pass" || c["verdict"] == "pass"),
+        "{report}"
+    );
+
+    // Nobody listens there: the node never answers, exit 1.
+    let silent = format!("127.0.0.1:{}", free_udp_port());
+    let out = run(&["probe", &silent, "--timeout-ms", "200"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+}
