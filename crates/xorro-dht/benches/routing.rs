@@ -1,4 +1,5 @@
-//! Routing table speed: `on_response` into a full table and `closest` (k = 8) on it.
+//! Routing table speed: `on_response` and `on_query_from` into a full table and `closest`
+//! (k = 8) on it.
 //!
 //! `cargo bench -p xorro-dht --bench routing -- --warm-up-time 1 --measurement-time 3`;
 //! figures go to docs/BENCHMARKS.md.
@@ -60,6 +61,21 @@ fn bench(c: &mut Criterion) {
             let n = newcomers[next % POOL];
             next += 1;
             black_box(table.on_response(black_box(n), Some(Duration::from_millis(50)), now))
+        })
+    });
+
+    // Unknown nodes querying us: the server's path for every new querier. Their bucket is
+    // full of good nodes, so each waits in the replacement cache (pushing out the oldest
+    // unverified contact) after the id, IP and address checks.
+    let queriers: Vec<NodeInfo> = (0..POOL)
+        .map(|i| node(&mut rng, FILL + POOL as u32 + i as u32))
+        .collect();
+    let mut next = 0;
+    c.bench_function("routing/on_query_from_new_node_full_table", |b| {
+        b.iter(|| {
+            let n = queriers[next % POOL];
+            next += 1;
+            black_box(table.on_query_from(black_box(n), now))
         })
     });
 

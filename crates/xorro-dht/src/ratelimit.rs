@@ -308,6 +308,19 @@ mod tests {
         IpAddr::V4(Ipv4Addr::from(n))
     }
 
+    /// The ring and its index agree: every tracked source is found at its position, once.
+    fn check(lim: &InboundLimiter) {
+        assert!(lim.ring.len() <= lim.max);
+        assert_eq!(lim.index.len(), lim.ring.len());
+        let keys: std::collections::HashSet<SourceKey> = lim.ring.iter().map(|s| s.key).collect();
+        assert_eq!(keys.len(), lim.ring.len(), "a source tracked twice");
+        for (i, s) in lim.ring.iter().enumerate() {
+            let hash = lim.hasher.hash_one(s.key);
+            let found = lim.index.find(hash, |&j| lim.ring[j as usize].key == s.key);
+            assert_eq!(found, Some(&(i as u32)));
+        }
+    }
+
     fn config(rate: f64, burst: u32, max: usize) -> RateLimitConfig {
         RateLimitConfig {
             per_ip_rate: rate,
@@ -381,6 +394,7 @@ mod tests {
         }
         assert_eq!(lim.len(), 100);
         assert_eq!(lim.evicted(), 50_001 - 100);
+        check(&lim);
     }
 
     #[test]
@@ -400,6 +414,12 @@ mod tests {
         assert!(lim.allow(v4(0xc000_0201), start));
         assert!(!lim.allow(mapped, start));
         assert_eq!(lim.len(), 3);
+        // The /64 of `::5` is not the IPv4 address 0.0.0.5.
+        assert!(lim.allow("::5".parse().unwrap(), start));
+        assert!(lim.allow("::5".parse().unwrap(), start));
+        assert!(lim.allow(v4(5), start));
+        assert_eq!(lim.len(), 5);
+        check(&lim);
     }
 
     #[test]
@@ -472,6 +492,7 @@ mod tests {
                 }
                 lim.allow(v4(src), now);
                 prop_assert!(lim.len() <= cap);
+                check(&lim);
             }
             let elapsed = now.duration_since(start).as_secs_f64();
             for n in allowed {

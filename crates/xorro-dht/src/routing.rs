@@ -10,7 +10,9 @@
 //! [`RoutingConfig::bucket_sizes_far`]`[i]` nodes when the config gives such a size
 //! (libtorrent's extended routing table: 128, 64, 32, 16 for the four farthest buckets, which
 //! saves a hop or so on every lookup) and [`RoutingConfig::bucket_size`] (k = 8) otherwise.
-//! Every bucket keeps a replacement cache of at most
+//! Each bucket keeps its members' positions in id order too, so that
+//! [`RoutingTable::closest`] looks only at the members around the target's place. Every
+//! bucket keeps a replacement cache of at most
 //! [`RoutingConfig::replacement_cache_size`] contacts that did not fit.
 //!
 //! # Membership
@@ -52,8 +54,9 @@
 //! (which keeps hostile addresses from being chosen to collide) changes no result; every
 //! result is computed by walking the buckets in order.
 
+use std::collections::VecDeque;
 use std::collections::hash_map::Entry as Entry_;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -93,6 +96,10 @@ pub const NODE_PING_INTERVAL: Duration = Duration::from_secs(60);
 
 /// BEP 5: "Buckets that have not been changed in 15 minutes should be 'refreshed.'"
 pub const BUCKET_REFRESH_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// The most members a bucket holds, whatever the config asks (positions in a bucket are
+/// 16-bit).
+pub const BUCKET_CAPACITY_MAX: usize = 1 << 16;
 
 /// BEP 5: "The routing table covers the entire node ID space from 0 to 2^160": with one bucket
 /// per shared-prefix length, at most 160 buckets.
@@ -330,10 +337,79 @@ pub struct SavedContact {
 struct Bucket {
     /// Members, in the order they joined.
     nodes: Vec<Entry>,
+    /// Positions in `nodes`, in id order (so that the members closest to a target are found
+    /// around the target's place, without a look at every member of a wide bucket). Two
+    /// bytes a member: a bucket holds at most [`BUCKET_CAPACITY_MAX`].
+    by_id: Vec<u16>,
     /// Replacement cache, least recently added first.
-    cache: Vec<Entry>,
+    cache: VecDeque<Entry>,
     /// Last answer from a member or lookup into the range; `None` until then.
     refreshed: Option<Instant>,
+}
+
+impl Bucket {
+    /// A bucket of these members (in join order).
+    fn with_nodes(nodes: Vec<Entry>, cache: VecDeque<Entry>, refreshed: Option<Instant>) -> Self {
+        let mut bucket = Self {
+            nodes,
+            by_id: Vec::new(),
+            cache,
+            refreshed,
+        };
+        bucket.reorder();
+        bucket
+    }
+
+    /// Rebuilds `by_id` from `nodes`.
+    fn reorder(&mut self) {
+        let nodes = &self.nodes;
+        self.by_id = (0..nodes.len())
+            .map(|i| u16::try_from(i).expect("a bucket holds at most BUCKET_CAPACITY_MAX"))
+            .collect();
+        self.by_id
+            .sort_unstable_by_key(|&i| DistanceKey::of(&nodes[usize::from(i)].node.id));
+    }
+
+    /// Where a member with this id goes in `by_id`.
+    fn id_place(&self, id: &NodeId) -> usize {
+        let key = DistanceKey::of(id);
+        self.by_id
+            .partition_point(|&i| DistanceKey::of(&self.nodes[usize::from(i)].node.id) < key)
+    }
+
+    /// Adds a member (last in join order).
+    fn push_member(&mut self, entry: Entry) {
+        let at = self.id_place(&entry.node.id);
+        let i =
+            u16::try_from(self.nodes.len()).expect("a bucket holds at most BUCKET_CAPACITY_MAX");
+        self.by_id.insert(at, i);
+        self.nodes.push(entry);
+    }
+
+    /// Removes member `i`.
+    fn remove_member(&mut self, i: usize) -> Entry {
+        let at = self.id_place(&self.nodes[i].node.id);
+        self.by_id.remove(at);
+        for p in &mut self.by_id {
+            if usize::from(*p) > i {
+                *p -= 1;
+            }
+        }
+        self.nodes.remove(i)
+    }
+
+    /// Puts `entry` in member `i`'s place in join order; returns the member it replaced.
+    fn replace_member(&mut self, i: usize, entry: Entry) -> Entry {
+        let at = self.id_place(&self.nodes[i].node.id);
+        self.by_id.remove(at);
+        let old = std::mem::replace(&mut self.nodes[i], entry);
+        let at = self.id_place(&self.nodes[i].node.id);
+        self.by_id.insert(
+            at,
+            u16::try_from(i).expect("a bucket holds at most BUCKET_CAPACITY_MAX"),
+        );
+        old
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -501,11 +577,23 @@ impl RoutingTable {
                 Slot::Cache(_) => QueryOutcome::Cached,
             };
         }
-        if let Err(reason) = self.make_room_for(&node, false) {
-            return QueryOutcome::Ignored(reason);
-        }
+        // One pass over the bucket answers the id rule and whether the bucket wants the node;
+        // the IP rule is one lookup. Only when one of the rules bites does the general path
+        // run (it may evict, which changes what the bucket wants; it never splits, so `b`
+        // stays).
         let b = self.bucket_index(&node.id);
-        let wanted = self.bucket_wants(b);
+        let (same_id, any_bad) = self.scan_for(b, &node.id);
+        let ip_taken = self
+            .ip_key(&node.addr)
+            .is_some_and(|ip| self.by_ip.contains_key(&ip));
+        let wanted = if same_id.is_some() || ip_taken {
+            if let Err(reason) = self.make_room_for(&node, false) {
+                return QueryOutcome::Ignored(reason);
+            }
+            self.bucket_wants(b)
+        } else {
+            self.buckets[b].nodes.len() < self.capacity(b) || any_bad || self.can_split(b)
+        };
         let mut entry = Entry::new(node);
         entry.last_query_from = Some(now);
         if wanted {
@@ -778,15 +866,16 @@ impl RoutingTable {
         // The bucket covering our id holds k and splits when full: the wide sizes are for far
         // buckets once they split off. Otherwise a young table is one wide bucket of random
         // contacts that never splits, and lookups take more hops (seen in simulation).
-        if self.can_split(b) {
-            return self.config.bucket_size.max(1);
-        }
-        self.config
-            .bucket_sizes_far
-            .get(b)
-            .copied()
-            .unwrap_or(self.config.bucket_size)
-            .max(1)
+        let size = if self.can_split(b) {
+            self.config.bucket_size
+        } else {
+            self.config
+                .bucket_sizes_far
+                .get(b)
+                .copied()
+                .unwrap_or(self.config.bucket_size)
+        };
+        size.clamp(1, BUCKET_CAPACITY_MAX)
     }
 
     fn bucket_index(&self, id: &NodeId) -> usize {
@@ -859,14 +948,40 @@ impl RoutingTable {
     fn find_id(&self, id: &NodeId) -> Option<(usize, Slot)> {
         let b = self.bucket_index(id);
         let bucket = &self.buckets[b];
-        if let Some(i) = bucket.nodes.iter().position(|e| e.node.id == *id) {
+        let prefix = id_prefix(id);
+        let same = |e: &Entry| id_prefix(&e.node.id) == prefix && e.node.id == *id;
+        if let Some(i) = bucket.nodes.iter().position(same) {
             return Some((b, Slot::Node(i)));
         }
         bucket
             .cache
             .iter()
-            .position(|e| e.node.id == *id)
+            .position(same)
             .map(|i| (b, Slot::Cache(i)))
+    }
+
+    /// One pass over bucket `b` for a node that is not in the table: the slot holding its id,
+    /// if any, and whether a member is bad.
+    fn scan_for(&self, b: usize, id: &NodeId) -> (Option<Slot>, bool) {
+        let limit = self.fail_limit();
+        let bucket = &self.buckets[b];
+        let prefix = id_prefix(id);
+        let mut found = None;
+        let mut bad = false;
+        for (i, e) in bucket.nodes.iter().enumerate() {
+            bad |= e.failures >= limit;
+            if id_prefix(&e.node.id) == prefix && e.node.id == *id {
+                found = Some(Slot::Node(i));
+            }
+        }
+        if found.is_none() {
+            found = bucket
+                .cache
+                .iter()
+                .position(|e| id_prefix(&e.node.id) == prefix && e.node.id == *id)
+                .map(Slot::Cache);
+        }
+        (found, bad)
     }
 
     fn entry(&self, b: usize, slot: Slot) -> &Entry {
@@ -886,8 +1001,11 @@ impl RoutingTable {
     /// Removes an entry from its bucket and the indexes.
     fn take(&mut self, b: usize, slot: Slot) -> Entry {
         let entry = match slot {
-            Slot::Node(i) => self.buckets[b].nodes.remove(i),
-            Slot::Cache(i) => self.buckets[b].cache.remove(i),
+            Slot::Node(i) => self.buckets[b].remove_member(i),
+            Slot::Cache(i) => self.buckets[b]
+                .cache
+                .remove(i)
+                .expect("a slot is inside its bucket"),
         };
         self.unindex(&entry.node);
         entry
@@ -949,10 +1067,13 @@ impl RoutingTable {
             let Some(v) = victim else {
                 return Err(entry);
             };
-            let old = self.buckets[b].cache.remove(v);
+            let old = self.buckets[b]
+                .cache
+                .remove(v)
+                .expect("the victim is inside the cache");
             self.unindex(&old.node);
         }
-        self.buckets[b].cache.push(entry);
+        self.buckets[b].cache.push_back(entry);
         Ok(())
     }
 
@@ -974,9 +1095,12 @@ impl RoutingTable {
             let Some(i) = self.best_replacement(b) else {
                 break;
             };
-            let entry = self.buckets[b].cache.remove(i);
+            let entry = self.buckets[b]
+                .cache
+                .remove(i)
+                .expect("the replacement is inside the cache");
             first = first.or(Some(entry.node));
-            self.buckets[b].nodes.push(entry);
+            self.buckets[b].push_member(entry);
         }
         first
     }
@@ -991,15 +1115,13 @@ impl RoutingTable {
         let (nodes, kept): (Vec<Entry>, Vec<Entry>) =
             std::mem::take(&mut old.nodes).into_iter().partition(deeper);
         old.nodes = kept;
-        let (cache, kept): (Vec<Entry>, Vec<Entry>) =
+        old.reorder();
+        let (cache, kept): (VecDeque<Entry>, VecDeque<Entry>) =
             std::mem::take(&mut old.cache).into_iter().partition(deeper);
         old.cache = kept;
         let refreshed = old.refreshed;
-        self.buckets.push(Bucket {
-            nodes,
-            cache,
-            refreshed,
-        });
+        self.buckets
+            .push(Bucket::with_nodes(nodes, cache, refreshed));
         self.rebalance(i);
         self.rebalance(i + 1);
         debug!(
@@ -1024,7 +1146,7 @@ impl RoutingTable {
             let Some(v) = victim else {
                 break;
             };
-            let entry = self.buckets[b].nodes.remove(v);
+            let entry = self.buckets[b].remove_member(v);
             if self.is_bad(&entry) {
                 self.unindex(&entry.node);
             } else if let Err(entry) = self.push_cache(b, entry) {
@@ -1044,7 +1166,7 @@ impl RoutingTable {
             if member {
                 if self.buckets[b].nodes.len() < self.capacity(b) {
                     self.index(&node);
-                    self.buckets[b].nodes.push(entry);
+                    self.buckets[b].push_member(entry);
                     return true;
                 }
                 if self.can_split(b) {
@@ -1067,12 +1189,12 @@ impl RoutingTable {
             if self.buckets[b].nodes.len() < self.capacity(b) {
                 self.index(&node);
                 let bucket = &mut self.buckets[b];
-                bucket.nodes.push(entry);
+                bucket.push_member(entry);
                 bucket.refreshed = Some(now);
                 return Insertion::Added;
             }
             if let Some(i) = self.buckets[b].nodes.iter().position(|e| self.is_bad(e)) {
-                let old = std::mem::replace(&mut self.buckets[b].nodes[i], entry);
+                let old = self.buckets[b].replace_member(i, entry);
                 self.unindex(&old.node);
                 self.index(&node);
                 self.buckets[b].refreshed = Some(now);
@@ -1110,10 +1232,11 @@ impl RoutingTable {
     /// `out` holds `count` (everything already in `out` is closer than this group). True when
     /// `out` is full.
     ///
-    /// A bounded insertion: a candidate costs one distance and one comparison with the worst
-    /// kept so far unless it beats it, so a wide bucket is never sorted. Up to [`SMALL`]
-    /// results are selected in arrays on the stack (keys kept beside the entries); more go
-    /// through `out` directly.
+    /// A group of one bucket is narrowed to the members around the target's place in id order
+    /// ([`window`]). Then a bounded insertion: a candidate costs one word of distance and one
+    /// comparison with the worst kept so far unless it beats it. Up to [`SMALL`] results are
+    /// selected in arrays on the stack (the first word of each distance kept beside it); more
+    /// go through `out` directly.
     fn gather(
         &self,
         range: Range<usize>,
@@ -1127,42 +1250,68 @@ impl RoutingTable {
         }
         let limit = self.fail_limit();
         let buckets = &self.buckets[range];
+        if let [bucket] = buckets {
+            let nodes = &bucket.nodes;
+            let window = window(nodes, &bucket.by_id, target, need, limit);
+            let members = window.iter().map(|&i| &nodes[usize::from(i)]);
+            Self::select(members, target, count, need, limit, out);
+        } else {
+            let members = buckets.iter().flat_map(|b| &b.nodes);
+            Self::select(members, target, count, need, limit, out);
+        }
+        out.len() >= count
+    }
+
+    /// The selection of [`gather`](Self::gather) over some lists of members.
+    fn select<'a>(
+        members: impl Iterator<Item = &'a Entry>,
+        target: DistanceKey,
+        count: usize,
+        need: usize,
+        limit: u8,
+        out: &mut Vec<NodeInfo>,
+    ) {
         if need <= SMALL {
-            let mut keys = [DistanceKey(0, 0, 0); SMALL];
-            let mut kept: [Option<&NodeInfo>; SMALL] = [None; SMALL];
+            // The first word of each kept distance beside it: most comparisons end there.
+            let mut firsts = [0u64; SMALL];
+            let mut kept: [&NodeInfo; SMALL] = [&PLACEHOLDER; SMALL];
             let mut len = 0;
-            for entry in buckets.iter().flat_map(|b| &b.nodes) {
+            for entry in members {
                 if entry.failures >= limit {
                     continue;
                 }
-                // Most candidates lose on their first 64 bits: one load, swap, xor, compare.
-                let first = target.0 ^ DistanceKey::first_word(&entry.node.id);
-                if len == need && first > keys[len - 1].0 {
-                    continue;
-                }
-                let d = target.xor(DistanceKey::of(&entry.node.id));
+                let node = &entry.node;
+                let first = target.0 ^ DistanceKey::first_word(&node.id);
+                let closer = |first_j: u64, node_j: &NodeInfo| {
+                    first < first_j
+                        || (first == first_j
+                            && target.xor(DistanceKey::of(&node.id))
+                                < target.xor(DistanceKey::of(&node_j.id)))
+                };
                 let mut i = if len < need {
                     len += 1;
                     len - 1
-                } else if d < keys[len - 1] {
+                } else if closer(firsts[len - 1], kept[len - 1]) {
                     len - 1
                 } else {
                     continue;
                 };
-                while i > 0 && keys[i - 1] > d {
-                    keys[i] = keys[i - 1];
+                // The farther ones move one place out (a short loop: `copy_within` would
+                // call memmove); the last place was free or held the one that drops out.
+                while i > 0 && closer(firsts[i - 1], kept[i - 1]) {
+                    firsts[i] = firsts[i - 1];
                     kept[i] = kept[i - 1];
                     i -= 1;
                 }
-                keys[i] = d;
-                kept[i] = Some(&entry.node);
+                firsts[i] = first;
+                kept[i] = node;
             }
-            out.extend(kept[..len].iter().flatten().copied());
+            out.extend(kept[..len].iter().map(|n| **n));
         } else {
             let start = out.len();
             let distance = |node: &NodeInfo| target.xor(DistanceKey::of(&node.id));
             let mut worst = None;
-            for entry in buckets.iter().flat_map(|b| &b.nodes) {
+            for entry in members {
                 if entry.failures >= limit {
                     continue;
                 }
@@ -1178,7 +1327,6 @@ impl RoutingTable {
                 worst = out.last().map(&distance);
             }
         }
-        out.len() >= count
     }
 
     /// A random id in bucket `b`'s range: our first `b` bits, then (except in the last bucket,
@@ -1239,6 +1387,78 @@ impl Recent {
 
 /// Results of [`RoutingTable::closest`] selected on the stack; more use the output vector.
 const SMALL: usize = 16;
+
+/// Fills the unused places of the stack selection in [`RoutingTable::closest`].
+const PLACEHOLDER: NodeInfo = NodeInfo {
+    id: NodeId([0; ID_LEN]),
+    addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+};
+
+/// The part of `by_id` (one bucket's positions in `nodes`, in id order) that holds the `need`
+/// non-bad members closest to `target`, or all of them when there are fewer.
+///
+/// The bits an id shares with the target shrink (or stay) going away from the target's place
+/// in id order, on either side, and sharing more bits means closer by XOR. So the members,
+/// taken outwards from the target's place by merging the two sides on shared bits, come in
+/// order of shared bits: take them until `need` are not bad, then the rest of that last
+/// level (one side's block, in no useful order); every member outside is farther than all
+/// those inside. Costs a binary search and a walk of about `need` to `2 × need` members
+/// instead of a look at every member of a wide bucket.
+fn window<'a>(
+    nodes: &[Entry],
+    by_id: &'a [u16],
+    target: DistanceKey,
+    need: usize,
+    limit: u8,
+) -> &'a [u16] {
+    let entry = |i: u16| &nodes[usize::from(i)];
+    let shared = |i: u16| -> i32 {
+        let d = target.xor(DistanceKey::of(&entry(i).node.id));
+        // At most 160: fits.
+        if d.0 != 0 {
+            d.0.leading_zeros() as i32
+        } else if d.1 != 0 {
+            64 + d.1.leading_zeros() as i32
+        } else {
+            128 + d.2.leading_zeros() as i32
+        }
+    };
+    let n = by_id.len();
+    let at = by_id.partition_point(|&i| DistanceKey::of(&entry(i).node.id) < target);
+    let (mut lo, mut hi) = (at, at);
+    let mut taken = 0;
+    let mut level = -1;
+    while taken < need && (lo > 0 || hi < n) {
+        let left = if lo > 0 { shared(by_id[lo - 1]) } else { -1 };
+        let right = if hi < n { shared(by_id[hi]) } else { -1 };
+        let next = if left >= right {
+            lo -= 1;
+            level = left;
+            by_id[lo]
+        } else {
+            hi += 1;
+            level = right;
+            by_id[hi - 1]
+        };
+        if entry(next).failures < limit {
+            taken += 1;
+        }
+    }
+    while lo > 0 && shared(by_id[lo - 1]) == level {
+        lo -= 1;
+    }
+    while hi < n && shared(by_id[hi]) == level {
+        hi += 1;
+    }
+    &by_id[lo..hi]
+}
+
+/// An id's first eight bytes as a word, to rule out most unequal ids with one comparison.
+#[inline]
+fn id_prefix(id: &NodeId) -> u64 {
+    let [a0, a1, a2, a3, a4, a5, a6, a7, ..] = id.0;
+    u64::from_ne_bytes([a0, a1, a2, a3, a4, a5, a6, a7])
+}
 
 /// An id as three big-endian integers: XOR of two keys orders like [`NodeId::distance`], with
 /// integer comparisons (usually one) instead of twenty byte comparisons.
@@ -1348,6 +1568,20 @@ mod tests {
                 "bucket {b} over its size"
             );
             assert!(bucket.cache.len() <= table.config.replacement_cache_size);
+            let mut order: Vec<u16> = bucket.by_id.clone();
+            assert!(
+                order.is_sorted_by_key(|&i| DistanceKey::of(&bucket.nodes[usize::from(i)].node.id)),
+                "bucket {b}: by_id not in id order"
+            );
+            order.sort_unstable();
+            assert!(
+                order
+                    .iter()
+                    .copied()
+                    .map(usize::from)
+                    .eq(0..bucket.nodes.len()),
+                "bucket {b}: by_id is not a permutation of the members"
+            );
             for (member, e) in bucket
                 .nodes
                 .iter()
@@ -1878,6 +2112,45 @@ mod tests {
         t.closest(&own, 8, &mut out);
         assert_eq!(out.len(), 8);
         assert_eq!(out, brute_closest(&t, &own, 8));
+    }
+
+    #[test]
+    fn closest_in_wide_buckets_with_clusters_and_bad_members() {
+        // Ids in tight clusters (long shared prefixes) inside the wide far buckets, some
+        // members bad: the window around the target's place must still hold the closest.
+        let mut rng = ChaCha8Rng::seed_from_u64(16);
+        let own = NodeId(rng.r#gen());
+        let mut t = RoutingTable::new(own, RoutingConfig::default());
+        let now = t0();
+        let centres: Vec<NodeId> = (0..6).map(|i| id_at(own, i % 3, &mut rng)).collect();
+        for i in 0..2000u32 {
+            let mut id = centres[i as usize % centres.len()];
+            let from: usize = rng.gen_range(4..20);
+            for byte in &mut id.0[from..] {
+                *byte = rng.r#gen();
+            }
+            t.on_response(NodeInfo::new(id, v4(i)), None, now);
+        }
+        let members: Vec<NodeInfo> = t.iter().map(|e| e.node()).collect();
+        for n in members.iter().step_by(5) {
+            t.on_failure(n.addr, Some(n.id), now);
+            t.on_failure(n.addr, Some(n.id), now);
+        }
+        check(&t);
+        let mut out = Vec::new();
+        for i in 0..500 {
+            let mut target = match i % 3 {
+                0 => NodeId(rng.r#gen()),
+                1 => members[rng.gen_range(0..members.len())].id,
+                _ => centres[rng.gen_range(0..centres.len())],
+            };
+            if i % 2 == 0 {
+                target.0[19] ^= 1;
+            }
+            let count = rng.gen_range(1..30);
+            t.closest(&target, count, &mut out);
+            assert_eq!(out, brute_closest(&t, &target, count), "target {target}");
+        }
     }
 
     #[test]

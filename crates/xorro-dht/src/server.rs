@@ -57,8 +57,8 @@ impl Node {
         let mut peers = Vec::new();
         let mut samples = Vec::new();
         let mut item: Option<StoredItem> = None;
-        let (mut bf_seeds, mut bf_peers) = (BloomFilter::new(), BloomFilter::new());
-        let mut scrape = false;
+        // BEP 33 filters (512 bytes): made only for a scrape.
+        let mut blooms: Option<(BloomFilter, BloomFilter)> = None;
         let tid = msg.transaction_id;
 
         let nodes_for = |target: Option<NodeId>, want: Want| (target, want);
@@ -84,7 +84,8 @@ impl Node {
                     .peers
                     .peers(info_hash, family, *no_seed, max, &mut self.rng);
                 if *s {
-                    scrape = true;
+                    let (bf_seeds, bf_peers) =
+                        blooms.insert((BloomFilter::new(), BloomFilter::new()));
                     for (ip, seed) in self.peers.scrape_sets(info_hash) {
                         if seed {
                             bf_seeds.insert(ip);
@@ -185,7 +186,7 @@ impl Node {
         if !peers.is_empty() {
             r.values = Some(Peers::from_slice(&peers));
         }
-        if scrape {
+        if let Some((bf_seeds, bf_peers)) = &blooms {
             r.seeds_bloom = Some(bf_seeds.as_bytes());
             r.peers_bloom = Some(bf_peers.as_bytes());
         }
