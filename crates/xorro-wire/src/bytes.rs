@@ -5,6 +5,37 @@ use std::fmt;
 
 use crate::id::write_hex;
 
+/// `bytes` (at most `N`) followed by zeros. Copies with two overlapping fixed-size moves
+/// (the first and last `K` bytes) rather than a call to `memcpy` with a variable length.
+#[inline(always)]
+fn padded<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    match bytes.len() {
+        0 => {}
+        1 => copy_ends::<1>(&mut out, bytes),
+        2..4 => copy_ends::<2>(&mut out, bytes),
+        4..8 => copy_ends::<4>(&mut out, bytes),
+        8..16 => copy_ends::<8>(&mut out, bytes),
+        16..32 => copy_ends::<16>(&mut out, bytes),
+        _ => copy_ends::<32>(&mut out, bytes),
+    }
+    out
+}
+
+/// Copies `bytes`, of `K` to `2K` bytes, to the start of `out`: its first `K` bytes, then its
+/// last `K` bytes (which may overlap them). `out` is at least as long as `bytes`.
+#[inline(always)]
+fn copy_ends<const K: usize>(out: &mut [u8], bytes: &[u8]) {
+    let n = bytes.len();
+    if let (Some(head), Some(dst)) = (bytes.first_chunk::<K>(), out.first_chunk_mut::<K>()) {
+        *dst = *head;
+    }
+    let dst_tail = n.checked_sub(K).and_then(|at| out.get_mut(at..n));
+    if let (Some(tail), Some(dst)) = (bytes.last_chunk::<K>(), dst_tail) {
+        dst.copy_from_slice(tail);
+    }
+}
+
 macro_rules! inline_bytes {
     ($(#[$meta:meta])* $name:ident, $max:expr) => {
         $(#[$meta])*
@@ -23,9 +54,26 @@ macro_rules! inline_bytes {
                 if bytes.is_empty() || bytes.len() > Self::MAX_LEN {
                     return None;
                 }
-                let mut out = [0u8; $max];
-                out[..bytes.len()].copy_from_slice(bytes);
-                Some(Self { len: bytes.len() as u8, bytes: out })
+                Some(Self { len: bytes.len() as u8, bytes: padded(bytes) })
+            }
+
+            /// Copies `bytes`, which the caller checked to be 1 to [`Self::MAX_LEN`] bytes
+            /// long (more are cut). Two bytes, the usual length, are copied inline.
+            #[inline(always)]
+            pub(crate) fn from_checked(bytes: &[u8]) -> Self {
+                if let Ok(&[a, b]) = <&[u8; 2]>::try_from(bytes) {
+                    let mut out = [0u8; $max];
+                    out[0] = a;
+                    out[1] = b;
+                    return Self { len: 2, bytes: out };
+                }
+                Self::from_checked_any(bytes)
+            }
+
+            #[inline(never)]
+            fn from_checked_any(bytes: &[u8]) -> Self {
+                let len = bytes.len().min($max);
+                Self { len: len as u8, bytes: padded(bytes.get(..len).unwrap_or_default()) }
             }
 
             /// The bytes.
@@ -145,5 +193,18 @@ mod tests {
             "616f6575736e7468"
         );
         assert_ne!(Token::new(b"ab"), Token::new(b"abc"));
+    }
+
+    #[test]
+    fn every_length_is_copied_exactly() {
+        let all: Vec<u8> = (1..=64).collect();
+        for n in 1..=64 {
+            assert_eq!(Token::new(&all[..n]).unwrap().as_bytes(), &all[..n]);
+            assert_eq!(Token::from_checked(&all[..n]).as_bytes(), &all[..n]);
+            if n <= 32 {
+                assert_eq!(TransactionId::new(&all[..n]).unwrap().as_bytes(), &all[..n]);
+                assert_eq!(TransactionId::from_checked(&all[..n]).as_bytes(), &all[..n]);
+            }
+        }
     }
 }

@@ -172,6 +172,14 @@ impl<'a> Nodes<'a> {
         }
     }
 
+    /// The contacts, when the list borrows a slice of them.
+    pub(crate) fn as_slice(&self) -> Option<&'a [NodeInfo]> {
+        match self.0 {
+            NodesRepr::Slice(s) => Some(s),
+            NodesRepr::Compact { .. } => None,
+        }
+    }
+
     /// How many contacts.
     pub fn len(&self) -> usize {
         match self.0 {
@@ -242,6 +250,23 @@ impl<'a> Peers<'a> {
     /// hold `count` strings of 6 or 18 bytes.
     pub(crate) fn from_bencoded(items: &'a [u8], count: usize) -> Self {
         Peers(PeersRepr::Bencoded { items, count })
+    }
+
+    /// The inside of the bencoded list and how many items it holds, when the list was
+    /// decoded.
+    pub(crate) fn as_bencoded(&self) -> Option<(&'a [u8], usize)> {
+        match self.0 {
+            PeersRepr::Bencoded { items, count } => Some((items, count)),
+            PeersRepr::Slice(_) => None,
+        }
+    }
+
+    /// The addresses, when the list borrows a slice of them.
+    pub(crate) fn as_slice(&self) -> Option<&'a [SocketAddr]> {
+        match self.0 {
+            PeersRepr::Slice(s) => Some(s),
+            PeersRepr::Bencoded { .. } => None,
+        }
     }
 
     /// The addresses, in order.
@@ -329,6 +354,14 @@ impl<'a> Samples<'a> {
     /// Borrows info-hashes to encode.
     pub fn from_slice(hashes: &'a [InfoHash]) -> Self {
         Samples(SamplesRepr::Slice(hashes))
+    }
+
+    /// The concatenated info-hashes, when the list was decoded.
+    pub(crate) fn as_compact(&self) -> Option<&'a [u8]> {
+        match self.0 {
+            SamplesRepr::Compact(b) => Some(b),
+            SamplesRepr::Slice(_) => None,
+        }
     }
 
     /// The info-hashes, in order.

@@ -6,6 +6,7 @@
 //! clients send (unsorted keys, `v` of any type). Errors say what a server should answer:
 //! [`DecodeError::reply`].
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::bytes::{PublicKey, Signature, Token, TransactionId};
@@ -152,7 +153,7 @@ struct QueryFields<'a> {
 /// The keys of `r`, read straight into their types. A key whose (last) value has the wrong
 /// type or length sets its bit in `invalid`: the error is reported only once the whole
 /// datagram has been read and `y` says this is a response, lowest bit first.
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct ResponseFields<'a> {
     invalid: u16,
     id: Option<&'a [u8; ID_LEN]>,
@@ -205,15 +206,85 @@ impl<'a> ResponseFields<'a> {
     }
 }
 
+/// A position in a datagram: what is left to read (`rest`) and the whole (`buf`), for error
+/// offsets and spans.
 struct Cursor<'a> {
     buf: &'a [u8],
-    pos: usize,
+    rest: &'a [u8],
 }
 
+/// Three bytes as the low bytes of a little-endian word.
+const fn word3(k: &[u8; 3]) -> u32 {
+    u32::from_le_bytes([k[0], k[1], k[2], 0])
+}
+
+/// Seven bytes as the low bytes of a little-endian word.
+const fn word7(k: &[u8; 7]) -> u64 {
+    u64::from_le_bytes([k[0], k[1], k[2], k[3], k[4], k[5], k[6], 0])
+}
+
+/// A top-level key.
+#[derive(Clone, Copy)]
+enum TopKey {
+    T,
+    Y,
+    Q,
+    A,
+    R,
+    E,
+    V,
+    Ip,
+    Ro,
+    Other,
+}
+
+/// A key of `r`.
+#[derive(Clone, Copy)]
+enum ResponseKey {
+    Id,
+    Nodes,
+    Nodes6,
+    Token,
+    Values,
+    SeedsBloom,
+    PeersBloom,
+    V,
+    K,
+    Sig,
+    Seq,
+    Samples,
+    Num,
+    Interval,
+    Other,
+}
+
+// The hot methods are `#[inline(always)]` and keep the cursor in registers; whatever runs
+// out of line (skipping, integers, long or malformed strings) runs on a copy of the cursor
+// (`detached`), so that the caller's cursor never has its address taken.
 impl<'a> Cursor<'a> {
+    /// At offset `pos` of `buf`.
+    fn at(buf: &'a [u8], pos: usize) -> Self {
+        Cursor {
+            buf,
+            rest: buf.get(pos..).unwrap_or_default(),
+        }
+    }
+
+    /// The offset in the datagram.
+    #[inline(always)]
+    fn pos(&self) -> usize {
+        self.buf.len() - self.rest.len()
+    }
+
+    /// Moves `n` bytes on (to the end if fewer are left).
+    #[inline(always)]
+    fn advance(&mut self, n: usize) {
+        self.rest = self.rest.get(n..).unwrap_or_default();
+    }
+
     #[inline(always)]
     fn peek(&self) -> Result<u8> {
-        match self.buf.get(self.pos) {
+        match self.rest.first() {
             Some(&b) => Ok(b),
             None => self.syntax(),
         }
@@ -222,97 +293,109 @@ impl<'a> Cursor<'a> {
     #[cold]
     #[inline(never)]
     fn syntax<T>(&self) -> Result<T> {
-        err(DecodeErrorKind::Syntax(self.pos))
+        err(DecodeErrorKind::Syntax(self.pos()))
     }
 
-    fn expect(&mut self, b: u8) -> Result<()> {
-        if self.peek()? == b {
-            self.pos += 1;
-            Ok(())
-        } else {
-            self.syntax()
-        }
+    /// Runs `f` on a copy of the cursor and moves to where the copy ended.
+    #[inline(always)]
+    fn detached<T>(&mut self, f: impl FnOnce(&mut Cursor<'a>) -> Result<T>) -> Result<T> {
+        let mut c = Cursor {
+            buf: self.buf,
+            rest: self.rest,
+        };
+        let out = f(&mut c);
+        self.rest = c.rest;
+        out
     }
 
-    /// `<len>:<bytes>`. Lengths of one to three digits whose bytes are all there are read
-    /// here; anything else (longer, truncated or malformed) by [`Self::bytes_slow`].
+    /// `<len>:<bytes>` when the length has one to three digits and the bytes are all there;
+    /// `None` (the cursor unmoved) for anything else: longer, truncated or malformed.
+    #[inline(always)]
+    fn bytes_fast(&mut self) -> Option<&'a [u8]> {
+        let digit = |c: u8| c.wrapping_sub(b'0') < 10;
+        let value = |c: u8| usize::from(c.wrapping_sub(b'0'));
+        let (len, tail) = match *self.rest {
+            [a, b':', ref tail @ ..] if digit(a) => (value(a), tail),
+            [a, b, b':', ref tail @ ..] if digit(a) && digit(b) => (value(a) * 10 + value(b), tail),
+            [a, b, c, b':', ref tail @ ..] if digit(a) && digit(b) && digit(c) => {
+                (value(a) * 100 + value(b) * 10 + value(c), tail)
+            }
+            _ => return None,
+        };
+        let (out, tail) = tail.split_at_checked(len)?;
+        self.rest = tail;
+        Some(out)
+    }
+
+    /// `<len>:<bytes>`.
     #[inline(always)]
     fn bytes(&mut self) -> Result<&'a [u8]> {
-        let buf = self.buf;
-        let p = self.pos;
-        if let Some(&[a, b, c, d]) = buf.get(p..).and_then(|s| s.first_chunk::<4>()) {
-            let d0 = usize::from(a.wrapping_sub(b'0'));
-            let d1 = usize::from(b.wrapping_sub(b'0'));
-            let d2 = usize::from(c.wrapping_sub(b'0'));
-            let head = if d0 >= 10 {
-                None
-            } else if b == b':' {
-                Some((d0, p + 2))
-            } else if d1 >= 10 {
-                None
-            } else if c == b':' {
-                Some((d0 * 10 + d1, p + 3))
-            } else if d2 < 10 && d == b':' {
-                Some((d0 * 100 + d1 * 10 + d2, p + 4))
-            } else {
-                None
-            };
-            if let Some((len, start)) = head
-                && let Some(out) = buf.get(start..start + len)
-            {
-                self.pos = start + len;
-                return Ok(out);
-            }
+        match self.bytes_fast() {
+            Some(out) => Ok(out),
+            None => self.detached(Cursor::bytes_slow),
         }
-        self.bytes_slow()
     }
 
     #[cold]
     #[inline(never)]
     fn bytes_slow(&mut self) -> Result<&'a [u8]> {
+        let buf = self.buf;
+        let mut pos = self.pos();
+        let start = pos;
         let mut len: usize = 0;
-        let start = self.pos;
+        let fail = |pos| err(DecodeErrorKind::Syntax(pos));
         loop {
-            let c = self.peek()?;
+            let Some(&c) = buf.get(pos) else {
+                return fail(pos);
+            };
             match c {
                 b'0'..=b'9' => {
                     len = match len
                         .checked_mul(10)
                         .and_then(|l| l.checked_add(usize::from(c - b'0')))
                     {
-                        Some(l) if l <= self.buf.len() => l,
-                        _ => return self.syntax(),
+                        Some(l) if l <= buf.len() => l,
+                        _ => return fail(pos),
                     };
-                    self.pos += 1;
+                    pos += 1;
                 }
-                b':' if self.pos > start => {
-                    self.pos += 1;
+                b':' if pos > start => {
+                    pos += 1;
                     break;
                 }
-                _ => return self.syntax(),
+                _ => return fail(pos),
             }
         }
-        let end = match self.pos.checked_add(len) {
-            Some(e) if e <= self.buf.len() => e,
-            _ => return self.syntax(),
+        let end = match pos.checked_add(len) {
+            Some(e) if e <= buf.len() => e,
+            _ => return fail(pos),
         };
-        match self.buf.get(self.pos..end) {
-            Some(out) => {
-                self.pos = end;
+        match (buf.get(pos..end), buf.get(end..)) {
+            (Some(out), Some(rest)) => {
+                self.rest = rest;
                 Ok(out)
             }
-            None => self.syntax(),
+            _ => fail(pos),
         }
     }
 
     /// `i<int>e`; `Ok(None)` for a well-formed integer that does not fit i64.
+    #[inline(always)]
     fn int(&mut self) -> Result<Option<i64>> {
-        self.expect(b'i')?;
+        self.detached(Cursor::int_value)
+    }
+
+    #[inline(never)]
+    fn int_value(&mut self) -> Result<Option<i64>> {
+        if self.peek()? != b'i' {
+            return self.syntax();
+        }
+        self.advance(1);
         let negative = self.peek()? == b'-';
         if negative {
-            self.pos += 1;
+            self.advance(1);
         }
-        let start = self.pos;
+        let start = self.rest.len();
         let mut value: Option<i64> = Some(0);
         loop {
             let c = self.peek()?;
@@ -326,10 +409,10 @@ impl<'a> Cursor<'a> {
                             v.checked_add(d)
                         }
                     });
-                    self.pos += 1;
+                    self.advance(1);
                 }
-                b'e' if self.pos > start => {
-                    self.pos += 1;
+                b'e' if self.rest.len() < start => {
+                    self.advance(1);
                     return Ok(value);
                 }
                 _ => return self.syntax(),
@@ -338,7 +421,13 @@ impl<'a> Cursor<'a> {
     }
 
     /// Skips one value of any type, nesting at most `MAX_DEPTH - depth` more levels.
+    #[inline(always)]
     fn skip(&mut self, depth: usize) -> Result<()> {
+        self.detached(|c| c.skip_value(depth))
+    }
+
+    #[inline(never)]
+    fn skip_value(&mut self, depth: usize) -> Result<()> {
         match self.peek()? {
             b'0'..=b'9' => self.bytes().map(drop),
             b'i' => self.int().map(drop),
@@ -346,14 +435,14 @@ impl<'a> Cursor<'a> {
                 if depth >= MAX_DEPTH {
                     return err(DecodeErrorKind::TooDeep);
                 }
-                self.pos += 1;
+                self.advance(1);
                 while self.peek()? != b'e' {
                     if c == b'd' {
                         self.bytes()?;
                     }
-                    self.skip(depth + 1)?;
+                    self.skip_value(depth + 1)?;
                 }
-                self.pos += 1;
+                self.advance(1);
                 Ok(())
             }
             _ => self.syntax(),
@@ -361,10 +450,11 @@ impl<'a> Cursor<'a> {
     }
 
     /// Skips one value at `depth` and returns its encoding.
+    #[inline(always)]
     fn span(&mut self, depth: usize) -> Result<&'a [u8]> {
-        let start = self.pos;
+        let start = self.pos();
         self.skip(depth)?;
-        match self.buf.get(start..self.pos) {
+        match self.buf.get(start..self.pos()) {
             Some(s) => Ok(s),
             None => self.syntax(),
         }
@@ -373,11 +463,32 @@ impl<'a> Cursor<'a> {
     /// A string at `depth`, or `None` (skipped) for a value of another type.
     #[inline(always)]
     fn bytes_or_skip(&mut self, depth: usize) -> Result<Option<&'a [u8]>> {
-        if self.peek()?.is_ascii_digit() {
-            self.bytes().map(Some)
-        } else {
-            self.skip(depth).map(|()| None)
+        match self.bytes_fast() {
+            Some(out) => Ok(Some(out)),
+            None => self.detached(|c| c.bytes_or_skip_slow(depth)),
         }
+    }
+
+    #[inline(never)]
+    fn bytes_or_skip_slow(&mut self, depth: usize) -> Result<Option<&'a [u8]>> {
+        if self.peek()?.is_ascii_digit() {
+            self.bytes_slow().map(Some)
+        } else {
+            self.skip_value(depth).map(|()| None)
+        }
+    }
+
+    /// A 20-byte string at depth 2 (`20:` is read here), or `None` (skipped) for any other
+    /// value.
+    #[inline(always)]
+    fn id_or_skip(&mut self) -> Result<Option<&'a [u8; ID_LEN]>> {
+        if let [b'2', b'0', b':', ref rest @ ..] = *self.rest
+            && let Some((id, rest)) = rest.split_first_chunk::<ID_LEN>()
+        {
+            self.rest = rest;
+            return Ok(Some(id));
+        }
+        Ok(self.bytes_or_skip(2)?.and_then(|b| b.try_into().ok()))
     }
 
     /// An integer at `depth` that fits i64, or `None` (skipped) for anything else.
@@ -391,14 +502,15 @@ impl<'a> Cursor<'a> {
     }
 
     /// Scans one value at `depth` into a [`Val`].
+    #[inline(always)]
     fn val(&mut self, depth: usize) -> Result<Val<'a>> {
-        let start = self.pos;
+        let start = self.pos();
         Ok(match self.peek()? {
             b'0'..=b'9' => Val::Bytes(self.bytes()?),
             b'i' => self.int()?.map_or(Val::BigInt, Val::Int),
             b'l' => {
                 self.skip(depth)?;
-                match self.buf.get(start..self.pos) {
+                match self.buf.get(start..self.pos()) {
                     Some(raw) => Val::List(raw),
                     None => return self.syntax(),
                 }
@@ -411,11 +523,113 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    /// A key of the top-level dictionary. The common ones are recognized with their length
+    /// prefix in one step.
+    #[inline(always)]
+    fn top_key(&mut self) -> Result<TopKey> {
+        if let Some(w) = self.rest.first_chunk::<4>() {
+            // Compared as little-endian words: `1:t` and the first byte of its value, ...
+            const MASK3: u32 = 0x00ff_ffff;
+            const T: u32 = word3(b"1:t");
+            const Y: u32 = word3(b"1:y");
+            const R: u32 = word3(b"1:r");
+            const A: u32 = word3(b"1:a");
+            const Q: u32 = word3(b"1:q");
+            const V: u32 = word3(b"1:v");
+            const IP: u32 = u32::from_le_bytes(*b"2:ip");
+            let w = u32::from_le_bytes(*w);
+            let known = match w & MASK3 {
+                T => Some((TopKey::T, 3)),
+                Y => Some((TopKey::Y, 3)),
+                R => Some((TopKey::R, 3)),
+                A => Some((TopKey::A, 3)),
+                Q => Some((TopKey::Q, 3)),
+                V => Some((TopKey::V, 3)),
+                _ if w == IP => Some((TopKey::Ip, 4)),
+                _ => None,
+            };
+            if let Some((key, n)) = known {
+                self.advance(n);
+                return Ok(key);
+            }
+        }
+        Ok(match self.bytes()? {
+            b"t" => TopKey::T,
+            b"y" => TopKey::Y,
+            b"q" => TopKey::Q,
+            b"a" => TopKey::A,
+            b"r" => TopKey::R,
+            b"e" => TopKey::E,
+            b"v" => TopKey::V,
+            b"ip" => TopKey::Ip,
+            b"ro" => TopKey::Ro,
+            _ => TopKey::Other,
+        })
+    }
+
+    /// A key of `r`. The common ones are recognized with their length prefix in one step.
+    #[inline(always)]
+    fn response_key(&mut self) -> Result<ResponseKey> {
+        if let Some(w) = self.rest.first_chunk::<8>() {
+            // Compared as little-endian words, as in `top_key`.
+            const MASK4: u64 = 0xffff_ffff;
+            const MASK7: u64 = 0x00ff_ffff_ffff_ffff;
+            const ID: u64 = u32::from_le_bytes(*b"2:id") as u64;
+            const NODES: u64 = word7(b"5:nodes");
+            const TOKEN: u64 = word7(b"5:token");
+            const NODES6: u64 = u64::from_le_bytes(*b"6:nodes6");
+            const VALUES: u64 = u64::from_le_bytes(*b"6:values");
+            let w = u64::from_le_bytes(*w);
+            let known = match w & MASK7 {
+                NODES => Some((ResponseKey::Nodes, 7)),
+                TOKEN => Some((ResponseKey::Token, 7)),
+                _ if w & MASK4 == ID => Some((ResponseKey::Id, 4)),
+                _ if w == NODES6 => Some((ResponseKey::Nodes6, 8)),
+                _ if w == VALUES => Some((ResponseKey::Values, 8)),
+                _ => None,
+            };
+            if let Some((key, n)) = known {
+                self.advance(n);
+                return Ok(key);
+            }
+        }
+        Ok(match self.bytes()? {
+            b"id" => ResponseKey::Id,
+            b"nodes" => ResponseKey::Nodes,
+            b"nodes6" => ResponseKey::Nodes6,
+            b"token" => ResponseKey::Token,
+            b"values" => ResponseKey::Values,
+            b"BFsd" => ResponseKey::SeedsBloom,
+            b"BFpe" => ResponseKey::PeersBloom,
+            b"v" => ResponseKey::V,
+            b"k" => ResponseKey::K,
+            b"sig" => ResponseKey::Sig,
+            b"seq" => ResponseKey::Seq,
+            b"samples" => ResponseKey::Samples,
+            b"num" => ResponseKey::Num,
+            b"interval" => ResponseKey::Interval,
+            _ => ResponseKey::Other,
+        })
+    }
+
     /// Scans the `a` dictionary (the cursor is on its `d`) at depth 1.
+    #[inline(never)]
     fn query_fields(&mut self, f: &mut QueryFields<'a>) -> Result<()> {
-        self.pos += 1;
+        self.advance(1);
         while self.peek()? != b'e' {
+            // The key every query has, with its usual value, in one step.
+            if let [b'2', b':', b'i', b'd', b'2', b'0', b':', ref rest @ ..] = *self.rest
+                && let Some((id, rest)) = rest.split_at_checked(ID_LEN)
+            {
+                self.rest = rest;
+                f.id = Some(Val::Bytes(id));
+                continue;
+            }
             let key = self.bytes()?;
+            if key == b"v" {
+                f.v = Some(self.span(2)?);
+                continue;
+            }
             let slot = match key {
                 b"id" => &mut f.id,
                 b"target" => &mut f.target,
@@ -432,10 +646,6 @@ impl<'a> Cursor<'a> {
                 b"seq" => &mut f.seq,
                 b"cas" => &mut f.cas,
                 b"salt" => &mut f.salt,
-                b"v" => {
-                    f.v = Some(self.span(2)?);
-                    continue;
-                }
                 _ => {
                     self.skip(2)?;
                     continue;
@@ -443,122 +653,128 @@ impl<'a> Cursor<'a> {
             };
             *slot = Some(self.val(2)?);
         }
-        self.pos += 1;
+        self.advance(1);
         Ok(())
     }
 
     /// Scans the `r` dictionary (the cursor is on its `d`) at depth 1, typing each key.
+    #[inline(always)]
     fn response_fields(&mut self, f: &mut ResponseFields<'a>) -> Result<()> {
-        self.pos += 1;
+        self.advance(1);
         while self.peek()? != b'e' {
-            let key = self.bytes()?;
-            match key {
-                b"id" => {
-                    let v = self.bytes_or_skip(2)?.and_then(|b| b.try_into().ok());
+            match self.response_key()? {
+                ResponseKey::Id => {
+                    let v = self.id_or_skip()?;
                     f.id = f.check(bit::ID, v);
                 }
-                b"nodes" => {
+                ResponseKey::Nodes => {
                     let v = self.bytes_or_skip(2)?;
                     let v = v.and_then(|b| Nodes::from_compact(b, Family::V4));
                     f.nodes = f.check(bit::NODES, v);
                 }
-                b"nodes6" => {
+                ResponseKey::Nodes6 => {
                     let v = self.bytes_or_skip(2)?;
                     let v = v.and_then(|b| Nodes::from_compact(b, Family::V6));
                     f.nodes6 = f.check(bit::NODES6, v);
                 }
-                b"token" => {
+                ResponseKey::Token => {
                     let v = self.bytes_or_skip(2)?;
                     let v = v.filter(|b| !b.is_empty() && b.len() <= Token::MAX_LEN);
                     f.token = f.check(bit::TOKEN, v);
                 }
-                b"values" => {
-                    let v = self.peers()?;
+                ResponseKey::Values => {
+                    let v = self.detached(Cursor::peers)?;
                     f.values = f.check(bit::VALUES, v);
                 }
-                b"BFsd" => {
+                ResponseKey::SeedsBloom => {
                     let v = self.bytes_or_skip(2)?.and_then(|b| b.try_into().ok());
                     f.seeds_bloom = f.check(bit::BF_SEEDS, v);
                 }
-                b"BFpe" => {
+                ResponseKey::PeersBloom => {
                     let v = self.bytes_or_skip(2)?.and_then(|b| b.try_into().ok());
                     f.peers_bloom = f.check(bit::BF_PEERS, v);
                 }
-                b"v" => f.value = Some(self.span(2)?),
-                b"k" => {
+                ResponseKey::V => f.value = Some(self.span(2)?),
+                ResponseKey::K => {
                     let v = self.bytes_or_skip(2)?.and_then(|b| b.try_into().ok());
                     f.key = f.check(bit::K, v);
                 }
-                b"sig" => {
+                ResponseKey::Sig => {
                     let v = self.bytes_or_skip(2)?.and_then(|b| b.try_into().ok());
                     f.signature = f.check(bit::SIG, v);
                 }
-                b"seq" => {
+                ResponseKey::Seq => {
                     let v = self.int_or_skip(2)?;
                     f.seq = f.check(bit::SEQ, v);
                 }
-                b"samples" => {
+                ResponseKey::Samples => {
                     let v = self.bytes_or_skip(2)?.and_then(Samples::from_compact);
                     f.samples = f.check(bit::SAMPLES, v);
                 }
-                b"num" => {
+                ResponseKey::Num => {
                     let v = self.int_or_skip(2)?.and_then(|i| u64::try_from(i).ok());
                     f.num = f.check(bit::NUM, v);
                 }
-                b"interval" => {
+                ResponseKey::Interval => {
                     let v = self.int_or_skip(2)?.and_then(|i| u64::try_from(i).ok());
                     f.interval = f.check(bit::INTERVAL, v);
                 }
-                _ => self.skip(2)?,
+                ResponseKey::Other => self.skip(2)?,
             }
         }
-        self.pos += 1;
+        self.advance(1);
         Ok(())
     }
 
     /// `values` at depth 2: a list of 6- or 18-byte strings written `6:` / `18:` (no leading
     /// zeros), or `None` for any other value (skipped).
+    #[inline(never)]
     fn peers(&mut self) -> Result<Option<Peers<'a>>> {
         if self.peek()? != b'l' {
-            return self.skip(2).map(|()| None);
+            return self.skip_value(2).map(|()| None);
         }
-        let buf = self.buf;
-        let start = self.pos + 1;
-        let mut p = start;
+        self.advance(1);
+        let items = self.rest;
+        let mut rest = items;
         let mut count = 0;
         loop {
-            match buf.get(p..) {
-                Some([b'e', ..]) => {
-                    self.pos = p + 1;
-                    return Ok(buf
-                        .get(start..p)
+            // The common case: a run of IPv4 peers.
+            while let Some((item, tail)) = rest.split_first_chunk::<{ 2 + PEER_V4_LEN }>()
+                && item[..2] == *b"6:"
+            {
+                rest = tail;
+                count += 1;
+            }
+            match *rest {
+                [b'e', ref tail @ ..] => {
+                    self.rest = tail;
+                    let len = items.len() - rest.len();
+                    return Ok(items
+                        .get(..len)
                         .map(|items| Peers::from_bencoded(items, count)));
                 }
-                Some([b'6', b':', rest @ ..]) if rest.len() >= PEER_V4_LEN => {
-                    p += 2 + PEER_V4_LEN;
-                }
-                Some([b'1', b'8', b':', rest @ ..]) if rest.len() >= PEER_V6_LEN => {
-                    p += 3 + PEER_V6_LEN;
+                [b'1', b'8', b':', ref tail @ ..] if tail.len() >= PEER_V6_LEN => {
+                    rest = tail.get(PEER_V6_LEN..).unwrap_or_default();
+                    count += 1;
                 }
                 _ => break,
             }
-            count += 1;
         }
         // Not a list of compact peers: scan the rest as any list would be.
-        self.pos = p;
+        self.rest = rest;
         while self.peek()? != b'e' {
-            self.skip(3)?;
+            self.skip_value(3)?;
         }
-        self.pos += 1;
+        self.advance(1);
         Ok(None)
     }
 }
 
 /// Checks that `bytes` are exactly one well-formed bencoded value (used for BEP 44 `v`).
 pub(crate) fn check_value(bytes: &[u8]) -> Result<()> {
-    let mut c = Cursor { buf: bytes, pos: 0 };
-    c.skip(0)?;
-    if c.pos == bytes.len() {
+    let mut c = Cursor::at(bytes, 0);
+    c.skip_value(0)?;
+    if c.rest.is_empty() {
         Ok(())
     } else {
         err(DecodeErrorKind::TrailingBytes)
@@ -575,7 +791,6 @@ struct Args {
 
 /// What the top-level scan has found so far.
 struct Scan<'a> {
-    c: Cursor<'a>,
     /// `t`, when its last string value is a valid transaction id.
     t: Option<&'a [u8]>,
     /// `t` was present with an invalid value.
@@ -591,14 +806,23 @@ struct Scan<'a> {
     read_only: bool,
 }
 
+/// Adds what is known of the datagram to an error: `t` and whether it came from a querier
+/// (from `y`).
+#[cold]
+#[inline(never)]
+fn with_context(mut e: DecodeError, t: Option<&[u8]>, y: Option<&[u8]>) -> DecodeError {
+    e.transaction_id = t.and_then(TransactionId::new);
+    e.from_querier = !matches!(y, Some(b"r" | b"e"));
+    e
+}
+
 impl<'a> Scan<'a> {
     /// Reads the top-level dictionary after its `d`, up to the end of the datagram.
-    fn scan(&mut self) -> Result<()> {
-        let c = &mut self.c;
+    #[inline(always)]
+    fn scan(&mut self, c: &mut Cursor<'a>) -> Result<()> {
         while c.peek()? != b'e' {
-            let key = c.bytes()?;
-            match key {
-                b"t" => match c.bytes_or_skip(1)? {
+            match c.top_key()? {
+                TopKey::T => match c.bytes_or_skip(1)? {
                     Some(b) => {
                         let ok = !b.is_empty() && b.len() <= TransactionId::MAX_LEN;
                         self.t = ok.then_some(b);
@@ -606,84 +830,92 @@ impl<'a> Scan<'a> {
                     }
                     None => self.bad_t = true,
                 },
-                b"y" => match c.bytes_or_skip(1)? {
+                TopKey::Y => match c.bytes_or_skip(1)? {
                     Some(b) => self.y = Some(b),
                     None => return err(DecodeErrorKind::InvalidValue("y")),
                 },
-                b"q" => match c.bytes_or_skip(1)? {
+                TopKey::Q => match c.bytes_or_skip(1)? {
                     Some(b) => self.q = Some(b),
                     None => return err(DecodeErrorKind::InvalidValue("q")),
                 },
-                b"a" | b"r" => {
-                    let is_r = key == b"r";
+                key @ (TopKey::A | TopKey::R) => {
+                    let is_r = matches!(key, TopKey::R);
                     if c.peek()? != b'd' {
                         c.skip(1)?;
                         return err(DecodeErrorKind::InvalidValue(if is_r { "r" } else { "a" }));
                     }
-                    self.args = Some(Args { start: c.pos, is_r });
+                    self.args = Some(Args {
+                        start: c.pos(),
+                        is_r,
+                    });
                     if is_r {
                         c.response_fields(self.response.insert(ResponseFields::default()))?;
                     } else {
-                        c.query_fields(self.query.insert(QueryFields::default()))?;
+                        let f = self.query.insert(QueryFields::default());
+                        c.detached(|c| c.query_fields(f))?;
                     }
                 }
-                b"e" => self.e = Some(error_list(c)?),
-                b"v" => {
+                TopKey::E => self.e = Some(c.detached(error_list)?),
+                TopKey::V => {
                     if let Some(b) = c.bytes_or_skip(1)? {
                         self.version = Some(b);
                     }
                 }
-                b"ip" => {
+                TopKey::Ip => {
                     if let Some(b) = c.bytes_or_skip(1)? {
                         self.ip = Some(b);
                     }
                 }
-                b"ro" => {
+                TopKey::Ro => {
                     if let Some(i) = c.int_or_skip(1)? {
                         self.read_only = i != 0;
                     }
                 }
-                _ => c.skip(1)?,
+                TopKey::Other => c.skip(1)?,
             }
         }
-        c.pos += 1;
-        if c.pos != c.buf.len() {
+        c.advance(1);
+        if !c.rest.is_empty() {
             return err(DecodeErrorKind::TrailingBytes);
         }
         Ok(())
     }
 
     /// The last `a` or `r` read as query arguments.
-    fn query_fields(&mut self) -> Result<Option<&QueryFields<'a>>> {
+    #[inline(always)]
+    fn query_fields(&mut self, buf: &'a [u8]) -> Result<Option<&QueryFields<'a>>> {
         let Some(args) = self.args else {
             return Ok(None);
         };
         if args.is_r {
             // `r` in a query: read it again, the way `a` is read.
-            let mut c = Cursor {
-                buf: self.c.buf,
-                pos: args.start,
-            };
+            let mut c = Cursor::at(buf, args.start);
             c.query_fields(self.query.insert(QueryFields::default()))?;
         }
         Ok(self.query.as_ref())
     }
 
     /// The last `a` or `r` read as return values.
-    fn response_fields(&mut self) -> Result<Option<&ResponseFields<'a>>> {
+    #[inline(always)]
+    fn response_fields(&mut self, buf: &'a [u8]) -> Result<Option<&ResponseFields<'a>>> {
         let Some(args) = self.args else {
             return Ok(None);
         };
         if !args.is_r {
             // `a` in a response: read it again, the way `r` is read.
-            let mut c = Cursor {
-                buf: self.c.buf,
-                pos: args.start,
-            };
-            c.response_fields(self.response.insert(ResponseFields::default()))?;
+            let mut f = ResponseFields::default();
+            reread_response(buf, args.start, &mut f)?;
+            self.response = Some(f);
         }
         Ok(self.response.as_ref())
     }
+}
+
+/// Reads the dictionary at `start` as `r`.
+#[cold]
+#[inline(never)]
+fn reread_response<'a>(buf: &'a [u8], start: usize, f: &mut ResponseFields<'a>) -> Result<()> {
+    Cursor::at(buf, start).response_fields(f)
 }
 
 /// Decodes one datagram.
@@ -696,8 +928,8 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>> {
     if buf.first() != Some(&b'd') {
         return err(DecodeErrorKind::NotADict);
     }
+    let mut c = Cursor::at(buf, 1);
     let mut s = Scan {
-        c: Cursor { buf, pos: 1 },
         t: None,
         bad_t: false,
         y: None,
@@ -710,59 +942,83 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>> {
         ip: None,
         read_only: false,
     };
-    let scanned = s.scan();
-    let from_querier = !matches!(s.y, Some(b"r" | b"e"));
-    let t = s.t.and_then(TransactionId::new);
-    let with_context = |mut e: DecodeError| {
-        e.transaction_id = t;
-        e.from_querier = from_querier;
-        e
-    };
-    if let Err(e) = scanned {
-        return Err(with_context(e));
+    if let Err(e) = s.scan(&mut c) {
+        return Err(with_context(e, s.t, s.y));
     }
-    let Some(transaction_id) = t else {
-        let kind = if s.bad_t {
+    let (t, y) = (s.t, s.y);
+    let fail = |kind| Err(with_context(DecodeError::new(kind), t, y));
+    let Some(t_bytes) = t else {
+        return fail(if s.bad_t {
             DecodeErrorKind::InvalidValue("t")
         } else {
             DecodeErrorKind::MissingKey("t")
-        };
-        return Err(with_context(DecodeError::new(kind)));
+        });
     };
-    let body = match s.y {
+    // Built in each arm, where it is used.
+    let (version, ip, read_only) = (s.version, s.ip, s.read_only);
+    let head = || Head {
+        transaction_id: TransactionId::from_checked(t_bytes),
+        version,
+        requester_ip: ip.and_then(decode_peer),
+        read_only,
+    };
+    // Each arm builds the whole message where it is returned (no large moves).
+    match y {
+        Some(b"r") => {
+            let r = match s.response_fields(buf) {
+                Ok(Some(r)) => r,
+                Ok(None) => return fail(DecodeErrorKind::MissingKey("r")),
+                Err(e) => return Err(with_context(e, t, y)),
+            };
+            if let Some(e) = response_error(r) {
+                return Err(with_context(e, t, y));
+            }
+            let id = NodeId(r.id.copied().unwrap_or_default());
+            if r.token.is_some() || r.key.is_some() || r.signature.is_some() {
+                return Ok(large_response_message(*r, id, head()));
+            }
+            Ok(head().message(Body::Response(small_response(r, id))))
+        }
         Some(b"q") => {
             let Some(method) = s.q else {
-                return Err(with_context(DecodeError::new(DecodeErrorKind::MissingKey(
-                    "q",
-                ))));
+                return fail(DecodeErrorKind::MissingKey("q"));
             };
-            match s.query_fields() {
-                Ok(Some(a)) => query(method, a).map(Body::Query),
-                Ok(None) => err(DecodeErrorKind::MissingKey("a")),
-                Err(e) => Err(e),
+            match s.query_fields(buf) {
+                Ok(Some(a)) => match query_message(method, a, head()) {
+                    Ok(m) => Ok(m),
+                    Err(e) => Err(with_context(e, t, y)),
+                },
+                Ok(None) => fail(DecodeErrorKind::MissingKey("a")),
+                Err(e) => Err(with_context(e, t, y)),
             }
         }
-        Some(b"r") => match s.response_fields() {
-            Ok(Some(r)) => response(r).map(Body::Response),
-            Ok(None) => err(DecodeErrorKind::MissingKey("r")),
-            Err(e) => Err(e),
-        },
         Some(b"e") => match s.e {
-            Some(e) => Ok(Body::Error(e)),
-            None => err(DecodeErrorKind::MissingKey("e")),
+            Some(e) => Ok(head().message(Body::Error(e))),
+            None => fail(DecodeErrorKind::MissingKey("e")),
         },
-        Some(_) => err(DecodeErrorKind::UnknownType),
-        None => err(DecodeErrorKind::MissingKey("y")),
-    };
-    match body {
-        Ok(body) => Ok(Message {
-            transaction_id,
-            version: s.version,
-            requester_ip: s.ip.and_then(decode_peer),
-            read_only: s.read_only,
+        Some(_) => fail(DecodeErrorKind::UnknownType),
+        None => fail(DecodeErrorKind::MissingKey("y")),
+    }
+}
+
+/// The top-level keys other than `y` and the body.
+struct Head<'a> {
+    transaction_id: TransactionId,
+    version: Option<&'a [u8]>,
+    requester_ip: Option<SocketAddr>,
+    read_only: bool,
+}
+
+impl<'a> Head<'a> {
+    #[inline(always)]
+    fn message(self, body: Body<'a>) -> Message<'a> {
+        Message {
+            transaction_id: self.transaction_id,
+            version: self.version,
+            requester_ip: self.requester_ip,
+            read_only: self.read_only,
             body,
-        }),
-        Err(e) => Err(with_context(e)),
+        }
     }
 }
 
@@ -772,7 +1028,7 @@ fn error_list<'a>(c: &mut Cursor<'a>) -> Result<ErrorBody<'a>> {
         c.skip(1)?;
         return err(DecodeErrorKind::InvalidValue("e"));
     }
-    c.pos += 1;
+    c.advance(1);
     let mut code = None;
     let mut message: &[u8] = b"";
     let mut index = 0;
@@ -785,7 +1041,7 @@ fn error_list<'a>(c: &mut Cursor<'a>) -> Result<ErrorBody<'a>> {
         }
         index += 1;
     }
-    c.pos += 1;
+    c.advance(1);
     match code {
         Some(i) => Ok(ErrorBody {
             code: ErrorCode(i),
@@ -831,7 +1087,7 @@ fn want(v: Option<Val<'_>>) -> Result<Want> {
     let Val::List(raw) = v else {
         return err(DecodeErrorKind::InvalidValue("want"));
     };
-    let mut c = Cursor { buf: raw, pos: 1 };
+    let mut c = Cursor::at(raw, 1);
     let mut w = Want::UNSPECIFIED;
     while c.peek()? != b'e' {
         match c.val(3)? {
@@ -844,20 +1100,26 @@ fn want(v: Option<Val<'_>>) -> Result<Want> {
     Ok(w)
 }
 
-fn query<'a>(method: &'a [u8], a: &QueryFields<'a>) -> Result<Query<'a>> {
+fn query_message<'a>(method: &'a [u8], a: &QueryFields<'a>, head: Head<'a>) -> Result<Message<'a>> {
     let id = node_id(a.id, "id")?;
-    let kind = match method {
-        b"ping" => QueryKind::Ping,
-        b"find_node" => QueryKind::FindNode {
+    // Each arm returns the whole message (no copy of a `QueryKind` built for any method).
+    macro_rules! message {
+        ($kind:expr) => {
+            return Ok(head.message(Body::Query(Query { id, kind: $kind })))
+        };
+    }
+    match method {
+        b"ping" => message!(QueryKind::Ping),
+        b"find_node" => message!(QueryKind::FindNode {
             target: node_id(a.target, "target")?,
             want: want(a.want)?,
-        },
-        b"get_peers" => QueryKind::GetPeers {
+        }),
+        b"get_peers" => message!(QueryKind::GetPeers {
             info_hash: node_id(a.info_hash, "info_hash")?.into(),
             want: want(a.want)?,
             no_seed: flag(a.noseed, "noseed")?,
             scrape: flag(a.scrape, "scrape")?,
-        },
+        }),
         b"announce_peer" => {
             let implied_port = flag(a.implied_port, "implied_port")?;
             let port = match (opt_int(a.port, "port")?, implied_port) {
@@ -866,39 +1128,38 @@ fn query<'a>(method: &'a [u8], a: &QueryFields<'a>) -> Result<Query<'a>> {
                 (None, true) => 0,
                 (None, false) => return err(DecodeErrorKind::MissingKey("port")),
             };
-            QueryKind::AnnouncePeer {
+            message!(QueryKind::AnnouncePeer {
                 info_hash: node_id(a.info_hash, "info_hash")?.into(),
                 port,
                 implied_port,
                 token: token(a.token)?,
                 seed: flag(a.seed, "seed")?,
-            }
+            })
         }
-        b"get" => QueryKind::Get {
+        b"get" => message!(QueryKind::Get {
             target: node_id(a.target, "target")?,
             seq: opt_int(a.seq, "seq")?,
             want: want(a.want)?,
-        },
-        b"put" => QueryKind::Put(put(a)?),
-        b"sample_infohashes" => QueryKind::SampleInfohashes {
+        }),
+        b"put" => message!(QueryKind::Put(put(a)?)),
+        b"sample_infohashes" => message!(QueryKind::SampleInfohashes {
             target: node_id(a.target, "target")?,
             want: want(a.want)?,
-        },
+        }),
         _ => {
             let target = opt_node_id(a.target);
             let info_hash = opt_node_id(a.info_hash).map(InfoHash::from);
             if target.is_none() && info_hash.is_none() {
                 return err(DecodeErrorKind::UnknownMethod);
             }
-            QueryKind::Unknown {
+            message!(QueryKind::Unknown {
                 method,
                 target,
                 info_hash,
                 want: want(a.want).unwrap_or_default(),
-            }
+            })
         }
-    };
-    Ok(Query { id, kind })
+    }
 }
 
 fn put<'a>(a: &QueryFields<'a>) -> Result<PutQuery<'a>> {
@@ -936,24 +1197,52 @@ fn fixed<const N: usize>(v: Val<'_>, key: &'static str) -> Result<[u8; N]> {
         .map_err(|_| DecodeError::new(DecodeErrorKind::InvalidValue(key)))
 }
 
-/// The return values, or the first error in the order: `samples`, `interval`, `id`, then
-/// the other keys as they appear in [`Response`].
+/// The first error of `r`, in the order: `samples`, `interval`, `id`, then the other keys
+/// as they appear in [`Response`].
 #[inline(always)]
-fn response<'a>(r: &ResponseFields<'a>) -> Result<Response<'a>> {
-    let Some(id) = r.id else {
-        return Err(response_error(
+fn response_error(r: &ResponseFields<'_>) -> Option<DecodeError> {
+    if r.id.is_none() {
+        Some(first_response_error(
             r.invalid | bit::ID,
             r.invalid & bit::ID == 0,
-        ));
-    };
-    if r.invalid != 0 {
-        return Err(response_error(r.invalid, false));
+        ))
+    } else if r.invalid != 0 {
+        Some(first_response_error(r.invalid, false))
+    } else {
+        None
     }
-    Ok(Response {
-        id: NodeId(*id),
+}
+
+/// The response of `r` (checked by [`response_error`]) without a `token`, `k` or `sig`:
+/// their large inline fields would otherwise be copied even when absent.
+#[inline(always)]
+fn small_response<'a>(r: &ResponseFields<'a>, id: NodeId) -> Response<'a> {
+    Response {
+        id,
         nodes: r.nodes,
         nodes6: r.nodes6,
-        token: r.token.and_then(Token::new),
+        token: None,
+        values: r.values,
+        seeds_bloom: r.seeds_bloom,
+        peers_bloom: r.peers_bloom,
+        value: r.value.map(RawValue::from_checked),
+        key: None,
+        signature: None,
+        seq: r.seq,
+        samples: r.samples,
+        num: r.num,
+        interval: r.interval.map(Duration::from_secs),
+    }
+}
+
+/// The message of a response with a `token`, `k` or `sig` (checked by [`response_error`]).
+#[inline(never)]
+fn large_response_message<'a>(r: ResponseFields<'a>, id: NodeId, head: Head<'a>) -> Message<'a> {
+    head.message(Body::Response(Response {
+        id,
+        nodes: r.nodes,
+        nodes6: r.nodes6,
+        token: r.token.map(Token::from_checked),
         values: r.values,
         seeds_bloom: r.seeds_bloom,
         peers_bloom: r.peers_bloom,
@@ -964,13 +1253,13 @@ fn response<'a>(r: &ResponseFields<'a>) -> Result<Response<'a>> {
         samples: r.samples,
         num: r.num,
         interval: r.interval.map(Duration::from_secs),
-    })
+    }))
 }
 
 /// The error for the lowest bit of `invalid`; `missing_id` when the `id` bit stands for an
 /// absent key rather than a bad value.
 #[cold]
-fn response_error(invalid: u16, missing_id: bool) -> DecodeError {
+fn first_response_error(invalid: u16, missing_id: bool) -> DecodeError {
     let first = invalid.trailing_zeros() as usize;
     if missing_id && 1 << first == bit::ID {
         return DecodeError::new(DecodeErrorKind::MissingKey("id"));
@@ -1037,5 +1326,72 @@ mod tests {
         ));
         let m = b"d1:ad2:id20:abcdefghij01234567894:porti99999999999999999999e5:token1:x9:info_hash20:abcdefghij0123456789e1:q13:announce_peer1:t2:aa1:y1:qe";
         assert_eq!(kind(m), DecodeErrorKind::InvalidValue("port"));
+    }
+
+    const ID: &str = "20:abcdefghij0123456789";
+
+    fn response(r: &str) -> Result<Message<'static>> {
+        let bytes = format!("d1:rd{r}e1:t2:aa1:y1:re").into_bytes();
+        decode(bytes.leak())
+    }
+
+    #[test]
+    fn duplicate_keys_keep_the_last_value() {
+        let Body::Response(r) = response(&format!("2:id3:abc2:id{ID}")).unwrap().body else {
+            panic!("not a response")
+        };
+        assert_eq!(r.id.as_bytes(), b"abcdefghij0123456789");
+        let e = response(&format!("2:id{ID}2:id3:abc")).unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::InvalidValue("id"));
+        let e = response(&format!("2:id{ID}5:nodes3:abc5:nodes0:")).unwrap();
+        let Body::Response(r) = e.body else {
+            panic!("not a response")
+        };
+        assert_eq!(r.nodes.map(|n| n.len()), Some(0));
+    }
+
+    #[test]
+    fn response_errors_come_in_a_fixed_order() {
+        // `samples` and `interval` are checked before `id`, the rest after it.
+        let e = response("5:nodes1:x7:samples1:x").unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::InvalidValue("samples"));
+        let e = response("5:nodes1:x8:intervali-1e").unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::InvalidValue("interval"));
+        let e = response("5:nodes1:x").unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::MissingKey("id"));
+        let e = response(&format!("3:numi-1e5:nodes1:x2:id{ID}")).unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::InvalidValue("nodes"));
+        let e = response(&format!("2:id{ID}6:valuesl5:abcdee")).unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::InvalidValue("values"));
+        let e = response(&format!("2:id{ID}6:valuesl06:abcdefe")).unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::InvalidValue("values"));
+        assert!(response(&format!("2:id{ID}6:valuesl6:abcdef18:abcdefghijklmnopqre")).is_ok());
+    }
+
+    #[test]
+    fn a_and_r_are_read_by_what_y_says() {
+        // `r` in a query and `a` in a response are tolerated, as before.
+        let q = format!("d1:rd2:id{ID}e1:q4:ping1:t2:aa1:y1:qe");
+        assert!(matches!(decode(q.as_bytes()).unwrap().body, Body::Query(_)));
+        let r = format!("d1:ad2:id{ID}5:nodes0:e1:t2:aa1:y1:re");
+        let Body::Response(r) = decode(r.as_bytes()).unwrap().body else {
+            panic!("not a response")
+        };
+        assert_eq!(r.nodes.map(|n| n.len()), Some(0));
+    }
+
+    #[test]
+    fn any_length_prefix_and_unsorted_keys() {
+        // Leading zeros, four-digit lengths, keys out of order, `v` of any type.
+        let v = "x".repeat(1000);
+        let m = format!("d1:y1:q1:t02:aa1:vli1ee1:q4:ping1:ad2:id{ID}1:x1000:{v}ee");
+        let m = decode(m.as_bytes()).unwrap();
+        assert_eq!(m.transaction_id.as_bytes(), b"aa");
+        assert_eq!(m.version, None);
+        // Truncated at every byte: an error, never a panic.
+        let full = format!("d1:ad2:id{ID}e1:q4:ping1:t2:aa1:y1:qe");
+        for end in 0..full.len() {
+            assert!(decode(&full.as_bytes()[..end]).is_err());
+        }
     }
 }
