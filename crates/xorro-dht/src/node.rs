@@ -626,12 +626,9 @@ impl Node {
     }
 
     fn lookup_of(&mut self, req: &Request) -> Option<&mut Lookup> {
-        match req.purpose {
-            Purpose::Search { lookup, .. }
-            | Purpose::Seed { lookup }
-            | Purpose::Store { lookup, .. } => self.lookups.get_mut(&lookup),
-            Purpose::Ping { .. } => None,
-        }
+        req.purpose
+            .lookup()
+            .and_then(|id| self.lookups.get_mut(&id))
     }
 
     fn on_request_failed(&mut self, now: Instant, req: Request, timed_out: bool) {
@@ -751,6 +748,9 @@ impl Node {
         self.id = id;
         self.table4.set_own_id(id);
         self.table6.set_own_id(id);
+        // The stores keep what is closest to our id when full: measure from the new one.
+        self.peers.set_own_id(id);
+        self.items.set_own_id(id);
     }
 
     // ----- commands -----
@@ -901,11 +901,8 @@ impl Node {
     /// Stops a command: it finishes with `Failed(Cancelled)`; late answers are ignored.
     pub fn cancel(&mut self, id: CommandId, now: Instant) {
         if let Some(l) = self.lookups.remove(&id) {
-            self.requests.remove_where(|r| match r.purpose {
-                Purpose::Search { lookup, .. }
-                | Purpose::Seed { lookup }
-                | Purpose::Store { lookup, .. } => lookup == id,
-                Purpose::Ping { command } => command == Some(id),
+            self.requests.remove_where(|r| {
+                r.purpose.lookup() == Some(id) || r.purpose == Purpose::Ping { command: Some(id) }
             });
             let stats = LookupStats {
                 duration: now.saturating_duration_since(l.started),
@@ -1441,11 +1438,8 @@ impl Node {
         let Some(l) = self.lookups.remove(&id) else {
             return;
         };
-        self.requests.remove_where(|r| match r.purpose {
-            Purpose::Search { lookup, .. } | Purpose::Seed { lookup } => lookup == id,
-            Purpose::Store { lookup, .. } => lookup == id,
-            Purpose::Ping { .. } => false,
-        });
+        self.requests
+            .remove_where(|r| r.purpose.lookup() == Some(id));
         self.stats.lookups_finished += 1;
         let k = self.config.lookup_closest;
         let stats = LookupStats {

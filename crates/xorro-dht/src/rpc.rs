@@ -25,6 +25,18 @@ pub(crate) enum Purpose {
     Ping { command: Option<CommandId> },
 }
 
+impl Purpose {
+    /// The lookup the request belongs to, if any.
+    pub fn lookup(&self) -> Option<CommandId> {
+        match *self {
+            Purpose::Search { lookup, .. }
+            | Purpose::Seed { lookup }
+            | Purpose::Store { lookup, .. } => Some(lookup),
+            Purpose::Ping { .. } => None,
+        }
+    }
+}
+
 /// One request in flight.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Request {

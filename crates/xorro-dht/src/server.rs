@@ -60,16 +60,15 @@ impl Node {
         // BEP 33 filters (512 bytes): made only for a scrape.
         let mut blooms: Option<(BloomFilter, BloomFilter)> = None;
         let tid = msg.transaction_id;
-
-        let nodes_for = |target: Option<NodeId>, want: Want| (target, want);
-        let (target, want) = match &q.kind {
+        // The target whose closest nodes the reply carries, and which families (`want`).
+        let (target, want): (Option<NodeId>, Want) = match &q.kind {
             QueryKind::Ping => {
                 self.stats.queries.ping += 1;
-                nodes_for(None, Want::UNSPECIFIED)
+                (None, Want::UNSPECIFIED)
             }
             QueryKind::FindNode { target, want } => {
                 self.stats.queries.find_node += 1;
-                nodes_for(Some(*target), *want)
+                (Some(*target), *want)
             }
             QueryKind::GetPeers {
                 info_hash,
@@ -94,7 +93,7 @@ impl Node {
                         }
                     }
                 }
-                nodes_for(Some((*info_hash).into()), *want)
+                (Some((*info_hash).into()), *want)
             }
             QueryKind::AnnouncePeer {
                 info_hash,
@@ -122,7 +121,7 @@ impl Node {
                     info_hash: *info_hash,
                     peer,
                 });
-                nodes_for(None, Want::UNSPECIFIED)
+                (None, Want::UNSPECIFIED)
             }
             QueryKind::Get { target, seq, want } => {
                 self.stats.queries.get += 1;
@@ -135,7 +134,7 @@ impl Node {
                     r.seq = Some(*stored);
                     item = None;
                 }
-                nodes_for(Some(*target), *want)
+                (Some(*target), *want)
             }
             QueryKind::Put(p) => {
                 self.stats.queries.put += 1;
@@ -143,7 +142,7 @@ impl Node {
                     self.reply_buffers = bufs;
                     return self.send_error(from, tid, code, Some(text));
                 }
-                nodes_for(None, Want::UNSPECIFIED)
+                (None, Want::UNSPECIFIED)
             }
             QueryKind::SampleInfohashes { target, want } => {
                 self.stats.queries.sample_infohashes += 1;
@@ -152,7 +151,7 @@ impl Node {
                     .sample(self.config.sample_infohashes_max, &mut self.rng);
                 r.num = Some(self.peers.infohash_count() as u64);
                 r.interval = Some(self.config.sample_infohashes_interval);
-                nodes_for(Some(*target), *want)
+                (Some(*target), *want)
             }
             QueryKind::Unknown {
                 target,
@@ -161,7 +160,7 @@ impl Node {
                 ..
             } => {
                 self.stats.queries.unknown += 1;
-                nodes_for(target.or(info_hash.map(NodeId::from)), *want)
+                (target.or(info_hash.map(NodeId::from)), *want)
             }
         };
 

@@ -796,42 +796,49 @@ impl Driver {
         }
     }
 
+    /// Saves the data stored on behalf of others (expiries converted to wall-clock time).
     fn save_network_data(&self) -> Result<(), StorageError> {
-        let Some(st) = &self.storage else {
-            return Ok(());
-        };
-        let now = Instant::now();
-        let wall = SystemTime::now();
-        let snap = self.node.snapshot(now);
-        let peers: Vec<_> = snap
-            .peers
-            .into_iter()
-            .map(|(ih, addr, seed, left)| (ih, addr, seed, wall + left))
-            .collect();
-        let items: Vec<_> = snap
-            .items
-            .into_iter()
-            .map(|(t, item, left)| (t, item, wall + left))
-            .collect();
-        st.save_network_data(&peers, &items)
+        match &self.storage {
+            Some(st) => write_network_data(st, self.node.snapshot(Instant::now())),
+            None => Ok(()),
+        }
     }
 
+    /// Saves the routing tables' contacts.
     fn save_contacts(&self) -> Result<(), StorageError> {
         let Some(st) = &self.storage else {
             return Ok(());
         };
-        let snap = self.node.snapshot(Instant::now());
-        st.save_contacts(&snap.contacts)
+        let mut contacts = self.node.routing_table(Family::V4).snapshot();
+        contacts.extend(self.node.routing_table(Family::V6).snapshot());
+        st.save_contacts(&contacts)
     }
 
+    /// Saves everything from one snapshot (at shutdown).
     fn save_all(&self) -> Result<(), DhtError> {
         let Some(st) = &self.storage else {
             return Ok(());
         };
         let snap = self.node.snapshot(Instant::now());
         st.save_identity(snap.id, &snap.token_secrets)?;
-        self.save_contacts()?;
-        self.save_network_data()?;
+        st.save_contacts(&snap.contacts)?;
+        write_network_data(st, snap)?;
         Ok(())
     }
+}
+
+/// Writes a snapshot's peers and items, their remaining time turned into wall-clock expiries.
+fn write_network_data(st: &Storage, snap: xorro_dht::Snapshot) -> Result<(), StorageError> {
+    let wall = SystemTime::now();
+    let peers: Vec<_> = snap
+        .peers
+        .into_iter()
+        .map(|(ih, addr, seed, left)| (ih, addr, seed, wall + left))
+        .collect();
+    let items: Vec<_> = snap
+        .items
+        .into_iter()
+        .map(|(t, item, left)| (t, item, wall + left))
+        .collect();
+    st.save_network_data(&peers, &items)
 }
