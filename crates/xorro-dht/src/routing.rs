@@ -94,6 +94,14 @@ pub const NODE_FAIL_LIMIT: u8 = 2;
 /// seconds, so a minute leaves room for the answer and bounds pings to one a minute a node).
 pub const NODE_PING_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How long an unverified contact that queried us keeps its place in a full replacement cache
+/// before a newer unverified querier may take it (our choice). A busy node hears from new
+/// nodes hundreds of times a second: without it each of them would turn a cache entry over
+/// (and a flood of spoofed sources would flush the cache); with it a cache turns over at most
+/// one unverified entry per bucket a minute. Contacts that answered us always displace
+/// unverified ones.
+pub const CACHE_TURNOVER: Duration = Duration::from_secs(60);
+
 /// BEP 5: "Buckets that have not been changed in 15 minutes should be 'refreshed.'"
 pub const BUCKET_REFRESH_INTERVAL: Duration = Duration::from_secs(15 * 60);
 
@@ -118,6 +126,9 @@ pub struct RoutingConfig {
     pub bucket_refresh_interval: Duration,
     /// Contacts waiting per bucket ([`REPLACEMENT_CACHE_SIZE`]); zero disables the cache.
     pub replacement_cache_size: usize,
+    /// Least time an unverified querier keeps its place in a full replacement cache before
+    /// another unverified querier may take it ([`CACHE_TURNOVER`]).
+    pub cache_turnover: Duration,
     /// A node is good for this long after it answered us ([`NODE_GOOD_INTERVAL`]).
     pub node_good_interval: Duration,
     /// Consecutive failures after which a node is bad ([`NODE_FAIL_LIMIT`]); at least 1.
@@ -138,6 +149,7 @@ impl Default for RoutingConfig {
             bucket_sizes_far: BUCKET_SIZES_FAR.to_vec(),
             bucket_refresh_interval: BUCKET_REFRESH_INTERVAL,
             replacement_cache_size: REPLACEMENT_CACHE_SIZE,
+            cache_turnover: CACHE_TURNOVER,
             node_good_interval: NODE_GOOD_INTERVAL,
             node_fail_limit: NODE_FAIL_LIMIT,
             node_ping_interval: NODE_PING_INTERVAL,
@@ -215,6 +227,11 @@ impl Entry {
 
     fn verified(&self) -> bool {
         self.last_response.is_some()
+    }
+
+    /// When it last queried us or we last pinged it: how fresh an unverified contact is.
+    fn last_heard(&self) -> Option<Instant> {
+        self.last_query_from.max(self.pinged_at)
     }
 
     fn last_seen(&self) -> Option<Instant> {
@@ -345,6 +362,10 @@ struct Bucket {
     cache: VecDeque<Entry>,
     /// Last answer from a member or lookup into the range; `None` until then.
     refreshed: Option<Instant>,
+    /// False only when no member is bad: set when a member fails or joins with failures,
+    /// cleared by a pass that finds no bad member (so that the question "does a full bucket
+    /// hold a bad node?", asked for every query from an unknown node, rarely needs a pass).
+    may_have_bad: bool,
 }
 
 impl Bucket {
@@ -355,6 +376,7 @@ impl Bucket {
             by_id: Vec::new(),
             cache,
             refreshed,
+            may_have_bad: false,
         };
         bucket.reorder();
         bucket
@@ -363,6 +385,7 @@ impl Bucket {
     /// Rebuilds `by_id` from `nodes`.
     fn reorder(&mut self) {
         let nodes = &self.nodes;
+        self.may_have_bad = nodes.iter().any(|e| e.failures > 0);
         self.by_id = (0..nodes.len())
             .map(|i| u16::try_from(i).expect("a bucket holds at most BUCKET_CAPACITY_MAX"))
             .collect();
@@ -379,6 +402,7 @@ impl Bucket {
 
     /// Adds a member (last in join order).
     fn push_member(&mut self, entry: Entry) {
+        self.may_have_bad |= entry.failures > 0;
         let at = self.id_place(&entry.node.id);
         let i =
             u16::try_from(self.nodes.len()).expect("a bucket holds at most BUCKET_CAPACITY_MAX");
@@ -400,6 +424,7 @@ impl Bucket {
 
     /// Puts `entry` in member `i`'s place in join order; returns the member it replaced.
     fn replace_member(&mut self, i: usize, entry: Entry) -> Entry {
+        self.may_have_bad |= entry.failures > 0;
         let at = self.id_place(&self.nodes[i].node.id);
         self.by_id.remove(at);
         let old = std::mem::replace(&mut self.nodes[i], entry);
@@ -582,6 +607,16 @@ impl RoutingTable {
         // run (it may evict, which changes what the bucket wants; it never splits, so `b`
         // stays).
         let b = self.bucket_index(&node.id);
+        // The common case on a busy node: a full bucket of live members and a cache that
+        // turned over recently. Nothing would change (the rules below only evict bad entries
+        // for an unverified newcomer): answered without a pass over the bucket's ids.
+        if !self.can_split(b)
+            && self.buckets[b].nodes.len() >= self.capacity(b)
+            && !self.cache_takes_querier(b, now)
+            && !self.holds_bad(b)
+        {
+            return QueryOutcome::Ignored(RejectReason::BucketFull);
+        }
         let (same_id, any_bad) = self.scan_for(b, &node.id);
         let ip_taken = self
             .ip_key(&node.addr)
@@ -594,6 +629,9 @@ impl RoutingTable {
         } else {
             self.buckets[b].nodes.len() < self.capacity(b) || any_bad || self.can_split(b)
         };
+        if !wanted && !self.cache_takes_querier(b, now) {
+            return QueryOutcome::Ignored(RejectReason::BucketFull);
+        }
         let mut entry = Entry::new(node);
         entry.last_query_from = Some(now);
         if wanted {
@@ -635,6 +673,9 @@ impl RoutingTable {
         }
         entry.failures = entry.failures.saturating_add(1);
         let (failures, node) = (entry.failures, entry.node);
+        if let Slot::Node(_) = slot {
+            self.buckets[b].may_have_bad = true;
+        }
         if failures < limit {
             return FailureOutcome::Counted { failures };
         }
@@ -1059,11 +1100,7 @@ impl RoutingTable {
             return Err(entry);
         }
         while self.buckets[b].cache.len() >= max {
-            let cache = &self.buckets[b].cache;
-            let victim = cache
-                .iter()
-                .position(|e| !e.verified())
-                .or(entry.verified().then_some(0));
+            let victim = self.stalest_unverified(b).or(entry.verified().then_some(0));
             let Some(v) = victim else {
                 return Err(entry);
             };
@@ -1075,6 +1112,49 @@ impl RoutingTable {
         }
         self.buckets[b].cache.push_back(entry);
         Ok(())
+    }
+
+    /// Whether bucket `b` has a bad member (a pass over it only when one may have turned bad
+    /// since the last pass that found none).
+    fn holds_bad(&mut self, b: usize) -> bool {
+        if !self.buckets[b].may_have_bad {
+            return false;
+        }
+        let limit = self.fail_limit();
+        let bad = self.buckets[b].nodes.iter().any(|e| e.failures >= limit);
+        self.buckets[b].may_have_bad = bad;
+        bad
+    }
+
+    /// Whether an unverified querier may enter the replacement cache of bucket `b` now: there
+    /// is room, or the unverified entry `push_cache` would evict has been there (unheard
+    /// from) for `cache_turnover`.
+    fn cache_takes_querier(&self, b: usize, now: Instant) -> bool {
+        let cache = &self.buckets[b].cache;
+        if cache.len() < self.config.replacement_cache_size {
+            return true;
+        }
+        // The stalest unverified entry is settled exactly when some unverified entry is.
+        let horizon = now.checked_sub(self.config.cache_turnover);
+        cache.iter().any(|e| {
+            !e.verified()
+                && match e.last_heard() {
+                    None => true,
+                    Some(t) => horizon.is_some_and(|h| t <= h),
+                }
+        })
+    }
+
+    /// The position of the unverified cache entry heard from least recently (never heard
+    /// from first, then the oldest).
+    fn stalest_unverified(&self, b: usize) -> Option<usize> {
+        self.buckets[b]
+            .cache
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !e.verified())
+            .min_by_key(|(_, e)| e.last_heard())
+            .map(|(i, _)| i)
     }
 
     /// The waiting contact that answered us most recently.
@@ -1568,6 +1648,10 @@ mod tests {
                 "bucket {b} over its size"
             );
             assert!(bucket.cache.len() <= table.config.replacement_cache_size);
+            assert!(
+                bucket.may_have_bad || !bucket.nodes.iter().any(|e| table.is_bad(e)),
+                "bucket {b} holds a bad member but says it cannot"
+            );
             let mut order: Vec<u16> = bucket.by_id.clone();
             assert!(
                 order.is_sorted_by_key(|&i| DistanceKey::of(&bucket.nodes[usize::from(i)].node.id)),
@@ -2068,6 +2152,48 @@ mod tests {
         let cached: Vec<NodeInfo> = t.buckets[0].cache.iter().map(|e| e.node).collect();
         assert_eq!(cached, vec![b, c]);
         assert!(!t.by_addr.contains_key(&unverified.addr) && !t.by_addr.contains_key(&a.addr));
+        check(&t);
+    }
+
+    #[test]
+    fn unverified_queriers_turn_a_full_cache_over_once_per_turnover() {
+        let mut rng = ChaCha8Rng::seed_from_u64(19);
+        let own = NodeId(rng.r#gen());
+        let config = RoutingConfig {
+            replacement_cache_size: 2,
+            ..narrow()
+        };
+        let turnover = config.cache_turnover;
+        let mut t = RoutingTable::new(own, config);
+        let now = t0();
+        for i in 0..8 {
+            t.on_response(NodeInfo::new(id_at(own, 0, &mut rng), v4(i)), None, now);
+        }
+        t.on_response(NodeInfo::new(id_at(own, 4, &mut rng), v4(50)), None, now);
+        let far = |i: u32, rng: &mut ChaCha8Rng| NodeInfo::new(id_at(own, 0, rng), v4(i));
+        let (a, b, c) = (far(100, &mut rng), far(101, &mut rng), far(102, &mut rng));
+        assert_eq!(t.on_query_from(a, now), QueryOutcome::Cached);
+        assert_eq!(t.on_query_from(b, now), QueryOutcome::Cached);
+        // A flood of new queriers does not flush the cache ...
+        for i in 0..100 {
+            let later = now + turnover - Duration::from_secs(1);
+            assert_eq!(
+                t.on_query_from(far(200 + i, &mut rng), later),
+                QueryOutcome::Ignored(RejectReason::BucketFull)
+            );
+        }
+        // ... `a` querying again keeps its place fresh, so `b` (unheard from) goes first ...
+        assert_eq!(
+            t.on_query_from(a, now + Duration::from_secs(30)),
+            QueryOutcome::Cached
+        );
+        assert_eq!(t.on_query_from(c, now + turnover), QueryOutcome::Cached);
+        let cached: Vec<NodeInfo> = t.buckets[0].cache.iter().map(|e| e.node).collect();
+        assert_eq!(cached, vec![a, c]);
+        // ... and a contact that answered us takes a place at once.
+        let d = far(103, &mut rng);
+        assert_eq!(t.on_response(d, None, now + turnover), Insertion::Cached);
+        assert!(t.by_addr.contains_key(&d.addr) && !t.by_addr.contains_key(&b.addr));
         check(&t);
     }
 
