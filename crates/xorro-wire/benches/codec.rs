@@ -1,6 +1,11 @@
 //! Codec speed: decode and encode of the hot messages.
 //!
 //! `cargo bench -p xorro-wire --bench codec`; figures go to docs/BENCHMARKS.md.
+//!
+//! `reference/bt_bencode_borrowed/*` decodes the same datagrams with the crate that
+//! DEPENDENCIES.md names as the alternative to our decoder (`bt_bencode`, deserializing into
+//! borrowed structs that keep only the keys the message needs, unvalidated): the machine is
+//! shared and noisy, so the figure to compare across runs is the ratio of the two.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,6 +17,48 @@ use xorro_wire::{
     Body, Message, NodeId, NodeInfo, Nodes, Peers, Query, QueryKind, Response, Token,
     TransactionId, decode, encode,
 };
+
+/// `r` as bt_bencode borrows it: the keys of the benchmark's responses, unvalidated.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct RefResponse<'a> {
+    #[serde(with = "serde_bytes", borrow)]
+    id: &'a [u8],
+    #[serde(with = "serde_bytes", borrow, default)]
+    nodes: Option<&'a [u8]>,
+    #[serde(with = "serde_bytes", borrow, default)]
+    token: Option<&'a [u8]>,
+    #[serde(borrow, default)]
+    values: Option<Vec<&'a serde_bytes::Bytes>>,
+}
+
+/// `a` of a ping.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct RefArgs<'a> {
+    #[serde(with = "serde_bytes", borrow)]
+    id: &'a [u8],
+}
+
+/// A KRPC message as bt_bencode borrows it.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct RefMessage<'a> {
+    #[serde(with = "serde_bytes", borrow)]
+    t: &'a [u8],
+    #[serde(with = "serde_bytes", borrow)]
+    y: &'a [u8],
+    #[serde(with = "serde_bytes", borrow, default)]
+    q: Option<&'a [u8]>,
+    #[serde(borrow, default)]
+    a: Option<RefArgs<'a>>,
+    #[serde(borrow, default)]
+    r: Option<RefResponse<'a>>,
+    #[serde(with = "serde_bytes", borrow, default)]
+    ip: Option<&'a [u8]>,
+    #[serde(with = "serde_bytes", borrow, default)]
+    v: Option<&'a [u8]>,
+}
 
 fn nodes() -> Vec<NodeInfo> {
     (0..8u8)
@@ -89,6 +136,9 @@ fn bench(c: &mut Criterion) {
         let bytes = buf.clone();
         c.bench_function(&format!("decode/{name}"), |b| {
             b.iter(|| decode(black_box(&bytes)).unwrap())
+        });
+        c.bench_function(&format!("reference/bt_bencode_borrowed/{name}"), |b| {
+            b.iter(|| bt_bencode::from_slice::<RefMessage<'_>>(black_box(&bytes)).unwrap())
         });
         c.bench_function(&format!("decode_and_walk/{name}"), |b| {
             b.iter(|| {
