@@ -90,6 +90,11 @@ async fn shutdown(xs: Vec<Dht>, ls: Vec<Peer>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstrap_both_ways_routing_tables_ping_find_node() {
+    harness::retry_once_if_a_peer_crashes(bootstrap_both_ways_routing_tables_ping_find_node_once)
+        .await;
+}
+
+async fn bootstrap_both_ways_routing_tables_ping_find_node_once() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         // libtorrent bootstraps from a Xorro node.
         let x0 = xorro(ip(FILE, 1, 1), &[]).await;
@@ -179,6 +184,10 @@ async fn bootstrap_both_ways_routing_tables_ping_find_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn announce_and_get_peers_both_ways() {
+    harness::retry_once_if_a_peer_crashes(announce_and_get_peers_both_ways_once).await;
+}
+
+async fn announce_and_get_peers_both_ways_once() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let (xs, mut ls) = network(2).await;
 
@@ -227,6 +236,10 @@ async fn announce_and_get_peers_both_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn immutable_items_both_ways() {
+    harness::retry_once_if_a_peer_crashes(immutable_items_both_ways_once).await;
+}
+
+async fn immutable_items_both_ways_once() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let (xs, mut ls) = network(3).await;
 
@@ -267,6 +280,10 @@ async fn immutable_items_both_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutable_items_with_salt_and_updates_both_ways() {
+    harness::retry_once_if_a_peer_crashes(mutable_items_with_salt_and_updates_both_ways_once).await;
+}
+
+async fn mutable_items_with_salt_and_updates_both_ways_once() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let (xs, mut ls) = network(4).await;
         let salt = "xorro-interop";
@@ -333,6 +350,10 @@ async fn mutable_items_with_salt_and_updates_both_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probe_libtorrent() {
+    harness::retry_once_if_a_peer_crashes(probe_libtorrent_once).await;
+}
+
+async fn probe_libtorrent_once() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         // One libtorrent node with one contact (so that its `nodes` are not empty).
         let x = xorro(ip(FILE, 5, 1), &[]).await;
@@ -340,6 +361,7 @@ async fn probe_libtorrent() {
         lt.add_nodes(&[x.local_addr()]).await;
 
         let report = harness::probe_peer(&lt, ip(FILE, 5, 100)).await;
+        lt.check_alive().await;
         harness::check_probe(&report, harness::LIBTORRENT_PROBE);
         lt.quit().await;
         x.shutdown().await.unwrap();

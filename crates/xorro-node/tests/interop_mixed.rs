@@ -54,6 +54,10 @@ struct Stored {
 async fn ten_xorro_three_libtorrent_three_bittorrent_dht() {
     Impl::Libtorrent.require();
     Impl::BittorrentDht.require();
+    harness::retry_once_if_a_peer_crashes(mixed_network).await;
+}
+
+async fn mixed_network() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         // The chain: X L B X X L B X X L B X X X X X, each from the one before.
         let order = "XLBXXLBXXLBXXXXX";
