@@ -13,7 +13,7 @@ use xorro_wire::bep33::BloomFilter;
 use xorro_wire::bep44::{self, Keypair};
 use xorro_wire::{
     Body, Family, InfoHash, Message, MutablePut, NodeId, NodeInfo, PublicKey, PutQuery, Query,
-    QueryKind, RawValue, Response, Token, TransactionId, Want, encode,
+    QueryKind, RawValue, Response, Token, TransactionId, Want, encode_append,
 };
 
 use crate::config::Config;
@@ -163,7 +163,6 @@ pub struct Node {
     next_command: u64,
     transmits: VecDeque<Transmit>,
     transmit_buf: Vec<u8>,
-    pub(crate) scratch: Vec<u8>,
     pub(crate) reply_buffers: crate::server::ReplyBuffers,
     events: VecDeque<Event>,
     pub(crate) stats: Stats,
@@ -243,7 +242,6 @@ impl Node {
             next_command: 1,
             transmits: VecDeque::new(),
             transmit_buf: Vec::new(),
-            scratch: Vec::with_capacity(1500),
             reply_buffers: Default::default(),
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -361,16 +359,13 @@ impl Node {
             return false;
         }
         let start = self.transmit_buf.len();
-        let mut buf = std::mem::take(&mut self.scratch);
-        let ok = encode(msg, &mut buf).is_ok();
+        let ok = encode_append(msg, &mut self.transmit_buf).is_ok();
         if ok {
-            self.transmit_buf.extend_from_slice(&buf);
             self.transmits.push_back(Transmit {
                 to,
                 range: start..self.transmit_buf.len(),
             });
         }
-        self.scratch = buf;
         ok
     }
 

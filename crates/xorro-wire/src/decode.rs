@@ -625,6 +625,50 @@ impl<'a> Cursor<'a> {
                 f.id = Some(Val::Bytes(id));
                 continue;
             }
+            // The keys of find_node, get and get_peers, likewise.
+            if let [
+                b'6',
+                b':',
+                b't',
+                b'a',
+                b'r',
+                b'g',
+                b'e',
+                b't',
+                b'2',
+                b'0',
+                b':',
+                ref rest @ ..,
+            ] = *self.rest
+                && let Some((target, rest)) = rest.split_at_checked(ID_LEN)
+            {
+                self.rest = rest;
+                f.target = Some(Val::Bytes(target));
+                continue;
+            }
+            if let [
+                b'9',
+                b':',
+                b'i',
+                b'n',
+                b'f',
+                b'o',
+                b'_',
+                b'h',
+                b'a',
+                b's',
+                b'h',
+                b'2',
+                b'0',
+                b':',
+                ref rest @ ..,
+            ] = *self.rest
+                && let Some((info_hash, rest)) = rest.split_at_checked(ID_LEN)
+            {
+                self.rest = rest;
+                f.info_hash = Some(Val::Bytes(info_hash));
+                continue;
+            }
             let key = self.bytes()?;
             if key == b"v" {
                 f.v = Some(self.span(2)?);

@@ -52,6 +52,31 @@ pub fn encode_with_limit(
     encode_trimmed(msg, out, max)
 }
 
+/// Appends the encoding of `msg` to `out`, within [`MAX_DATAGRAM_LEN`] bytes, leaving what
+/// `out` held before it untouched (on error, `out` is as it was). For a sender that queues
+/// datagrams back to back in one buffer: no copy through a scratch buffer.
+pub fn encode_append(msg: &Message<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let start = out.len();
+    out.reserve(MAX_DATAGRAM_LEN);
+    write_message(msg, out, &Limits::NONE);
+    if out.len() - start <= MAX_DATAGRAM_LEN {
+        return Ok(());
+    }
+    append_trimmed(msg, out, start)
+}
+
+/// The rest of [`encode_append`] for a message over the limit: trimmed apart, then appended.
+#[cold]
+#[inline(never)]
+fn append_trimmed(msg: &Message<'_>, out: &mut Vec<u8>, start: usize) -> Result<(), EncodeError> {
+    let mut first = out.split_off(start);
+    let result = encode_trimmed(msg, &mut first, MAX_DATAGRAM_LEN);
+    if result.is_ok() {
+        out.extend_from_slice(&first);
+    }
+    result
+}
+
 /// The rest of [`encode_with_limit`] when the first pass (in `out`) is over `max`: at most
 /// two more passes, each trimming the lists by the excess of the one before.
 #[cold]
@@ -660,6 +685,58 @@ mod tests {
             b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe"
         );
         assert_eq!(decode(&out).unwrap(), m);
+    }
+
+    #[test]
+    fn encode_append_keeps_what_was_there() {
+        use crate::{NodeInfo, Nodes, Peers, PutQuery, RawValue, Response, Token};
+        let nodes: Vec<NodeInfo> = (0..8u8)
+            .map(|i| NodeInfo::new(NodeId([i; 20]), SocketAddr::from(([1, 2, 3, i], 1))))
+            .collect();
+        let peers: Vec<SocketAddr> = (0..300u16)
+            .map(|i| SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 6881)))
+            .collect();
+        let message = |body| Message {
+            transaction_id: TransactionId::from_u16(7),
+            version: Some(b"XO01"),
+            requester_ip: None,
+            read_only: false,
+            body,
+        };
+        let mut small = Response::new(NodeId([1; 20]));
+        small.nodes = Some(Nodes::from_slice(&nodes));
+        // Over the limit until its values are trimmed.
+        let mut large = small.clone();
+        large.values = Some(Peers::from_slice(&peers));
+        large.token = Token::new(b"12345678");
+        for m in [
+            message(Body::Response(small)),
+            message(Body::Response(large)),
+        ] {
+            let mut alone = Vec::new();
+            encode(&m, &mut alone).unwrap();
+            let mut out = b"queued before".to_vec();
+            encode_append(&m, &mut out).unwrap();
+            assert_eq!(&out[..13], b"queued before");
+            assert_eq!(&out[13..], &alone[..]);
+        }
+        // Too large whatever is trimmed: an error, and the buffer as it was.
+        let mut v = b"1000:".to_vec();
+        v.extend([b'x'; 1000]);
+        let put = message(Body::Query(Query {
+            id: NodeId::ZERO,
+            kind: QueryKind::Put(PutQuery {
+                token: Token::new(b"t").unwrap(),
+                value: RawValue::new(&v).unwrap(),
+                mutable: None,
+            }),
+        }));
+        let mut out = b"queued before".to_vec();
+        assert!(matches!(
+            encode_append(&put, &mut out),
+            Err(EncodeError::TooLarge { .. })
+        ));
+        assert_eq!(out, b"queued before");
     }
 
     #[test]
