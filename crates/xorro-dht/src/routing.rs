@@ -2112,20 +2112,27 @@ mod tests {
         check(&t);
     }
 
-    #[test]
-    fn full_cache_keeps_the_most_recent_and_prefers_verified() {
-        let mut rng = ChaCha8Rng::seed_from_u64(9);
+    /// A narrow table with a replacement cache of 2 whose farthest bucket (0) is full of good
+    /// nodes and cannot split.
+    fn full_far_bucket(seed: u64) -> (RoutingTable, NodeId, ChaCha8Rng) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let own = NodeId(rng.r#gen());
         let config = RoutingConfig {
             replacement_cache_size: 2,
             ..narrow()
         };
         let mut t = RoutingTable::new(own, config);
-        let now = t0();
         for i in 0..8 {
-            t.on_response(NodeInfo::new(id_at(own, 0, &mut rng), v4(i)), None, now);
+            t.on_response(NodeInfo::new(id_at(own, 0, &mut rng), v4(i)), None, t0());
         }
-        t.on_response(NodeInfo::new(id_at(own, 4, &mut rng), v4(50)), None, now);
+        t.on_response(NodeInfo::new(id_at(own, 4, &mut rng), v4(50)), None, t0());
+        (t, own, rng)
+    }
+
+    #[test]
+    fn full_cache_keeps_the_most_recent_and_prefers_verified() {
+        let (mut t, own, mut rng) = full_far_bucket(9);
+        let now = t0();
         let far = |i: u32, rng: &mut ChaCha8Rng| NodeInfo::new(id_at(own, 0, rng), v4(i));
         let unverified = far(100, &mut rng);
         assert_eq!(
@@ -2157,19 +2164,9 @@ mod tests {
 
     #[test]
     fn unverified_queriers_turn_a_full_cache_over_once_per_turnover() {
-        let mut rng = ChaCha8Rng::seed_from_u64(19);
-        let own = NodeId(rng.r#gen());
-        let config = RoutingConfig {
-            replacement_cache_size: 2,
-            ..narrow()
-        };
-        let turnover = config.cache_turnover;
-        let mut t = RoutingTable::new(own, config);
+        let (mut t, own, mut rng) = full_far_bucket(19);
+        let turnover = t.config.cache_turnover;
         let now = t0();
-        for i in 0..8 {
-            t.on_response(NodeInfo::new(id_at(own, 0, &mut rng), v4(i)), None, now);
-        }
-        t.on_response(NodeInfo::new(id_at(own, 4, &mut rng), v4(50)), None, now);
         let far = |i: u32, rng: &mut ChaCha8Rng| NodeInfo::new(id_at(own, 0, rng), v4(i));
         let (a, b, c) = (far(100, &mut rng), far(101, &mut rng), far(102, &mut rng));
         assert_eq!(t.on_query_from(a, now), QueryOutcome::Cached);

@@ -612,60 +612,32 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    /// `key` (with its length prefix) followed by a 20-byte string, read in one step; `None`
+    /// (the cursor unmoved) for anything else.
+    #[inline(always)]
+    fn keyed_id(&mut self, key: &[u8]) -> Option<&'a [u8]> {
+        let rest = self.rest.strip_prefix(key)?.strip_prefix(b"20:")?;
+        let (id, rest) = rest.split_at_checked(ID_LEN)?;
+        self.rest = rest;
+        Some(id)
+    }
+
     /// Scans the `a` dictionary (the cursor is on its `d`) at depth 1.
     #[inline(never)]
     fn query_fields(&mut self, f: &mut QueryFields<'a>) -> Result<()> {
         self.advance(1);
         while self.peek()? != b'e' {
-            // The key every query has, with its usual value, in one step.
-            if let [b'2', b':', b'i', b'd', b'2', b'0', b':', ref rest @ ..] = *self.rest
-                && let Some((id, rest)) = rest.split_at_checked(ID_LEN)
-            {
-                self.rest = rest;
+            // The key every query has, and those of find_node, get and get_peers, with their
+            // usual 20-byte values, in one step each.
+            if let Some(id) = self.keyed_id(b"2:id") {
                 f.id = Some(Val::Bytes(id));
                 continue;
             }
-            // The keys of find_node, get and get_peers, likewise.
-            if let [
-                b'6',
-                b':',
-                b't',
-                b'a',
-                b'r',
-                b'g',
-                b'e',
-                b't',
-                b'2',
-                b'0',
-                b':',
-                ref rest @ ..,
-            ] = *self.rest
-                && let Some((target, rest)) = rest.split_at_checked(ID_LEN)
-            {
-                self.rest = rest;
+            if let Some(target) = self.keyed_id(b"6:target") {
                 f.target = Some(Val::Bytes(target));
                 continue;
             }
-            if let [
-                b'9',
-                b':',
-                b'i',
-                b'n',
-                b'f',
-                b'o',
-                b'_',
-                b'h',
-                b'a',
-                b's',
-                b'h',
-                b'2',
-                b'0',
-                b':',
-                ref rest @ ..,
-            ] = *self.rest
-                && let Some((info_hash, rest)) = rest.split_at_checked(ID_LEN)
-            {
-                self.rest = rest;
+            if let Some(info_hash) = self.keyed_id(b"9:info_hash") {
                 f.info_hash = Some(Val::Bytes(info_hash));
                 continue;
             }
