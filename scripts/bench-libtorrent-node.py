@@ -60,7 +60,9 @@ def main():
         "enable_incoming_tcp": False,
         "enable_incoming_utp": False,
         "dht_upload_rate_limit": 2**31 - 1,
-        "dht_block_ratelimit": 2**31 - 1,
+        # Large, but not so large that libtorrent's int arithmetic on it overflows (2**31 - 1
+        # blocks every source it tracks).
+        "dht_block_ratelimit": 1_000_000,
         "dht_restrict_routing_ips": False,
         "dht_restrict_search_ips": False,
         "dht_enforce_node_id": False,

@@ -156,13 +156,14 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-echo "replies per CPU-second of the server (thousands); ratio to echo in the same round:"
+echo "replies per CPU-second of the server (thousands) and ratio to echo, round by round:"
 jq -s -r '
   group_by(.query)[] as $q
   | ($q | map(select(.server == "echo")) | map({key: (.round|tostring), value: .answers_per_cpu_sec}) | from_entries) as $echo
   | ($q | group_by(.server)[]
       | . as $s
-      | ($s | map(.answers_per_cpu_sec / $echo[(.round|tostring)]) | sort) as $r
-      | "\($q[0].query)\t\($s[0].server)\t" + ($s | map(.answers_per_cpu_sec / 1000 | floor | tostring) | join(" / ")) + " k\tratio " + ($r | map(. * 100 | floor / 100 | tostring) | join(" / ")) + "\tmedian " + ($r[($r|length)/2|floor] * 100 | floor / 100 | tostring))
+      | ($s | sort_by(.round) | map(.answers_per_cpu_sec / $echo[(.round|tostring)])) as $r
+      | ($r | sort) as $sorted
+      | "\($q[0].query)\t\($s[0].server)\t" + ($s | sort_by(.round) | map(.answers_per_cpu_sec / 1000 | floor | tostring) | join(" / ")) + " k\tratio " + ($r | map(. * 100 | round / 100 | tostring) | join(" / ")) + "\tmedian " + ($sorted[($sorted|length)/2|floor] * 100 | round / 100 | tostring))
 ' "$RESULTS" | column -t -s $'\t'
 echo "raw results: $RESULTS"
