@@ -521,7 +521,18 @@ impl Driver {
             let node = &mut self.node;
             let read = RECV_ARENA.with_borrow_mut(|arena| {
                 meta.clear();
-                let r = sock.try_io(Interest::READABLE, || recv_batch(sock, arena, &mut meta));
+                let r = sock.try_io(Interest::READABLE, || {
+                    recv_batch(sock, arena, &mut meta)?;
+                    if meta.len() < BATCH {
+                        // A short batch emptied the queue: say so, and tokio forgets the
+                        // readiness, saving the recvmmsg that would only find the queue
+                        // empty. Nothing is missed: the socket is registered edge-triggered,
+                        // so a datagram queued after this read wakes the driver again.
+                        Err(io::ErrorKind::WouldBlock.into())
+                    } else {
+                        Ok(())
+                    }
+                });
                 let now = Instant::now();
                 for (i, (len, from)) in meta.iter().enumerate() {
                     if *len > 0 {
@@ -531,6 +542,8 @@ impl Driver {
                 }
                 r
             });
+            // Answer as we go so replies leave while the next batch is read.
+            self.flush().await;
             match read {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -538,12 +551,6 @@ impl Driver {
                     tracing::trace!(error = %e, "recv failed");
                     return;
                 }
-            }
-            // Answer as we go so replies leave while the next batch is read.
-            self.flush().await;
-            if meta.len() < BATCH {
-                // The socket is probably empty: let the next readiness tell.
-                return;
             }
         }
     }
