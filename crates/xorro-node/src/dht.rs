@@ -502,7 +502,10 @@ impl Dht {
         let target = bep44::immutable_target(&raw);
         let request = xorro_dht::PutRequest::Immutable { value };
         let (outcome, _) = self
-            .call(|reply| Command::PutItem { request, reply })
+            .call(|reply| Command::PutItem {
+                request: Box::new(request),
+                reply,
+            })
             .await?;
         Ok(put_result(target, outcome))
     }
@@ -562,7 +565,10 @@ impl Dht {
             cas,
         };
         let (outcome, _) = self
-            .call(|reply| Command::PutItem { request, reply })
+            .call(|reply| Command::PutItem {
+                request: Box::new(request),
+                reply,
+            })
             .await?;
         Ok(put_result(target, outcome))
     }

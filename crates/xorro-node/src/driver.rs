@@ -6,16 +6,28 @@
 //!                                                     poll_event -> answer the caller / persist
 //! ```
 //!
+//! Datagrams move in batches: a readable socket is read with `recvmmsg` (up to [`BATCH`]
+//! datagrams a system call) into a buffer shared by every driver on the thread, every
+//! datagram of the batch goes to the engine, and the answers leave together with `sendmmsg`.
+//! A busy node thus crosses into the kernel about twice per batch rather than twice per
+//! answer, and its per-node memory holds no receive buffer.
+//!
 //! Persistence: the node's own announcements and puts are written (durably) before the call
 //! returns; data stored on behalf of others is saved in one batch at most once a second when
 //! it changed; contacts every minute and at shutdown.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime};
 
+use nix::sys::socket::{
+    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
+};
 use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use xorro_dht::{CommandId, Event, ItemTarget, LookupStats, Node, Outcome, PutRequest};
@@ -27,9 +39,9 @@ use crate::dht::{
 };
 use crate::storage::{Announcement, OwnItem, OwnPut, Storage, StorageError};
 
-/// Commands from [`Dht`] handles.
+/// Commands from [`Dht`] handles. Kept small (the large put request is boxed): the command
+/// channel's buffer is allocated per node, in blocks of 32 commands.
 #[derive(Debug)]
-#[allow(clippy::large_enum_variant)] // one per API call, through a bounded channel
 pub(crate) enum Command {
     Bootstrap {
         addrs: Vec<SocketAddr>,
@@ -62,7 +74,7 @@ pub(crate) enum Command {
         reply: Reply,
     },
     PutItem {
-        request: PutRequest,
+        request: Box<PutRequest>,
         reply: Reply,
     },
     StopPut {
@@ -86,8 +98,21 @@ pub(crate) enum Command {
 
 type Reply = oneshot::Sender<Result<(Outcome, LookupStats), DhtError>>;
 
-/// Receive buffer per socket.
+/// Room for one received datagram. DHT datagrams are small (BEP 32: at most 1024 bytes
+/// sent); 4 KiB leaves ample room for the larger ones BEP 32 asks us to accept.
 const RECV_BUF: usize = 4096;
+
+/// Datagrams per `recvmmsg` / `sendmmsg` call.
+const BATCH: usize = 32;
+
+/// Batches read per wakeup before commands and timers get their turn.
+const BATCHES_PER_WAKEUP: usize = 8;
+
+thread_local! {
+    /// The receive buffers of every driver on this thread: a batch is read and handed to
+    /// the engine without an await in between, so one set per thread is enough.
+    static RECV_ARENA: RefCell<Vec<u8>> = RefCell::new(vec![0u8; BATCH * RECV_BUF]);
+}
 
 /// What a [`crate::PeerStream`] receives.
 #[derive(Debug)]
@@ -218,6 +243,8 @@ pub(crate) async fn start(b: DhtBuilder, mut storage: Option<Storage>) -> Result
         started: now,
         local_addrs: local_addrs.clone(),
         out: Vec::with_capacity(1500),
+        outbox4: Outbox::default(),
+        outbox6: Outbox::default(),
     };
     for k in keeps {
         driver.keep(k, now);
@@ -278,12 +305,113 @@ struct Driver {
     latency: LatencyHistogram,
     started: Instant,
     local_addrs: Vec<SocketAddr>,
+    /// What `poll_transmit` writes into.
     out: Vec<u8>,
+    /// Datagrams waiting for `sendmmsg`, per family.
+    outbox4: Outbox,
+    outbox6: Outbox,
 }
 
-async fn recv(sock: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+/// Datagrams to send: their bytes one after another, and where each goes.
+#[derive(Debug, Default)]
+struct Outbox {
+    bytes: Vec<u8>,
+    datagrams: Vec<(usize, usize, SocketAddr)>,
+}
+
+impl Outbox {
+    fn push(&mut self, datagram: &[u8], to: SocketAddr) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(datagram);
+        self.datagrams.push((start, datagram.len(), to));
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.datagrams.clear();
+        // After a burst, give back what a quiet node does not need.
+        // (A busy node pays one allocation per batch for that; a testnet of a thousand
+        // mostly quiet nodes keeps no burst-sized buffers.)
+        if self.bytes.capacity() > 4096 {
+            self.bytes = Vec::new();
+            self.datagrams = Vec::new();
+        }
+    }
+
+    /// One `sendmmsg` of up to [`BATCH`] datagrams from `first` on; how many were sent.
+    fn send(&self, sock: &UdpSocket, first: usize) -> io::Result<usize> {
+        let end = self.datagrams.len().min(first + BATCH);
+        let chosen = &self.datagrams[first..end];
+        let slices: Vec<[IoSlice<'_>; 1]> = chosen
+            .iter()
+            .map(|(start, len, _)| [IoSlice::new(&self.bytes[*start..*start + *len])])
+            .collect();
+        let addrs: Vec<Option<SockaddrStorage>> = chosen
+            .iter()
+            .map(|d| Some(SockaddrStorage::from(d.2)))
+            .collect();
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(chosen.len(), None);
+        let cmsgs: [ControlMessage<'_>; 0] = [];
+        let sent = sendmmsg(
+            sock.as_raw_fd(),
+            &mut headers,
+            &slices,
+            &addrs,
+            cmsgs,
+            MsgFlags::MSG_DONTWAIT,
+        )?;
+        Ok(sent.count())
+    }
+}
+
+/// One `recvmmsg` of up to [`BATCH`] datagrams into `arena`; their lengths and senders go
+/// to `meta` (datagram `i` starts at `i * RECV_BUF`). Truncated datagrams are dropped.
+fn recv_batch(
+    sock: &UdpSocket,
+    arena: &mut [u8],
+    meta: &mut Vec<(usize, SocketAddr)>,
+) -> io::Result<()> {
+    let mut slices: Vec<[IoSliceMut<'_>; 1]> = arena
+        .chunks_mut(RECV_BUF)
+        .map(|c| [IoSliceMut::new(c)])
+        .collect();
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(slices.len(), None);
+    let received = recvmmsg(
+        sock.as_raw_fd(),
+        &mut headers,
+        slices.iter_mut(),
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    )?;
+    for m in received {
+        let from = m.address.as_ref().and_then(socket_addr);
+        match from {
+            Some(from) if !m.flags.contains(MsgFlags::MSG_TRUNC) => meta.push((m.bytes, from)),
+            _ => {
+                tracing::trace!(
+                    ?from,
+                    bytes = m.bytes,
+                    "truncated or unaddressed datagram dropped"
+                );
+                meta.push((0, SocketAddr::from(([0, 0, 0, 0], 0))));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        Some(SocketAddr::V4(SocketAddrV4::from(*v4)))
+    } else {
+        a.as_sockaddr_in6()
+            .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
+    }
+}
+
+async fn readable(sock: Option<&UdpSocket>) -> io::Result<()> {
     match sock {
-        Some(s) => s.recv_from(buf).await,
+        Some(s) => s.readable().await,
         None => std::future::pending().await,
     }
 }
@@ -327,10 +455,10 @@ impl Driver {
     }
 
     async fn run(mut self) {
-        // DHT datagrams are small (BEP 32: at most 1024 bytes sent); 4 KiB leaves ample room
-        // for the larger ones BEP 32 asks us to accept, without 64 KiB per node in a testnet.
-        let mut buf4 = vec![0u8; if self.sock4.is_some() { RECV_BUF } else { 0 }];
-        let mut buf6 = vec![0u8; if self.sock6.is_some() { RECV_BUF } else { 0 }];
+        // One timer for the driver's life, moved only when the next deadline changes.
+        let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
         loop {
             self.drain().await;
             let now = Instant::now();
@@ -343,8 +471,12 @@ impl Driver {
             .into_iter()
             .flatten()
             .min()
-            .unwrap_or(now + Duration::from_secs(60));
-            let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(next.max(now)));
+            .unwrap_or(now + Duration::from_secs(60))
+            .max(now);
+            if armed != Some(next) || sleep.is_elapsed() {
+                sleep.as_mut().reset(tokio::time::Instant::from_std(next));
+                armed = Some(next);
+            }
             tokio::select! {
                 cmd = self.rx.recv() => match cmd {
                     Some(Command::Shutdown { reply }) => {
@@ -360,40 +492,65 @@ impl Driver {
                         break;
                     }
                 },
-                r = recv(self.sock4.as_ref(), &mut buf4) => self.received(r, &mut buf4, Family::V4).await,
-                r = recv(self.sock6.as_ref(), &mut buf6) => self.received(r, &mut buf6, Family::V6).await,
-                () = sleep => self.tick(),
+                r = readable(self.sock4.as_ref()) => self.received(r, Family::V4).await,
+                r = readable(self.sock6.as_ref()) => self.received(r, Family::V6).await,
+                () = &mut sleep => {
+                    armed = None;
+                    self.tick();
+                }
             }
         }
         tracing::info!("node stopped");
     }
 
-    /// Handles one datagram, then whatever else is already waiting on that socket (bounded),
-    /// so a busy node answers in batches without a trip through the select loop per packet.
-    async fn received(
-        &mut self,
-        r: io::Result<(usize, SocketAddr)>,
-        buf: &mut [u8],
-        family: Family,
-    ) {
-        match r {
-            Ok((n, from)) => self.node.handle_datagram(Instant::now(), from, &buf[..n]),
-            Err(e) => {
-                tracing::trace!(error = %e, "recv failed");
-                return;
-            }
+    /// Reads what waits on a readable socket in batches, hands every datagram to the
+    /// engine and sends the answers of each batch together, until the socket is empty or
+    /// [`BATCHES_PER_WAKEUP`] batches were read (then commands and timers get their turn).
+    async fn received(&mut self, r: io::Result<()>, family: Family) {
+        if let Err(e) = r {
+            tracing::trace!(error = %e, "readiness failed");
+            return;
         }
-        for _ in 0..64 {
-            // Answer as we go so replies leave while the batch is read.
-            self.flush().await;
+        let mut meta = Vec::with_capacity(BATCH);
+        for _ in 0..BATCHES_PER_WAKEUP {
             let sock = match family {
                 Family::V4 => self.sock4.as_ref(),
                 Family::V6 => self.sock6.as_ref(),
             };
             let Some(sock) = sock else { return };
-            match sock.try_recv_from(buf) {
-                Ok((n, from)) => self.node.handle_datagram(Instant::now(), from, &buf[..n]),
-                Err(_) => break,
+            let node = &mut self.node;
+            let read = RECV_ARENA.with_borrow_mut(|arena| {
+                meta.clear();
+                let r = sock.try_io(Interest::READABLE, || {
+                    recv_batch(sock, arena, &mut meta)?;
+                    if meta.len() < BATCH {
+                        // A short batch emptied the queue: say so, and tokio forgets the
+                        // readiness, saving the recvmmsg that would only find the queue
+                        // empty. Nothing is missed: the socket is registered edge-triggered,
+                        // so a datagram queued after this read wakes the driver again.
+                        Err(io::ErrorKind::WouldBlock.into())
+                    } else {
+                        Ok(())
+                    }
+                });
+                let now = Instant::now();
+                for (i, (len, from)) in meta.iter().enumerate() {
+                    if *len > 0 {
+                        let start = i * RECV_BUF;
+                        node.handle_datagram(now, *from, &arena[start..start + len]);
+                    }
+                }
+                r
+            });
+            // Answer as we go so replies leave while the next batch is read.
+            self.flush().await;
+            match read {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    tracing::trace!(error = %e, "recv failed");
+                    return;
+                }
             }
         }
     }
@@ -452,26 +609,42 @@ impl Driver {
         self.flush().await;
     }
 
-    /// Sends every queued datagram on the socket of its family. `try_send_to` first (no
-    /// trip through the reactor when the socket is writable, the usual case); when the socket
-    /// is not known to be writable yet (just bound) or its buffer is full, wait for it.
+    /// Sends every queued datagram on the socket of its family, [`BATCH`] per `sendmmsg`.
+    /// When a socket is not known to be writable yet (just bound) or its buffer is full, waits
+    /// for it rather than dropping the datagram.
     async fn flush(&mut self) {
         while let Some(to) = self.node.poll_transmit(&mut self.out) {
-            let sock = if to.is_ipv4() {
-                self.sock4.as_ref()
-            } else {
-                self.sock6.as_ref()
+            match (to.is_ipv4(), &self.sock4, &self.sock6) {
+                (true, Some(_), _) => self.outbox4.push(&self.out, to),
+                (false, _, Some(_)) => self.outbox6.push(&self.out, to),
+                _ => tracing::trace!(%to, "no socket of that family"),
+            }
+        }
+        for family in [Family::V4, Family::V6] {
+            let (sock, outbox) = match family {
+                Family::V4 => (self.sock4.as_ref(), &mut self.outbox4),
+                Family::V6 => (self.sock6.as_ref(), &mut self.outbox6),
             };
             let Some(sock) = sock else { continue };
-            let sent = match sock.try_send_to(&self.out, to) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    sock.send_to(&self.out, to).await
+            let mut first = 0;
+            while first < outbox.datagrams.len() {
+                match sock.try_io(Interest::WRITABLE, || outbox.send(sock, first)) {
+                    Ok(n) => first += n.max(1),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if let Err(e) = sock.writable().await {
+                            tracing::trace!(error = %e, "socket not writable");
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        // The first datagram of the call failed (unreachable address, ...):
+                        // drop it and go on with the rest.
+                        tracing::trace!(to = %outbox.datagrams[first].2, error = %e, "send failed");
+                        first += 1;
+                    }
                 }
-                other => other,
-            };
-            if let Err(e) = sent {
-                tracing::trace!(%to, error = %e, "send failed");
             }
+            outbox.clear();
         }
     }
 
@@ -601,6 +774,7 @@ impl Driver {
                 self.start(r, Waiter::Reply(reply));
             }
             Command::PutItem { request, reply } => {
+                let request = *request;
                 let r = self.node.start_put_item(request.clone(), now);
                 let Ok(id) = r else {
                     self.start(r, Waiter::Reply(reply));
@@ -841,4 +1015,72 @@ fn write_network_data(st: &Storage, snap: xorro_dht::Snapshot) -> Result<(), Sto
         .map(|(t, item, left)| (t, item, wall + left))
         .collect();
     st.save_network_data(&peers, &items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_stay_small() {
+        // Every node's command channel holds blocks of 32 of them.
+        assert!(
+            std::mem::size_of::<Command>() <= 96,
+            "{}",
+            std::mem::size_of::<Command>()
+        );
+    }
+
+    #[test]
+    fn outbox_keeps_datagrams_in_order_and_gives_memory_back() {
+        let mut o = Outbox::default();
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.2:2".parse().unwrap();
+        o.push(b"one", a);
+        o.push(b"three", b);
+        assert_eq!(o.datagrams, vec![(0, 3, a), (3, 5, b)]);
+        assert_eq!(&o.bytes[3..8], b"three");
+        for _ in 0..100 {
+            o.push(&[0u8; 300], a);
+        }
+        o.clear();
+        assert!(o.datagrams.is_empty() && o.bytes.capacity() <= 4096);
+    }
+
+    #[tokio::test]
+    async fn a_batch_goes_out_in_one_call_and_comes_back_whole() {
+        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = rx.local_addr().unwrap();
+        let mut o = Outbox::default();
+        for i in 0..(BATCH + 5) {
+            o.push(format!("datagram {i}").as_bytes(), to);
+        }
+        tx.writable().await.unwrap();
+        let sent = o.send(&tx, 0).unwrap();
+        assert_eq!(sent, BATCH);
+        assert_eq!(o.send(&tx, sent).unwrap(), 5);
+        let mut arena = vec![0u8; BATCH * RECV_BUF];
+        let mut got = Vec::new();
+        while got.len() < BATCH + 5 {
+            rx.readable().await.unwrap();
+            let mut meta = Vec::new();
+            match rx.try_io(Interest::READABLE, || {
+                recv_batch(&rx, &mut arena, &mut meta)
+            }) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => panic!("{e}"),
+            }
+            assert!(meta.len() <= BATCH);
+            for (i, (len, from)) in meta.iter().enumerate() {
+                assert_eq!(*from, tx.local_addr().unwrap());
+                got.push(
+                    String::from_utf8(arena[i * RECV_BUF..i * RECV_BUF + len].to_vec()).unwrap(),
+                );
+            }
+        }
+        let want: Vec<String> = (0..(BATCH + 5)).map(|i| format!("datagram {i}")).collect();
+        assert_eq!(got, want);
+    }
 }

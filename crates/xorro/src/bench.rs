@@ -5,20 +5,30 @@
 //! queries in flight: every answer or timeout sends the next query. The sockets are
 //! non-blocking and `connect`ed to the target (the kernel filters other traffic); each
 //! generator thread runs one edge-triggered poll loop (mio) over its share of them, reading
-//! every datagram waiting on a socket per wakeup, so the generator costs a few system calls
-//! per query and no task or timer per packet. Queries carry `ro = 1` (BEP 43) so the target does not add the sources to its
+//! every datagram waiting on a socket per wakeup (`recvmmsg`) and sending a source's next
+//! queries together (`sendmmsg`), so the generator costs well under one system call per
+//! query and no task or timer per packet: it must be cheaper than the servers it loads. Queries carry `ro = 1` (BEP 43) so the target does not add the sources to its
 //! routing table. With `--pid`, the target's CPU time comes from `/proc/PID/stat`.
+//!
+//! `xorro bench-echo ADDR` is the bound a node is compared with: a plain blocking
+//! `recv_from` / `send_to` loop that sends every datagram back as it is. The generator
+//! counts a query that comes back unchanged as echoed, and an echo as a reply.
 
 use std::collections::VecDeque;
+use std::io::{IoSlice, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use nix::sys::socket::{
+    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
+};
 use serde::Serialize;
+use std::os::fd::AsRawFd;
 use xorro_wire::{Body, InfoHash, Message, NodeId, Query, QueryKind, TransactionId, Want};
 
 use crate::error::Exit;
-use crate::flags::{BenchArgs, BenchQuery};
+use crate::flags::{BenchArgs, BenchEchoArgs, BenchQuery};
 
 /// Most source sockets.
 pub const SOURCES_MAX: usize = 10_000;
@@ -137,13 +147,15 @@ pub struct BenchReport {
     pub answered: u64,
     /// KRPC error replies received.
     pub errors: u64,
+    /// Queries sent back unchanged (by `xorro bench-echo`).
+    pub echoed: u64,
     /// Queries without an answer within the timeout.
     pub timeouts: u64,
-    /// Answers per second.
+    /// Replies (answers and echoes) per second.
     pub answered_per_sec: f64,
     /// The target's CPU time (user + system) over the run.
     pub target_cpu_secs: Option<f64>,
-    /// Answers per second of the target's CPU time.
+    /// Replies (answers and echoes) per second of the target's CPU time.
     pub answers_per_cpu_sec: Option<f64>,
 }
 
@@ -153,6 +165,7 @@ struct Tally {
     sent: u64,
     answered: u64,
     errors: u64,
+    echoed: u64,
     timeouts: u64,
 }
 
@@ -167,7 +180,7 @@ pub fn run(settings: BenchSettings) -> anyhow::Result<()> {
     } else {
         print_report(&report);
     }
-    if report.answered == 0 {
+    if report.answered + report.echoed == 0 {
         return Err(Exit::failed(
             format!("{} answered no query", report.target),
             Some("is a DHT node listening on that UDP port?".to_owned()),
@@ -185,16 +198,16 @@ fn print_report(r: &BenchReport) {
     let pct = if r.sent == 0 {
         0.0
     } else {
-        100.0 * r.answered as f64 / r.sent as f64
+        100.0 * (r.answered + r.echoed) as f64 / r.sent as f64
     };
     println!(
-        "sent {}, answered {} ({pct:.1}%), errors {}, timed out {}",
-        r.sent, r.answered, r.errors, r.timeouts
+        "sent {}, answered {}, echoed {} ({pct:.1}%), errors {}, timed out {}",
+        r.sent, r.answered, r.echoed, r.errors, r.timeouts
     );
-    println!("answered/s {:.0}", r.answered_per_sec);
+    println!("replies/s {:.0}", r.answered_per_sec);
     if let (Some(cpu), Some(per)) = (r.target_cpu_secs, r.answers_per_cpu_sec) {
         println!(
-            "target CPU {cpu:.2} s ({:.0}% of one core), {per:.0} answers per CPU-second",
+            "target CPU {cpu:.2} s ({:.0}% of one core), {per:.0} replies per CPU-second",
             100.0 * cpu / r.duration_secs.max(f64::MIN_POSITIVE)
         );
     }
@@ -289,10 +302,11 @@ fn measure(s: &BenchSettings) -> anyhow::Result<BenchReport> {
         total.sent += t.sent;
         total.answered += t.answered;
         total.errors += t.errors;
+        total.echoed += t.echoed;
         total.timeouts += t.timeouts;
     }
     #[allow(clippy::cast_precision_loss)]
-    let answered = total.answered as f64;
+    let answered = (total.answered + total.echoed) as f64;
     Ok(BenchReport {
         target: s.target.to_string(),
         query: query_name(s.query).to_owned(),
@@ -303,6 +317,7 @@ fn measure(s: &BenchSettings) -> anyhow::Result<BenchReport> {
         sent: total.sent,
         answered: total.answered,
         errors: total.errors,
+        echoed: total.echoed,
         timeouts: total.timeouts,
         answered_per_sec: answered / elapsed,
         target_cpu_secs: cpu,
@@ -393,29 +408,103 @@ impl Source {
         }
     }
 
-    /// Sends until `window` queries are in flight or the socket's buffer is full.
+    /// Sends until `window` queries are in flight or the socket's buffer is full, up to
+    /// [`BATCH`] queries per `sendmmsg`.
     fn refill(&mut self, c: &LoopConfig, out: &mut Vec<u8>, now: Instant) {
+        let mut one = Vec::with_capacity(128);
         while self.inflight.len() < c.window {
-            encode_query(c.query, self.id, self.next_tid, &mut self.rng, out);
-            match self.sock.send(out) {
-                Ok(_) => {
-                    self.inflight.push_back((self.next_tid, now));
-                    self.tally.sent += 1;
-                    self.next_tid = self.next_tid.wrapping_add(1);
+            let count = (c.window - self.inflight.len()).min(BATCH);
+            // Queries next_tid, next_tid + 1, ...: those sent take their tids, the others
+            // are encoded again next time.
+            out.clear();
+            let mut ends = [0usize; BATCH];
+            for (j, end) in ends.iter_mut().enumerate().take(count) {
+                let tid = self.next_tid.wrapping_add(u16::try_from(j).unwrap_or(0));
+                encode_query(c.query, self.id, tid, &mut self.rng, &mut one);
+                out.extend_from_slice(&one);
+                *end = out.len();
+            }
+            let slices: Vec<[IoSlice<'_>; 1]> = (0..count)
+                .map(|j| {
+                    let start = if j == 0 { 0 } else { ends[j - 1] };
+                    [IoSlice::new(&out[start..ends[j]])]
+                })
+                .collect();
+            let addrs: Vec<Option<SockaddrStorage>> = vec![None; count];
+            let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(count, None);
+            let cmsgs: [ControlMessage<'_>; 0] = [];
+            let sent = sendmmsg(
+                self.sock.as_raw_fd(),
+                &mut headers,
+                &slices,
+                &addrs,
+                cmsgs,
+                MsgFlags::MSG_DONTWAIT,
+            )
+            .map(Iterator::count);
+            match sent {
+                Ok(k) if k > 0 => {
+                    for _ in 0..k {
+                        self.inflight.push_back((self.next_tid, now));
+                        self.next_tid = self.next_tid.wrapping_add(1);
+                    }
+                    self.tally.sent += k as u64;
+                    if k < count {
+                        break;
+                    }
                 }
                 // WouldBlock: a writable event comes later. Anything else (nobody listens
                 // yet: ICMP unreachable) is retried at the next timeout sweep.
-                Err(_) => break,
+                _ => break,
             }
         }
     }
 
-    /// Reads every datagram waiting.
-    fn drain(&mut self, buf: &mut [u8], in_time: bool) {
+    /// Reads every datagram waiting, up to [`BATCH`] per `recvmmsg`; returns how many.
+    fn drain(&mut self, arena: &mut [u8], in_time: bool) -> usize {
+        let mut total = 0;
         loop {
-            match self.sock.recv(buf) {
-                Ok(n) => account(&buf[..n], &mut self.inflight, &mut self.tally, in_time),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            let mut lens = [0usize; BATCH];
+            let got = {
+                let mut slices: Vec<[IoSliceMut<'_>; 1]> = arena
+                    .chunks_mut(RECV_SLOT)
+                    .take(BATCH)
+                    .map(|c| [IoSliceMut::new(c)])
+                    .collect();
+                let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(slices.len(), None);
+                recvmmsg(
+                    self.sock.as_raw_fd(),
+                    &mut headers,
+                    slices.iter_mut(),
+                    MsgFlags::MSG_DONTWAIT,
+                    None,
+                )
+                .map(|r| {
+                    let mut n = 0;
+                    for (len, m) in lens.iter_mut().zip(r) {
+                        *len = m.bytes;
+                        n += 1;
+                    }
+                    n
+                })
+            };
+            match got {
+                Ok(n) => {
+                    total += n;
+                    for (j, len) in lens.iter().enumerate().take(n) {
+                        let start = j * RECV_SLOT;
+                        account(
+                            &arena[start..start + len],
+                            &mut self.inflight,
+                            &mut self.tally,
+                            in_time,
+                        );
+                    }
+                    if n < BATCH {
+                        return total;
+                    }
+                }
+                Err(nix::errno::Errno::EAGAIN) => return total,
                 // ECONNREFUSED and the like: the pending error is consumed; go on.
                 Err(_) => {}
             }
@@ -434,6 +523,12 @@ impl Source {
     }
 }
 
+/// Datagrams per `sendmmsg` / `recvmmsg` of the generator.
+const BATCH: usize = 32;
+
+/// Room for one answer.
+const RECV_SLOT: usize = 2048;
+
 /// How often queries are checked for timeouts (and stalled sockets refilled).
 const SWEEP_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -451,7 +546,7 @@ fn drive(mut sources: Vec<Source>, c: LoopConfig) -> anyhow::Result<Tally> {
     }
     let mut events = mio::Events::with_capacity(1024);
     let mut out = Vec::with_capacity(256);
-    let mut buf = vec![0u8; 2048];
+    let mut buf = vec![0u8; BATCH * RECV_SLOT];
     let mut next_sweep = Instant::now();
     loop {
         let now = Instant::now();
@@ -471,6 +566,8 @@ fn drive(mut sources: Vec<Source>, c: LoopConfig) -> anyhow::Result<Tally> {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e).context("polling the sockets failed"),
         }
+        // Edge-triggered: read everything waiting on each socket that became readable,
+        // then send as many new queries as came back, in one sendmmsg.
         let now = Instant::now();
         let in_time = now < c.stop;
         for ev in &events {
@@ -485,11 +582,16 @@ fn drive(mut sources: Vec<Source>, c: LoopConfig) -> anyhow::Result<Tally> {
             }
         }
     }
+    // Answers that arrive after the end do not count, but take their queries off the books.
+    for s in &mut sources {
+        s.drain(&mut buf, false);
+    }
     let mut total = Tally::default();
     for s in &sources {
         total.sent += s.tally.sent;
         total.answered += s.tally.answered;
         total.errors += s.tally.errors;
+        total.echoed += s.tally.echoed;
         total.timeouts += s.tally.timeouts;
     }
     Ok(total)
@@ -518,7 +620,47 @@ fn account(
     match msg.body {
         Body::Response(_) => tally.answered += 1,
         Body::Error(_) => tally.errors += 1,
-        Body::Query(_) => {}
+        Body::Query(_) => tally.echoed += 1,
+    }
+}
+
+/// A blocking UDP socket with the socket buffers a xorro node asks for (4 MiB, capped by the
+/// kernel), so that both lose datagrams alike in a burst.
+fn echo_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    let _ = socket.set_send_buffer_size(4 << 20);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// `xorro bench-echo`: sends every datagram back to its sender, one `recv_from` and one
+/// `send_to` each, until killed. Deliberately plain (no batching, no polling): the cost of
+/// the two system calls every answer needs at least.
+pub fn echo_server(a: &BenchEchoArgs) -> anyhow::Result<()> {
+    let addr: SocketAddr = a
+        .bind
+        .parse()
+        .map_err(|_| Exit::usage(format!("ADDR must be ip:port, got '{}'", a.bind)))?;
+    let sock = echo_socket(addr).map_err(|e| {
+        Exit::failed(
+            format!("cannot bind UDP {addr}: {e}"),
+            Some("is another program using this port? pass another ADDR".to_owned()),
+        )
+    })?;
+    let local = sock.local_addr().context("the socket has no address")?;
+    println!("echo: listening on {local}");
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        match sock.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                // A full send buffer or an unreachable sender loses that echo only.
+                let _ = sock.send_to(&buf[..n], from);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("receiving failed"),
+        }
     }
 }
 

@@ -13,8 +13,9 @@ use crate::{api, logging};
 /// Runs the daemon with `settings`.
 pub fn run(settings: NodeSettings) -> anyhow::Result<()> {
     logging::init(settings.log_format, "info");
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the node's driver answers from the thread that polls its sockets, with no
+    // wakeup of another worker per batch (the HTTP API is light beside it).
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?

@@ -50,6 +50,8 @@ pub enum Command {
     Samples(SamplesArgs),
     /// Load a DHT node with queries and report how many it answers per second.
     Bench(BenchArgs),
+    /// Run a trivial UDP echo server: the bound `xorro bench` compares a node with.
+    BenchEcho(BenchEchoArgs),
     /// Check any DHT node against the BEPs: every query kind, BEP 44 and 51, malformed input.
     Probe(ProbeArgs),
 }
@@ -335,6 +337,14 @@ pub struct BenchArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `xorro bench-echo`.
+#[derive(Debug, Args)]
+pub struct BenchEchoArgs {
+    /// The UDP address to listen on (ip:port).
+    #[arg(value_name = "ADDR")]
+    pub bind: String,
 }
 
 #[cfg(test)]

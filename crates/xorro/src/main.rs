@@ -47,6 +47,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Node(a) => daemon::run(settings::NodeSettings::from_args(&a)?),
         Command::Testnet(a) => testnet::run(settings::TestnetSettings::from_args(&a)?),
         Command::Bench(a) => bench::run(bench::BenchSettings::from_args(&a)?),
+        Command::BenchEcho(a) => bench::echo_server(&a),
         Command::Probe(a) => probe::run(&a),
         Command::Status(a) => client::status(&a),
         Command::RoutingTable(a) => client::routing_table(&a),

@@ -1,18 +1,17 @@
-//! `xorro testnet`: N nodes on 127.0.0.1 in one process, node 0 the bootstrap of the others
-//! and the one serving the HTTP API, until Ctrl-C.
+//! `xorro testnet`: N nodes on 127.0.0.1 in one process, node 0 the one serving the HTTP
+//! API, until Ctrl-C.
 //!
 //! The engine exempts loopback addresses from one-node-per-IP in the routing table and from
 //! the per-IP rate limits by default, so its defaults suit a loopback network as they are.
-//! All nodes start at once and bootstrap from node 0; then rounds of lookups for random
-//! targets let them find each other until the tables are about as full as they can be.
+//! The network forms as [`xorro_node::testnet`] describes: node 0 first, then all others at
+//! once, each joining through a few running nodes, then rounds of lookups on every node until
+//! the tables are full enough. The ready line says how long that took.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::task::JoinSet;
 use xorro_node::Dht;
-use xorro_wire::NodeId;
+use xorro_node::testnet::{self as net, full_enough};
 
 use crate::settings::TestnetSettings;
 use crate::{api, daemon, logging};
@@ -34,29 +33,6 @@ pub fn run(settings: TestnetSettings) -> anyhow::Result<()> {
         .block_on(serve(settings))
 }
 
-fn udp_addr(base: u16, i: usize) -> SocketAddr {
-    let port = if base == 0 {
-        0
-    } else {
-        u16::try_from(usize::from(base) + i).unwrap_or(0)
-    };
-    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
-}
-
-async fn start_node(i: usize, base: u16, bootstrap: Option<SocketAddr>) -> anyhow::Result<Dht> {
-    let builder = Dht::builder()
-        .bind([udp_addr(base, i)])
-        .public_bootstrap(false);
-    let builder = match bootstrap {
-        Some(b) => builder.bootstrap([b.to_string()]),
-        None => builder,
-    };
-    builder
-        .start()
-        .await
-        .with_context(|| format!("cannot start node {i}"))
-}
-
 async fn serve(settings: TestnetSettings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.api)
         .await
@@ -71,20 +47,15 @@ async fn serve(settings: TestnetSettings) -> anyhow::Result<()> {
         .local_addr()
         .context("the API socket has no address")?;
 
-    let node0 = start_node(0, settings.port, None).await?;
+    let started = Instant::now();
+    let nodes = net::start(settings.nodes, settings.port)
+        .await
+        .context("cannot start the testnet")?;
+    let node0 = nodes
+        .first()
+        .context("a testnet has at least one node")?
+        .clone();
     let boot = node0.local_addr();
-    let mut set = JoinSet::new();
-    for i in 1..settings.nodes {
-        let base = settings.port;
-        set.spawn(async move { (i, start_node(i, base, Some(boot)).await) });
-    }
-    let mut nodes = vec![None; settings.nodes];
-    nodes[0] = Some(node0.clone());
-    while let Some(joined) = set.join_next().await {
-        let (i, r) = joined.context("a node's start task failed")?;
-        nodes[i] = Some(r?);
-    }
-    let nodes: Vec<Dht> = nodes.into_iter().flatten().collect();
 
     let server = tokio::spawn(api::serve(listener, node0.clone()));
     println!("testnet: {} nodes on 127.0.0.1, starting", nodes.len());
@@ -99,13 +70,22 @@ async fn serve(settings: TestnetSettings) -> anyhow::Result<()> {
     }
 
     tokio::select! {
-        r = fill(&nodes) => {
-            let (avg, min) = r?;
+        r = net::fill(&nodes, FILL_DEADLINE) => {
+            let (avg, min) = r.context("a node stopped while the testnet formed")?;
             let n = nodes.len();
             if n > 1 && min == 0 {
                 tracing::warn!(min, "some nodes found no contact");
             }
-            println!("testnet ready: {n} nodes, {avg:.1} contacts each on average (fewest {min})");
+            let took = started.elapsed().as_secs_f64();
+            let short = if full_enough(n, avg, min) {
+                ""
+            } else {
+                ", short of full-enough tables"
+            };
+            println!(
+                "testnet ready: {n} nodes, {avg:.1} contacts each on average (fewest {min}), \
+                 {took:.2} s after start{short}"
+            );
         }
         r = daemon::signal() => { r?; return shutdown(&nodes).await; }
     }
@@ -129,54 +109,4 @@ async fn shutdown(nodes: &[Dht]) -> anyhow::Result<()> {
         let _ = n.shutdown().await;
     }
     Ok(())
-}
-
-/// Table sizes: (average, smallest).
-async fn table_sizes(nodes: &[Dht]) -> anyhow::Result<(f64, usize)> {
-    let mut total = 0;
-    let mut min = usize::MAX;
-    for n in nodes {
-        let s = n.status().await.context("a node stopped")?;
-        let size = s.table_v4 + s.table_v6;
-        total += size;
-        min = min.min(size);
-    }
-    let count = nodes.len().max(1);
-    Ok((total as f64 / count as f64, min))
-}
-
-/// Runs rounds of random lookups on every node until the tables stop growing, are as full
-/// as the network allows, or [`FILL_DEADLINE`] passes. Returns the final table sizes.
-async fn fill(nodes: &[Dht]) -> anyhow::Result<(f64, usize)> {
-    let deadline = Instant::now() + FILL_DEADLINE;
-    let n = nodes.len();
-    let mut last = (0.0, 0);
-    let mut still = 0;
-    loop {
-        let (avg, min) = table_sizes(nodes).await?;
-        // A node can know everyone else; in a large network, enough for lookups to work.
-        let full = min + 1 >= n || (min >= 8 && avg >= 0.9 * (n - 1) as f64);
-        if full || Instant::now() >= deadline {
-            return Ok((avg, min));
-        }
-        still = if avg <= last.0 { still + 1 } else { 0 };
-        if still >= 3 && min > 0 {
-            return Ok((avg, min));
-        }
-        last = (avg, min);
-        let mut set = JoinSet::new();
-        for node in nodes {
-            let node = node.clone();
-            set.spawn(async move {
-                let _ = node
-                    .find_node(NodeId::from(rand::random::<[u8; 20]>()))
-                    .await;
-            });
-        }
-        let round = tokio::time::timeout(Duration::from_secs(10), async {
-            while set.join_next().await.is_some() {}
-        });
-        let _ = round.await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
