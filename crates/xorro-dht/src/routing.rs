@@ -55,8 +55,8 @@
 //! result is computed by walking the buckets in order.
 
 use std::collections::VecDeque;
-use std::collections::hash_map::Entry as Entry_;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::hash::BuildHasher;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -64,8 +64,7 @@ use rand::Rng;
 use tracing::debug;
 use xorro_wire::{ID_LEN, NodeId, NodeInfo};
 
-/// The point-lookup indexes: a fast hash with a per-process random seed, never iterated.
-type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+use hashbrown::HashTable;
 
 /// BEP 5: "Each bucket can only hold K nodes, currently eight, before becoming 'full.'"
 pub const BUCKET_SIZE: usize = 8;
@@ -412,6 +411,160 @@ impl Bucket {
     }
 }
 
+/// The index of every entry (members and cache) by address: address -> bits its id shares
+/// with ours (which gives the bucket, splits or not: bucket `min(shared, buckets - 1)`). It
+/// also finds the entry holding an IP address for the one-node-per-IP rule.
+///
+/// An IPv4 entry costs 8 bytes (IP, port and shared bits packed in one word) plus hashbrown's
+/// control byte, instead of a `SocketAddr` key (32 bytes) in one map and an `IpAddr` key with a
+/// `SocketAddr` value in another. Entries subject to the IP rule are hashed by their canonical
+/// IP alone, so that the holder of an IP is found with the same probe as an address; the
+/// others (the rule is off, or exempt loopback) by the whole address. Subjection depends only
+/// on the IP and the configuration, so an address is always hashed the same way.
+///
+/// A hash table with a per-process random seed, so hostile addresses cannot be chosen to
+/// collide; point lookups only, never iterated (results do not depend on the seed).
+#[derive(Debug, Clone, Default)]
+struct AddrIndex {
+    /// `SocketAddr::V4` entries: `ip << 32 | port << 16 | shared`.
+    v4: HashTable<u64>,
+    /// `SocketAddr::V6` entries (IPv6, or IPv4-mapped).
+    v6: HashTable<(SocketAddrV6, u8)>,
+    keying: Keying,
+}
+
+/// How an address is hashed in [`AddrIndex`].
+#[derive(Debug, Clone, Default)]
+struct Keying {
+    hasher: foldhash::fast::RandomState,
+    one_node_per_ip: bool,
+    exempt_loopback: bool,
+}
+
+fn pack_v4(a: &SocketAddrV4, shared: u8) -> u64 {
+    (u64::from(a.ip().to_bits()) << 32) | (u64::from(a.port()) << 16) | u64::from(shared)
+}
+
+fn unpack_v4(w: u64) -> SocketAddrV4 {
+    // The high word is the IP, the next 16 bits the port: the casts take exactly those.
+    SocketAddrV4::new(Ipv4Addr::from_bits((w >> 32) as u32), (w >> 16) as u16)
+}
+
+impl Keying {
+    /// The IP the one-node-per-IP rule keys `addr` by, if the rule applies to it.
+    fn ip_key(&self, addr: &SocketAddr) -> Option<IpAddr> {
+        if !self.one_node_per_ip {
+            return None;
+        }
+        let ip = addr.ip().to_canonical();
+        if self.exempt_loopback && ip.is_loopback() {
+            return None;
+        }
+        Some(ip)
+    }
+
+    fn hash(&self, addr: &SocketAddr) -> u64 {
+        match self.ip_key(addr) {
+            Some(ip) => self.hasher.hash_one(ip),
+            None => self.hasher.hash_one(addr),
+        }
+    }
+}
+
+impl AddrIndex {
+    fn new(config: &RoutingConfig) -> Self {
+        Self {
+            keying: Keying {
+                hasher: foldhash::fast::RandomState::default(),
+                one_node_per_ip: config.one_node_per_ip,
+                exempt_loopback: config.one_node_per_ip_exempt_loopback,
+            },
+            ..Self::default()
+        }
+    }
+
+    fn ip_key(&self, addr: &SocketAddr) -> Option<IpAddr> {
+        self.keying.ip_key(addr)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    fn clear(&mut self) {
+        self.v4.clear();
+        self.v6.clear();
+    }
+
+    /// The shared bits recorded for `addr`.
+    fn get(&self, addr: &SocketAddr) -> Option<u8> {
+        let hash = self.keying.hash(addr);
+        match addr {
+            SocketAddr::V4(a) => {
+                let key = pack_v4(a, 0) >> 16;
+                self.v4
+                    .find(hash, |&w| w >> 16 == key)
+                    .map(|&w| (w & 0xff) as u8)
+            }
+            SocketAddr::V6(a) => self.v6.find(hash, |(k, _)| k == a).map(|&(_, s)| s),
+        }
+    }
+
+    fn contains(&self, addr: &SocketAddr) -> bool {
+        self.get(addr).is_some()
+    }
+
+    /// Records `addr` (not in the index) with `shared`.
+    fn insert(&mut self, addr: &SocketAddr, shared: u8) {
+        let keying = &self.keying;
+        let hash = keying.hash(addr);
+        match addr {
+            SocketAddr::V4(a) => {
+                self.v4.insert_unique(hash, pack_v4(a, shared), |w| {
+                    keying.hash(&SocketAddr::V4(unpack_v4(*w)))
+                });
+            }
+            SocketAddr::V6(a) => {
+                self.v6.insert_unique(hash, (*a, shared), |(a, _)| {
+                    keying.hash(&SocketAddr::V6(*a))
+                });
+            }
+        }
+    }
+
+    /// Forgets `addr`.
+    fn remove(&mut self, addr: &SocketAddr) {
+        let hash = self.keying.hash(addr);
+        match addr {
+            SocketAddr::V4(a) => {
+                let key = pack_v4(a, 0) >> 16;
+                if let Ok(e) = self.v4.find_entry(hash, |&w| w >> 16 == key) {
+                    e.remove();
+                }
+            }
+            SocketAddr::V6(a) => {
+                if let Ok(e) = self.v6.find_entry(hash, |(k, _)| k == a) {
+                    e.remove();
+                }
+            }
+        }
+    }
+
+    /// The address of the entry on IP `ip` (canonical, subject to the rule).
+    fn holder_of(&self, ip: IpAddr) -> Option<SocketAddr> {
+        let hash = self.keying.hasher.hash_one(ip);
+        if let IpAddr::V4(v4) = ip
+            && let Some(&w) = self.v4.find(hash, |&w| (w >> 32) as u32 == v4.to_bits())
+        {
+            return Some(SocketAddr::V4(unpack_v4(w)));
+        }
+        self.v6
+            .find(hash, |(a, _)| a.ip().to_canonical() == ip)
+            .map(|&(a, _)| SocketAddr::V6(a))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
     Node(usize),
@@ -425,11 +578,8 @@ pub struct RoutingTable {
     config: RoutingConfig,
     /// Never empty; at most [`MAX_BUCKETS`].
     buckets: Vec<Bucket>,
-    /// Every entry, members and cache: address -> bits its id shares with ours (which gives
-    /// the bucket, splits or not: bucket `min(shared, buckets - 1)`).
-    by_addr: HashMap<SocketAddr, u8>,
-    /// Every entry subject to the one-node-per-IP rule: canonical IP -> address.
-    by_ip: HashMap<IpAddr, SocketAddr>,
+    /// Every entry, members and cache, by address (and by IP for the one-node-per-IP rule).
+    index: AddrIndex,
 }
 
 impl RoutingTable {
@@ -437,10 +587,9 @@ impl RoutingTable {
     pub fn new(own_id: NodeId, config: RoutingConfig) -> Self {
         Self {
             own_id,
+            index: AddrIndex::new(&config),
             config,
             buckets: vec![Bucket::default()],
-            by_addr: HashMap::default(),
-            by_ip: HashMap::default(),
         }
     }
 
@@ -585,7 +734,7 @@ impl RoutingTable {
         let (same_id, any_bad) = self.scan_for(b, &node.id);
         let ip_taken = self
             .ip_key(&node.addr)
-            .is_some_and(|ip| self.by_ip.contains_key(&ip));
+            .is_some_and(|ip| self.index.holder_of(ip).is_some());
         let wanted = if same_id.is_some() || ip_taken {
             if let Err(reason) = self.make_room_for(&node, false) {
                 return QueryOutcome::Ignored(reason);
@@ -768,7 +917,7 @@ impl RoutingTable {
         for contact in contacts {
             let node = contact.node;
             if node.id == self.own_id
-                || self.by_addr.contains_key(&node.addr)
+                || self.index.contains(&node.addr)
                 || self.make_room_for(&node, false).is_err()
             {
                 continue;
@@ -791,8 +940,7 @@ impl RoutingTable {
             return;
         }
         let old = std::mem::replace(&mut self.buckets, vec![Bucket::default()]);
-        self.by_addr.clear();
-        self.by_ip.clear();
+        self.index.clear();
         self.own_id = new_id;
         let mut waiting = Vec::new();
         for bucket in old {
@@ -904,36 +1052,20 @@ impl RoutingTable {
     }
 
     fn ip_key(&self, addr: &SocketAddr) -> Option<IpAddr> {
-        if !self.config.one_node_per_ip {
-            return None;
-        }
-        let ip = addr.ip().to_canonical();
-        if self.config.one_node_per_ip_exempt_loopback && ip.is_loopback() {
-            return None;
-        }
-        Some(ip)
+        self.index.ip_key(addr)
     }
 
     fn index(&mut self, node: &NodeInfo) {
         let shared = self.shared_bits(&node.id);
-        self.by_addr.insert(node.addr, shared);
-        if let Some(ip) = self.ip_key(&node.addr) {
-            self.by_ip.insert(ip, node.addr);
-        }
+        self.index.insert(&node.addr, shared);
     }
 
     fn unindex(&mut self, node: &NodeInfo) {
-        self.by_addr.remove(&node.addr);
-        if let Some(ip) = self.ip_key(&node.addr)
-            && let Entry_::Occupied(e) = self.by_ip.entry(ip)
-            && *e.get() == node.addr
-        {
-            e.remove();
-        }
+        self.index.remove(&node.addr);
     }
 
     fn locate(&self, addr: &SocketAddr) -> Option<(usize, Slot)> {
-        let b = self.bucket_of(*self.by_addr.get(addr)?);
+        let b = self.bucket_of(self.index.get(addr)?);
         let bucket = &self.buckets[b];
         if let Some(i) = bucket.nodes.iter().position(|e| e.node.addr == *addr) {
             return Some((b, Slot::Node(i)));
@@ -1037,11 +1169,11 @@ impl RoutingTable {
             self.evict(b, slot);
         }
         if let Some(ip) = self.ip_key(&node.addr)
-            && let Some(&other) = self.by_ip.get(&ip)
+            && let Some(other) = self.index.holder_of(ip)
         {
             let (b, slot) = self
                 .locate(&other)
-                .expect("by_ip and by_addr index the same entries");
+                .expect("the holder of an IP is an entry");
             if !self.displaceable(b, slot, verified) {
                 return Err(RejectReason::IpInUse);
             }
@@ -1594,20 +1726,19 @@ mod tests {
                 assert!(ids.insert(e.node.id), "duplicate id");
                 assert!(addrs.insert(e.node.addr), "duplicate address");
                 assert_eq!(
-                    table.by_addr.get(&e.node.addr),
-                    Some(&table.shared_bits(&e.node.id))
+                    table.index.get(&e.node.addr),
+                    Some(table.shared_bits(&e.node.id))
                 );
                 if let Some(ip) = table.ip_key(&e.node.addr) {
                     assert!(ips.insert(ip), "two entries on one IP");
-                    assert_eq!(table.by_ip.get(&ip), Some(&e.node.addr));
+                    assert_eq!(table.index.holder_of(ip), Some(e.node.addr));
                 }
                 if !member {
                     assert!(!table.is_bad(e), "bad entry left in a cache");
                 }
             }
         }
-        assert_eq!(table.by_addr.len(), addrs.len());
-        assert_eq!(table.by_ip.len(), ips.len());
+        assert_eq!(table.index.len(), addrs.len());
     }
 
     fn brute_closest(table: &RoutingTable, target: &NodeId, count: usize) -> Vec<NodeInfo> {
@@ -2067,7 +2198,7 @@ mod tests {
         );
         let cached: Vec<NodeInfo> = t.buckets[0].cache.iter().map(|e| e.node).collect();
         assert_eq!(cached, vec![b, c]);
-        assert!(!t.by_addr.contains_key(&unverified.addr) && !t.by_addr.contains_key(&a.addr));
+        assert!(!t.index.contains(&unverified.addr) && !t.index.contains(&a.addr));
         check(&t);
     }
 
