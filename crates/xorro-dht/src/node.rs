@@ -243,7 +243,7 @@ impl Node {
             next_command: 1,
             transmits: VecDeque::new(),
             transmit_buf: Vec::new(),
-            scratch: Vec::with_capacity(1500),
+            scratch: Vec::new(),
             reply_buffers: Default::default(),
             events: VecDeque::new(),
             stats: Stats::default(),
