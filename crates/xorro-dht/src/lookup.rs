@@ -64,6 +64,11 @@ pub(crate) struct Leg {
 }
 
 impl Leg {
+    /// Bytes of the candidate list on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.candidates.capacity() * std::mem::size_of::<Candidate>()
+    }
+
     pub fn new(family: Family, target: NodeId, max: usize) -> Self {
         Leg {
             family,

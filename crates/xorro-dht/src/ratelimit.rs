@@ -286,6 +286,12 @@ impl InboundLimiter {
         self.forget(at, source)
     }
 
+    /// Bytes the limiter holds on the heap (the ring and its index, by capacity).
+    pub fn heap_bytes(&self) -> usize {
+        self.ring.capacity() * std::mem::size_of::<Source>()
+            + self.index.capacity() * (std::mem::size_of::<u32>() + 1)
+    }
+
     /// Sources tracked now (never more than `tracked_ips_max`).
     pub fn len(&self) -> usize {
         self.ring.len()

@@ -160,25 +160,91 @@ pub enum NodeState {
 }
 
 /// What the table knows about one contact.
+///
+/// 88 bytes: the times are [`Stamp`]s (8 bytes each instead of 16 for an `Option<Instant>`)
+/// and the RTT is nanoseconds in a `u32`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     node: NodeInfo,
-    last_response: Option<Instant>,
-    last_query_from: Option<Instant>,
+    last_response: Stamp,
+    last_query_from: Stamp,
+    pinged_at: Stamp,
+    rtt: Rtt,
     failures: u8,
-    rtt: Option<Duration>,
-    pinged_at: Option<Instant>,
+}
+
+/// An optional instant in 8 bytes: signed nanoseconds from a process-wide anchor (the first
+/// instant any routing table was given), `i64::MIN` for none. Exact: the same `Instant` comes
+/// back whatever the anchor, for instants within 292 years of it (beyond, they saturate), so
+/// no result depends on the anchor. Orders as `Option<Instant>` does (none first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Stamp(i64);
+
+static ANCHOR: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+impl Stamp {
+    const NONE: Stamp = Stamp(i64::MIN);
+
+    fn new(t: Instant) -> Self {
+        let anchor = *ANCHOR.get_or_init(|| t);
+        let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        Stamp(if t >= anchor {
+            nanos(t.duration_since(anchor))
+        } else {
+            -nanos(anchor.duration_since(t))
+        })
+    }
+
+    fn get(self) -> Option<Instant> {
+        if self == Self::NONE {
+            return None;
+        }
+        let anchor = *ANCHOR
+            .get()
+            .expect("a stamp other than NONE was made from an instant, which set the anchor");
+        let d = Duration::from_nanos(self.0.unsigned_abs());
+        Some(if self.0 >= 0 {
+            anchor.checked_add(d).unwrap_or(anchor)
+        } else {
+            anchor.checked_sub(d).unwrap_or(anchor)
+        })
+    }
+
+    fn is_some(self) -> bool {
+        self != Self::NONE
+    }
+}
+
+/// An optional RTT in 4 bytes: nanoseconds, `u32::MAX` for none. RTTs saturate at ~4.29 s,
+/// which changes no soft timeout unless `lookup_soft_timeout` is set above 8.6 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rtt(u32);
+
+impl Rtt {
+    const NONE: Rtt = Rtt(u32::MAX);
+
+    fn get(self) -> Option<Duration> {
+        (self != Self::NONE).then(|| Duration::from_nanos(u64::from(self.0)))
+    }
+}
+
+impl From<Option<Duration>> for Rtt {
+    fn from(d: Option<Duration>) -> Self {
+        d.map_or(Self::NONE, |d| {
+            Rtt(u32::try_from(d.as_nanos()).map_or(u32::MAX - 1, |n| n.min(u32::MAX - 1)))
+        })
+    }
 }
 
 impl Entry {
     fn new(node: NodeInfo) -> Self {
         Self {
             node,
-            last_response: None,
-            last_query_from: None,
+            last_response: Stamp::NONE,
+            last_query_from: Stamp::NONE,
+            pinged_at: Stamp::NONE,
+            rtt: Rtt::NONE,
             failures: 0,
-            rtt: None,
-            pinged_at: None,
         }
     }
 
@@ -189,12 +255,12 @@ impl Entry {
 
     /// When it last answered one of our queries.
     pub fn last_response(&self) -> Option<Instant> {
-        self.last_response
+        self.last_response.get()
     }
 
     /// When it last sent us a query.
     pub fn last_query_from(&self) -> Option<Instant> {
-        self.last_query_from
+        self.last_query_from.get()
     }
 
     /// Queries it failed to answer since its last answer.
@@ -204,19 +270,19 @@ impl Entry {
 
     /// Smoothed round-trip time (EWMA with gain 1/8, as TCP's SRTT).
     pub fn rtt(&self) -> Option<Duration> {
-        self.rtt
+        self.rtt.get()
     }
 
     /// When the table last asked the caller to ping it.
     pub fn pinged_at(&self) -> Option<Instant> {
-        self.pinged_at
+        self.pinged_at.get()
     }
 
     fn verified(&self) -> bool {
         self.last_response.is_some()
     }
 
-    fn last_seen(&self) -> Option<Instant> {
+    fn last_seen(&self) -> Stamp {
         self.last_response.max(self.last_query_from)
     }
 
@@ -225,14 +291,14 @@ impl Entry {
     }
 
     fn answered(&mut self, rtt: Option<Duration>, now: Instant) {
-        self.last_response = Some(now);
+        self.last_response = Stamp::new(now);
         self.failures = 0;
-        self.pinged_at = None;
-        self.rtt = match (self.rtt, rtt) {
+        self.pinged_at = Stamp::NONE;
+        self.rtt = Rtt::from(match (self.rtt.get(), rtt) {
             (old, None) => old,
             (None, Some(sample)) => Some(sample),
             (Some(old), Some(sample)) => Some((old - old / 8).saturating_add(sample / 8)),
-        };
+        });
     }
 }
 
@@ -382,6 +448,11 @@ impl Bucket {
         let i =
             u16::try_from(self.nodes.len()).expect("a bucket holds at most BUCKET_CAPACITY_MAX");
         self.by_id.insert(at, i);
+        if self.nodes.len() == self.nodes.capacity() {
+            // Grow by k, not by doubling: a wide bucket that stops at 70 members does not keep
+            // room for 128 (entries are 88 bytes; tables are most of a node's memory).
+            self.nodes.reserve_exact(BUCKET_SIZE);
+        }
         self.nodes.push(entry);
     }
 
@@ -618,6 +689,27 @@ impl RoutingTable {
         self.buckets.iter().map(|b| b.cache.len()).sum()
     }
 
+    /// Bytes the table holds on the heap (allocated capacities times element sizes).
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let buckets: usize = self
+            .buckets
+            .iter()
+            .map(|b| {
+                b.nodes.capacity() * size_of::<Entry>()
+                    + b.by_id.capacity() * size_of::<u16>()
+                    + b.cache.capacity() * size_of::<Entry>()
+            })
+            .sum();
+        // hashbrown: one control byte a slot besides the slot itself.
+        let index = self.index.v4.capacity() * (size_of::<u64>() + 1)
+            + self.index.v6.capacity() * (size_of::<(SocketAddrV6, u8)>() + 1);
+        self.buckets.capacity() * size_of::<Bucket>()
+            + buckets
+            + index
+            + self.config.bucket_sizes_far.capacity() * size_of::<usize>()
+    }
+
     /// Number of buckets (1 to [`MAX_BUCKETS`]).
     pub fn bucket_count(&self) -> usize {
         self.buckets.len()
@@ -711,16 +803,16 @@ impl RoutingTable {
             if entry.node.id != node.id {
                 // A spoofed source or a restarted node: only an answer can tell.
                 if entry.ping_due(now, interval) {
-                    entry.pinged_at = Some(now);
+                    entry.pinged_at = Stamp::new(now);
                     return QueryOutcome::PingToVerify;
                 }
                 return QueryOutcome::Ignored(RejectReason::AddressInUse);
             }
-            entry.last_query_from = Some(now);
+            entry.last_query_from = Stamp::new(now);
             return match slot {
                 Slot::Node(_) => QueryOutcome::Member,
                 Slot::Cache(_) if ping => {
-                    entry.pinged_at = Some(now);
+                    entry.pinged_at = Stamp::new(now);
                     QueryOutcome::PingToVerify
                 }
                 Slot::Cache(_) => QueryOutcome::Cached,
@@ -744,9 +836,9 @@ impl RoutingTable {
             self.buckets[b].nodes.len() < self.capacity(b) || any_bad || self.can_split(b)
         };
         let mut entry = Entry::new(node);
-        entry.last_query_from = Some(now);
+        entry.last_query_from = Stamp::new(now);
         if wanted {
-            entry.pinged_at = Some(now);
+            entry.pinged_at = Stamp::new(now);
         }
         match self.push_cache(b, entry) {
             Ok(()) => {
@@ -872,7 +964,7 @@ impl RoutingTable {
     /// or the timeout.
     pub fn stale_to_ping(&mut self, now: Instant, max: usize) -> Vec<NodeInfo> {
         let (good, pinged) = self.horizons(now);
-        let mut stale: Vec<(Option<Instant>, usize, usize)> = Vec::new();
+        let mut stale: Vec<(Stamp, usize, usize)> = Vec::new();
         for (b, bucket) in self.buckets.iter().enumerate() {
             for (i, e) in bucket.nodes.iter().enumerate() {
                 if self.is_stale(e, good, pinged) {
@@ -886,7 +978,7 @@ impl RoutingTable {
             .into_iter()
             .map(|(_, b, i)| {
                 let e = &mut self.buckets[b].nodes[i];
-                e.pinged_at = Some(now);
+                e.pinged_at = Stamp::new(now);
                 e.node
             })
             .collect()
@@ -898,7 +990,7 @@ impl RoutingTable {
             .filter(|e| !self.is_bad(e))
             .map(|e| SavedContact {
                 node: e.node,
-                rtt: e.rtt,
+                rtt: e.rtt.get(),
             })
             .collect()
     }
@@ -923,7 +1015,7 @@ impl RoutingTable {
                 continue;
             }
             let mut entry = Entry::new(node);
-            entry.rtt = contact.rtt;
+            entry.rtt = Rtt::from(contact.rtt);
             if self.place(entry, true) {
                 members += 1;
             }
@@ -1353,7 +1445,7 @@ impl RoutingTable {
         match stale {
             Some(i) => {
                 let stale = &mut self.buckets[b].nodes[i];
-                stale.pinged_at = Some(now);
+                stale.pinged_at = Stamp::new(now);
                 Insertion::PingFirst { stale: stale.node }
             }
             None => Insertion::Cached,
@@ -1494,7 +1586,7 @@ enum Recent {
     /// `now - interval` is before the clock's origin: every instant is recent.
     Always,
     /// Instants after this one are recent.
-    After(Instant),
+    After(Stamp),
     /// A zero interval: nothing is recent.
     Never,
 }
@@ -1505,14 +1597,15 @@ impl Recent {
             return Recent::Never;
         }
         now.checked_sub(interval)
-            .map_or(Recent::Always, Recent::After)
+            .map_or(Recent::Always, |t| Recent::After(Stamp::new(t)))
     }
 
-    fn holds(self, t: Option<Instant>) -> bool {
-        match (self, t) {
-            (_, None) | (Recent::Never, _) => false,
-            (Recent::Always, Some(_)) => true,
-            (Recent::After(bound), Some(t)) => t > bound,
+    fn holds(self, t: Stamp) -> bool {
+        match self {
+            _ if !t.is_some() => false,
+            Recent::Never => false,
+            Recent::Always => true,
+            Recent::After(bound) => t > bound,
         }
     }
 }
@@ -2203,6 +2296,32 @@ mod tests {
     }
 
     #[test]
+    fn stamps_and_rtts_give_back_what_was_stored() {
+        let base = t0();
+        let mut times = vec![
+            base,
+            base + Duration::from_nanos(1),
+            base + Duration::from_secs(3 * 365 * 86_400),
+        ];
+        times.extend(base.checked_sub(Duration::from_secs(5)));
+        for t in times {
+            assert_eq!(Stamp::new(t).get(), Some(t));
+        }
+        assert_eq!(Stamp::NONE.get(), None);
+        assert!(Stamp::NONE < Stamp::new(base));
+        assert!(Stamp::new(base) < Stamp::new(base + Duration::from_nanos(1)));
+        for d in [Duration::ZERO, Duration::from_nanos(123_456_789)] {
+            assert_eq!(Rtt::from(Some(d)).get(), Some(d));
+        }
+        assert_eq!(Rtt::from(None).get(), None);
+        // Past ~4.29 s an RTT saturates rather than wrapping or turning into "none".
+        assert_eq!(
+            Rtt::from(Some(Duration::from_secs(10))).get(),
+            Some(Duration::from_nanos(u64::from(u32::MAX - 1)))
+        );
+    }
+
+    #[test]
     fn rtt_is_smoothed() {
         let mut t = RoutingTable::new(NodeId::ZERO, RoutingConfig::default());
         let n = NodeInfo::new(NodeId([0xff; 20]), v4(1));
@@ -2458,8 +2577,8 @@ mod tests {
             let (now, t) = (origin + Duration::from_millis(now_ms), origin + Duration::from_millis(t_ms));
             let interval = Duration::from_millis(interval_ms);
             let expected = now.saturating_duration_since(t) < interval;
-            prop_assert_eq!(Recent::new(now, interval).holds(Some(t)), expected);
-            prop_assert!(!Recent::new(now, interval).holds(None));
+            prop_assert_eq!(Recent::new(now, interval).holds(Stamp::new(t)), expected);
+            prop_assert!(!Recent::new(now, interval).holds(Stamp::NONE));
         }
     }
 

@@ -644,6 +644,34 @@ pub struct RunInfo {
     pub bytes_per_node: f64,
     /// `size_of::<xorro_dht::Node>()`.
     pub node_struct_bytes: u64,
+    /// Engine memory per online node once built, by part ([`xorro_dht::Node::memory_usage`],
+    /// mean over the online nodes).
+    pub node_memory_built: NodeMemory,
+}
+
+/// Mean bytes per node by part of the engine (see [`xorro_dht::MemoryUsage`]), plus what the
+/// simulator keeps per host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeMemory {
+    /// The `Node` struct itself.
+    pub node: f64,
+    /// Routing tables.
+    pub routing: f64,
+    /// Per-source rate limiter.
+    pub limiter: f64,
+    /// Peer and item stores.
+    pub stores: f64,
+    /// Requests in flight.
+    pub requests: f64,
+    /// Running lookups.
+    pub lookups: f64,
+    /// Queues and scratch buffers.
+    pub buffers: f64,
+    /// Sum of the engine's parts.
+    pub engine_total: f64,
+    /// The simulator's own state per host (host record, link coordinates, oracle entry), by
+    /// size.
+    pub simulator: f64,
 }
 
 /// Reads a field of /proc/self/status in bytes (Linux); 0 elsewhere.

@@ -1170,6 +1170,49 @@ impl Simulation {
         (self.hosts.len(), self.online.len(), nat, adv)
     }
 
+    /// Mean engine memory per online node, by part, and the simulator's own bytes per host.
+    pub fn memory_means(&self) -> crate::report::NodeMemory {
+        let mut sum = xorro_dht::MemoryUsage::default();
+        let mut n = 0usize;
+        for h in &self.hosts {
+            if let Some(node) = &h.node {
+                let m = node.memory_usage();
+                sum.node += m.node;
+                sum.routing += m.routing;
+                sum.limiter += m.limiter;
+                sum.stores += m.stores;
+                sum.requests += m.requests;
+                sum.lookups += m.lookups;
+                sum.buffers += m.buffers;
+                n += 1;
+            }
+        }
+        let d = n.max(1) as f64;
+        let hosts = self.hosts.len().max(1) as f64;
+        let pinholes: usize = self
+            .hosts
+            .iter()
+            .map(|h| h.pinholes.capacity() * std::mem::size_of::<(u32, u64)>())
+            .sum();
+        let per_host = (self.hosts.capacity() * std::mem::size_of::<Host>()
+            + self.online.capacity() * std::mem::size_of::<u32>()
+            + pinholes) as f64
+            / hosts
+            + self.link.bytes_per_host()
+            + self.oracle.bytes_per_entry();
+        crate::report::NodeMemory {
+            node: sum.node as f64 / d,
+            routing: sum.routing as f64 / d,
+            limiter: sum.limiter as f64 / d,
+            stores: sum.stores as f64 / d,
+            requests: sum.requests as f64 / d,
+            lookups: sum.lookups as f64 / d,
+            buffers: sum.buffers as f64 / d,
+            engine_total: sum.total() as f64 / d,
+            simulator: per_host,
+        }
+    }
+
     /// Mean routing-table members, replacement-cache entries, buckets, and stored peers
     /// per online node.
     pub fn table_means(&self) -> (f64, f64, f64, f64) {
