@@ -73,7 +73,10 @@ impl Leg {
         Leg {
             family,
             target,
-            candidates: Vec::with_capacity(max.min(64)),
+            // Grown as candidates come: a leg with no contacts (the IPv6 leg of a bootstrap
+            // from IPv4 seeds) costs nothing, and a finished lookup leaves fewer large holes
+            // in the heap.
+            candidates: Vec::new(),
             max: max.max(1),
         }
     }

@@ -449,9 +449,10 @@ impl Bucket {
             u16::try_from(self.nodes.len()).expect("a bucket holds at most BUCKET_CAPACITY_MAX");
         self.by_id.insert(at, i);
         if self.nodes.len() == self.nodes.capacity() {
-            // Grow by k, not by doubling: a wide bucket that stops at 70 members does not keep
-            // room for 128 (entries are 88 bytes; tables are most of a node's memory).
-            self.nodes.reserve_exact(BUCKET_SIZE);
+            // Double up to k, then grow by k: a wide bucket that stops at 70 members does not
+            // keep room for 128 (entries are 88 bytes; tables are most of a node's memory).
+            let more = self.nodes.len().clamp(4, BUCKET_SIZE);
+            self.nodes.reserve_exact(more);
         }
         self.nodes.push(entry);
     }
