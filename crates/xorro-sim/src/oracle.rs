@@ -31,6 +31,11 @@ impl Oracle {
         std::mem::size_of::<(NodeId, u32)>() as f64
     }
 
+    /// The host index of the findable node with `id`.
+    pub fn host(&self, id: &NodeId) -> Option<u32> {
+        self.ids.get(id).copied()
+    }
+
     /// Findable nodes.
     pub fn len(&self) -> usize {
         self.ids.len()

@@ -382,6 +382,36 @@ pub struct NetworkSummary {
     pub stored_peers_mean: f64,
     /// Events processed.
     pub events: u64,
+    /// What the true closest nodes that lookups missed were.
+    pub lookup_misses: MissCounts,
+}
+
+/// The true closest nodes that get_peers lookups of random targets did not return, by what
+/// they were when the lookup ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MissCounts {
+    /// True closest nodes missed, over all lookups.
+    pub missed: u64,
+    /// Of those, online for less than 10 s (since they came online, bootstrap included).
+    pub online_under_10s: u64,
+    /// Online for 10 to 60 s.
+    pub online_10_to_60s: u64,
+    /// Online for more than 60 s.
+    pub online_over_60s: u64,
+    /// Came back with their old id and state (churn).
+    pub returned: u64,
+    /// New nodes that arrived during the workload.
+    pub arrived: u64,
+    /// In the routing table (as members) of none of the other true closest nodes.
+    pub known_to_no_neighbour: u64,
+    /// Sum of the link model's RTT from the asker to the missed node (ms), for the mean.
+    pub rtt_to_asker_ms_sum: u64,
+    /// Missed nodes more than 300 ms away from the asker (link model RTT, before jitter).
+    pub rtt_to_asker_over_300ms: u64,
+    /// The true closest nodes that the same lookups found.
+    pub found_alongside: u64,
+    /// Of those, more than 300 ms away from the asker.
+    pub found_rtt_over_300ms: u64,
 }
 
 /// The engine's own counters, summed over every node.
@@ -508,6 +538,7 @@ impl Report {
                 table_buckets_mean: round3(buckets),
                 stored_peers_mean: round3(peers),
                 events: t.events,
+                lookup_misses: sim.misses().clone(),
             },
             traffic: sim.traffic().clone(),
             engine: EngineCounters {
