@@ -47,5 +47,5 @@ pub use config::{Config, K};
 pub use event::{
     CommandError, CommandId, DropCounts, Event, LookupStats, Outcome, QueryCounts, Scrape, Stats,
 };
-pub use node::{ItemTarget, Node, PutRequest, Snapshot, StartError};
+pub use node::{ItemTarget, MemoryUsage, Node, PutRequest, Snapshot, StartError};
 pub use store::StoredItem as Item;

@@ -64,11 +64,19 @@ pub(crate) struct Leg {
 }
 
 impl Leg {
+    /// Bytes of the candidate list on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.candidates.capacity() * std::mem::size_of::<Candidate>()
+    }
+
     pub fn new(family: Family, target: NodeId, max: usize) -> Self {
         Leg {
             family,
             target,
-            candidates: Vec::with_capacity(max.min(64)),
+            // Grown as candidates come: a leg with no contacts (the IPv6 leg of a bootstrap
+            // from IPv4 seeds) costs nothing, and a finished lookup leaves fewer large holes
+            // in the heap.
+            candidates: Vec::new(),
             max: max.max(1),
         }
     }

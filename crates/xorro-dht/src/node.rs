@@ -176,6 +176,11 @@ pub struct Node {
     rto: RttEstimator,
 }
 
+/// Capacity a drained transmit buffer keeps (bytes): one large datagram.
+const KEEP_TRANSMIT_BYTES: usize = 1500;
+/// Capacity a drained transmit or event queue keeps (entries): a reply or two.
+const KEEP_QUEUED: usize = 4;
+
 /// The shortest soft timeout: below it, jitter alone would make requests look slow.
 const MIN_SOFT_TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -204,6 +209,40 @@ impl RttEstimator {
     fn timeout(&self) -> Option<Duration> {
         self.srtt
             .map(|s| (s + self.rttvar * 4).max(MIN_SOFT_TIMEOUT))
+    }
+}
+
+/// Bytes a node holds, by part: see [`Node::memory_usage`]. Heap parts count allocated
+/// capacities times element sizes; the B-tree maps (stores, requests in flight) count their
+/// elements only, so the figures are a lower bound of what the allocator gives out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// `size_of::<Node>()`: the node itself, with its config and the inline parts of all below.
+    pub node: usize,
+    /// Both routing tables: buckets, members, replacement caches, the address index.
+    pub routing: usize,
+    /// The per-source rate limiter.
+    pub limiter: usize,
+    /// Peers and BEP 44 items stored for the network.
+    pub stores: usize,
+    /// Requests in flight.
+    pub requests: usize,
+    /// Running lookups: their candidates, peers and item.
+    pub lookups: usize,
+    /// Queued datagrams and events, reply buffers, BEP 42 votes.
+    pub buffers: usize,
+}
+
+impl MemoryUsage {
+    /// The sum of the parts.
+    pub fn total(&self) -> usize {
+        self.node
+            + self.routing
+            + self.limiter
+            + self.stores
+            + self.requests
+            + self.lookups
+            + self.buffers
     }
 }
 
@@ -302,6 +341,42 @@ impl Node {
         &self.items
     }
 
+    /// Bytes held by this node, by part (to find what a large simulation or a busy node spends
+    /// its memory on).
+    pub fn memory_usage(&self) -> MemoryUsage {
+        use std::mem::size_of;
+        let lookups = self
+            .lookups
+            .values()
+            .map(|l| {
+                size_of::<(CommandId, Lookup)>()
+                    + l.legs.capacity() * size_of::<Leg>()
+                    + l.legs.iter().map(Leg::heap_bytes).sum::<usize>()
+                    + l.peers.capacity() * size_of::<SocketAddr>()
+                    + l.peers_seen.len() * size_of::<SocketAddr>()
+                    + l.samples.len() * size_of::<InfoHash>()
+            })
+            .sum();
+        let votes: usize = self
+            .ip_votes
+            .values()
+            .map(|v| size_of::<(IpAddr, BTreeSet<IpAddr>)>() + v.len() * size_of::<IpAddr>())
+            .sum();
+        MemoryUsage {
+            node: size_of::<Node>(),
+            routing: self.table4.heap_bytes() + self.table6.heap_bytes(),
+            limiter: self.limiter.heap_bytes(),
+            stores: self.peers.heap_bytes() + self.items.heap_bytes(),
+            requests: self.requests.heap_bytes(),
+            lookups,
+            buffers: self.transmits.capacity() * size_of::<Transmit>()
+                + self.transmit_buf.capacity()
+                + self.events.capacity() * size_of::<Event>()
+                + self.reply_buffers.heap_bytes()
+                + votes,
+        }
+    }
+
     /// Lookups running now.
     pub fn lookups_running(&self) -> usize {
         self.lookups.values().filter(|l| !l.internal).count()
@@ -317,6 +392,14 @@ impl Node {
         buf.extend_from_slice(&self.transmit_buf[t.range]);
         if self.transmits.is_empty() {
             self.transmit_buf.clear();
+            // A burst (joining, a maintenance round) leaves large buffers behind: give them
+            // back, keeping what one datagram needs.
+            if self.transmit_buf.capacity() > KEEP_TRANSMIT_BYTES {
+                self.transmit_buf = Vec::new();
+            }
+            if self.transmits.capacity() > KEEP_QUEUED {
+                self.transmits = VecDeque::new();
+            }
         }
         self.stats.datagrams_out += 1;
         Some(t.to)
@@ -341,7 +424,11 @@ impl Node {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if self.events.is_empty() && self.events.capacity() > KEEP_QUEUED {
+            self.events = VecDeque::new();
+        }
+        e
     }
 
     pub(crate) fn push_event(&mut self, e: Event) {
@@ -1646,5 +1733,32 @@ mod tests {
         }
         assert!(e.timeout().is_some_and(|t| t < Duration::from_millis(110)));
         assert_eq!(e.timeout().map(|t| t >= MIN_SOFT_TIMEOUT), Some(true));
+    }
+
+    #[test]
+    fn drained_queues_give_their_memory_back() {
+        #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
+        let now = Instant::now();
+        let mut node = Node::new(Config::default(), now);
+        // A bootstrap from 200 seeds queues a burst of datagrams at once.
+        let seeds: Vec<SocketAddr> = (0..200u16)
+            .map(|i| SocketAddr::from(([127, 0, 0, 1], 10_000 + i)))
+            .collect();
+        node.start_bootstrap(&seeds, now)
+            .expect("a bootstrap starts");
+        let queued = node.memory_usage().buffers;
+        let mut buf = Vec::new();
+        let mut sent = 0;
+        while node.poll_transmit(&mut buf).is_some() {
+            sent += 1;
+        }
+        while node.poll_event().is_some() {}
+        assert!(sent > KEEP_QUEUED, "a burst was queued ({sent} datagrams)");
+        let left = node.memory_usage().buffers;
+        let bound = KEEP_TRANSMIT_BYTES
+            + KEEP_QUEUED * (std::mem::size_of::<Transmit>() + std::mem::size_of::<Event>())
+            + node.reply_buffers.heap_bytes();
+        assert!(left <= bound, "{left} bytes kept, at most {bound} expected");
+        assert!(left < queued, "{left} bytes kept of {queued}");
     }
 }

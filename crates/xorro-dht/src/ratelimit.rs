@@ -27,6 +27,13 @@
 //! so eviction loses nothing unless more than `tracked_ips_max` sources are all sending at
 //! once; then the global [`OutgoingBudget`] still caps what the node sends back.
 //!
+//! The same fact keeps the map small: before a new source takes a new position, a second
+//! cursor looks at the next two positions of the ring and reuses one whose bucket is full
+//! again (its TAT is not after `now`). Forgetting such a source changes no decision, and the
+//! ring stays about as large as the set of sources that sent within the last few
+//! `1 / rate` intervals (tens of entries on a node of a million-node network) instead of
+//! filling up to `tracked_ips_max` with sources that sent once.
+//!
 //! # Outgoing: [`OutgoingBudget`]
 //!
 //! One bucket for every datagram the node sends. The node asks [`OutgoingBudget::try_take`]
@@ -173,6 +180,9 @@ pub struct InboundLimiter {
     hasher: foldhash::fast::RandomState,
     /// The next ring position the hand looks at.
     hand: usize,
+    /// The next ring position checked for a source whose bucket is full again (separate from
+    /// the CLOCK hand, which only moves to evict).
+    sweep: usize,
     evicted: u64,
 }
 
@@ -186,6 +196,7 @@ impl InboundLimiter {
             index: HashTable::new(),
             hasher: foldhash::fast::RandomState::default(),
             hand: 0,
+            sweep: 0,
             evicted: 0,
         }
     }
@@ -211,7 +222,9 @@ impl InboundLimiter {
             tat,
             seen: false,
         };
-        let at = if self.ring.len() < self.max {
+        let at = if let Some(at) = self.refilled_near_hand(now) {
+            self.forget(at, source)
+        } else if self.ring.len() < self.max {
             if self.ring.len() == self.ring.capacity() {
                 // Grow by doubling, but never past the cap.
                 let more = self.ring.len().max(16).min(self.max - self.ring.len());
@@ -228,6 +241,36 @@ impl InboundLimiter {
         allowed
     }
 
+    /// A position at or just past the sweep whose source has a full bucket again (its TAT is
+    /// not after `now`): tracking it changes nothing, since a source seen for the first time
+    /// gets a full bucket too. Looks at two positions and moves the sweep past them, so that
+    /// the ring stays about as large as the set of sources sending at once rather than growing
+    /// to `tracked_ips_max` with one-off sources.
+    fn refilled_near_hand(&mut self, now: Instant) -> Option<usize> {
+        let len = self.ring.len();
+        if len == 0 {
+            return None;
+        }
+        for _ in 0..2.min(len) {
+            let at = self.sweep % len;
+            self.sweep = (at + 1) % len;
+            if self.ring[at].tat <= now {
+                return Some(at);
+            }
+        }
+        None
+    }
+
+    /// Puts `source` at ring position `at`, forgetting the source there. Returns `at`.
+    fn forget(&mut self, at: usize, source: Source) -> usize {
+        let old = std::mem::replace(&mut self.ring[at], source).key;
+        let hash = self.hasher.hash_one(old);
+        if let Ok(entry) = self.index.find_entry(hash, |&i| i as usize == at) {
+            entry.remove();
+        }
+        at
+    }
+
     /// The ring is full: moves the hand to the first source not seen since it last passed,
     /// clearing the marks on the way, and puts `source` in its place. Returns the position.
     fn evict_for(&mut self, source: Source) -> usize {
@@ -239,13 +282,14 @@ impl InboundLimiter {
         }
         let at = self.hand;
         self.hand = (at + 1) % len;
-        let old = std::mem::replace(&mut self.ring[at], source).key;
-        let hash = self.hasher.hash_one(old);
-        if let Ok(entry) = self.index.find_entry(hash, |&i| i as usize == at) {
-            entry.remove();
-        }
         self.evicted += 1;
-        at
+        self.forget(at, source)
+    }
+
+    /// Bytes the limiter holds on the heap (the ring and its index, by capacity).
+    pub fn heap_bytes(&self) -> usize {
+        self.ring.capacity() * std::mem::size_of::<Source>()
+            + self.index.capacity() * (std::mem::size_of::<u32>() + 1)
     }
 
     /// Sources tracked now (never more than `tracked_ips_max`).
@@ -420,6 +464,52 @@ mod tests {
         assert!(lim.allow(v4(5), start));
         assert_eq!(lim.len(), 5);
         check(&lim);
+    }
+
+    #[test]
+    fn sources_with_full_buckets_again_are_forgotten_first() {
+        let start = t0();
+        let mut lim = InboundLimiter::new(&config(10.0, 5, 10_000));
+        // 1000 sources, one packet each, 200 ms apart: each bucket is full again (TAT + 100
+        // ms) before the next source arrives, so the ring never needs a second position.
+        for i in 0..1000u32 {
+            let now = start + Duration::from_millis(200 * u64::from(i));
+            assert!(lim.allow(v4(0x1000_0000 + i), now));
+            assert_eq!(lim.len(), 1);
+            check(&lim);
+        }
+        assert_eq!(lim.evicted(), 0, "nothing was forgotten for lack of room");
+        // Ten sources at once all need their own position.
+        let now = start + Duration::from_secs(1000);
+        for i in 0..10u32 {
+            assert!(lim.allow(v4(0x2000_0000 + i), now));
+        }
+        assert!(lim.len() >= 10);
+        check(&lim);
+    }
+
+    proptest! {
+        /// With room for every source, the limiter decides exactly as one GCRA bucket per
+        /// source that is never forgotten (forgetting a full bucket changes nothing).
+        #[test]
+        fn same_decisions_as_buckets_never_forgotten(
+            events in prop::collection::vec((0u32..30, 0u64..400), 1..500),
+        ) {
+            let start = t0();
+            let (rate, burst) = (4.0, 3u32);
+            let mut lim = InboundLimiter::new(&config(rate, burst, 30));
+            let gcra = Gcra::new(rate, burst);
+            let mut model: std::collections::HashMap<u32, Instant> = Default::default();
+            let mut now = start;
+            for (src, dt_ms) in events {
+                now += Duration::from_millis(dt_ms);
+                let tat = model.entry(src).or_insert(now);
+                let expected = gcra.take(tat, now);
+                prop_assert_eq!(lim.allow(v4(src), now), expected);
+                check(&lim);
+            }
+            prop_assert_eq!(lim.evicted(), 0);
+        }
     }
 
     #[test]

@@ -55,8 +55,8 @@
 //! result is computed by walking the buckets in order.
 
 use std::collections::VecDeque;
-use std::collections::hash_map::Entry as Entry_;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::hash::BuildHasher;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -64,8 +64,7 @@ use rand::Rng;
 use tracing::debug;
 use xorro_wire::{ID_LEN, NodeId, NodeInfo};
 
-/// The point-lookup indexes: a fast hash with a per-process random seed, never iterated.
-type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+use hashbrown::HashTable;
 
 /// BEP 5: "Each bucket can only hold K nodes, currently eight, before becoming 'full.'"
 pub const BUCKET_SIZE: usize = 8;
@@ -173,25 +172,91 @@ pub enum NodeState {
 }
 
 /// What the table knows about one contact.
+///
+/// 88 bytes: the times are [`Stamp`]s (8 bytes each instead of 16 for an `Option<Instant>`)
+/// and the RTT is nanoseconds in a `u32`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     node: NodeInfo,
-    last_response: Option<Instant>,
-    last_query_from: Option<Instant>,
+    last_response: Stamp,
+    last_query_from: Stamp,
+    pinged_at: Stamp,
+    rtt: Rtt,
     failures: u8,
-    rtt: Option<Duration>,
-    pinged_at: Option<Instant>,
+}
+
+/// An optional instant in 8 bytes: signed nanoseconds from a process-wide anchor (the first
+/// instant any routing table was given), `i64::MIN` for none. Exact: the same `Instant` comes
+/// back whatever the anchor, for instants within 292 years of it (beyond, they saturate), so
+/// no result depends on the anchor. Orders as `Option<Instant>` does (none first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Stamp(i64);
+
+static ANCHOR: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+impl Stamp {
+    const NONE: Stamp = Stamp(i64::MIN);
+
+    fn new(t: Instant) -> Self {
+        let anchor = *ANCHOR.get_or_init(|| t);
+        let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        Stamp(if t >= anchor {
+            nanos(t.duration_since(anchor))
+        } else {
+            -nanos(anchor.duration_since(t))
+        })
+    }
+
+    fn get(self) -> Option<Instant> {
+        if self == Self::NONE {
+            return None;
+        }
+        let anchor = *ANCHOR
+            .get()
+            .expect("a stamp other than NONE was made from an instant, which set the anchor");
+        let d = Duration::from_nanos(self.0.unsigned_abs());
+        Some(if self.0 >= 0 {
+            anchor.checked_add(d).unwrap_or(anchor)
+        } else {
+            anchor.checked_sub(d).unwrap_or(anchor)
+        })
+    }
+
+    fn is_some(self) -> bool {
+        self != Self::NONE
+    }
+}
+
+/// An optional RTT in 4 bytes: nanoseconds, `u32::MAX` for none. RTTs saturate at ~4.29 s,
+/// which changes no soft timeout unless `lookup_soft_timeout` is set above 8.6 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rtt(u32);
+
+impl Rtt {
+    const NONE: Rtt = Rtt(u32::MAX);
+
+    fn get(self) -> Option<Duration> {
+        (self != Self::NONE).then(|| Duration::from_nanos(u64::from(self.0)))
+    }
+}
+
+impl From<Option<Duration>> for Rtt {
+    fn from(d: Option<Duration>) -> Self {
+        d.map_or(Self::NONE, |d| {
+            Rtt(u32::try_from(d.as_nanos()).map_or(u32::MAX - 1, |n| n.min(u32::MAX - 1)))
+        })
+    }
 }
 
 impl Entry {
     fn new(node: NodeInfo) -> Self {
         Self {
             node,
-            last_response: None,
-            last_query_from: None,
+            last_response: Stamp::NONE,
+            last_query_from: Stamp::NONE,
+            pinged_at: Stamp::NONE,
+            rtt: Rtt::NONE,
             failures: 0,
-            rtt: None,
-            pinged_at: None,
         }
     }
 
@@ -202,12 +267,12 @@ impl Entry {
 
     /// When it last answered one of our queries.
     pub fn last_response(&self) -> Option<Instant> {
-        self.last_response
+        self.last_response.get()
     }
 
     /// When it last sent us a query.
     pub fn last_query_from(&self) -> Option<Instant> {
-        self.last_query_from
+        self.last_query_from.get()
     }
 
     /// Queries it failed to answer since its last answer.
@@ -217,12 +282,12 @@ impl Entry {
 
     /// Smoothed round-trip time (EWMA with gain 1/8, as TCP's SRTT).
     pub fn rtt(&self) -> Option<Duration> {
-        self.rtt
+        self.rtt.get()
     }
 
     /// When the table last asked the caller to ping it.
     pub fn pinged_at(&self) -> Option<Instant> {
-        self.pinged_at
+        self.pinged_at.get()
     }
 
     fn verified(&self) -> bool {
@@ -230,11 +295,11 @@ impl Entry {
     }
 
     /// When it last queried us or we last pinged it: how fresh an unverified contact is.
-    fn last_heard(&self) -> Option<Instant> {
+    fn last_heard(&self) -> Stamp {
         self.last_query_from.max(self.pinged_at)
     }
 
-    fn last_seen(&self) -> Option<Instant> {
+    fn last_seen(&self) -> Stamp {
         self.last_response.max(self.last_query_from)
     }
 
@@ -243,14 +308,14 @@ impl Entry {
     }
 
     fn answered(&mut self, rtt: Option<Duration>, now: Instant) {
-        self.last_response = Some(now);
+        self.last_response = Stamp::new(now);
         self.failures = 0;
-        self.pinged_at = None;
-        self.rtt = match (self.rtt, rtt) {
+        self.pinged_at = Stamp::NONE;
+        self.rtt = Rtt::from(match (self.rtt.get(), rtt) {
             (old, None) => old,
             (None, Some(sample)) => Some(sample),
             (Some(old), Some(sample)) => Some((old - old / 8).saturating_add(sample / 8)),
-        };
+        });
     }
 }
 
@@ -407,6 +472,12 @@ impl Bucket {
         let i =
             u16::try_from(self.nodes.len()).expect("a bucket holds at most BUCKET_CAPACITY_MAX");
         self.by_id.insert(at, i);
+        if self.nodes.len() == self.nodes.capacity() {
+            // Double up to k, then grow by k: a wide bucket that stops at 70 members does not
+            // keep room for 128 (entries are 88 bytes; tables are most of a node's memory).
+            let more = self.nodes.len().clamp(4, BUCKET_SIZE);
+            self.nodes.reserve_exact(more);
+        }
         self.nodes.push(entry);
     }
 
@@ -437,6 +508,160 @@ impl Bucket {
     }
 }
 
+/// The index of every entry (members and cache) by address: address -> bits its id shares
+/// with ours (which gives the bucket, splits or not: bucket `min(shared, buckets - 1)`). It
+/// also finds the entry holding an IP address for the one-node-per-IP rule.
+///
+/// An IPv4 entry costs 8 bytes (IP, port and shared bits packed in one word) plus hashbrown's
+/// control byte, instead of a `SocketAddr` key (32 bytes) in one map and an `IpAddr` key with a
+/// `SocketAddr` value in another. Entries subject to the IP rule are hashed by their canonical
+/// IP alone, so that the holder of an IP is found with the same probe as an address; the
+/// others (the rule is off, or exempt loopback) by the whole address. Subjection depends only
+/// on the IP and the configuration, so an address is always hashed the same way.
+///
+/// A hash table with a per-process random seed, so hostile addresses cannot be chosen to
+/// collide; point lookups only, never iterated (results do not depend on the seed).
+#[derive(Debug, Clone, Default)]
+struct AddrIndex {
+    /// `SocketAddr::V4` entries: `ip << 32 | port << 16 | shared`.
+    v4: HashTable<u64>,
+    /// `SocketAddr::V6` entries (IPv6, or IPv4-mapped).
+    v6: HashTable<(SocketAddrV6, u8)>,
+    keying: Keying,
+}
+
+/// How an address is hashed in [`AddrIndex`].
+#[derive(Debug, Clone, Default)]
+struct Keying {
+    hasher: foldhash::fast::RandomState,
+    one_node_per_ip: bool,
+    exempt_loopback: bool,
+}
+
+fn pack_v4(a: &SocketAddrV4, shared: u8) -> u64 {
+    (u64::from(a.ip().to_bits()) << 32) | (u64::from(a.port()) << 16) | u64::from(shared)
+}
+
+fn unpack_v4(w: u64) -> SocketAddrV4 {
+    // The high word is the IP, the next 16 bits the port: the casts take exactly those.
+    SocketAddrV4::new(Ipv4Addr::from_bits((w >> 32) as u32), (w >> 16) as u16)
+}
+
+impl Keying {
+    /// The IP the one-node-per-IP rule keys `addr` by, if the rule applies to it.
+    fn ip_key(&self, addr: &SocketAddr) -> Option<IpAddr> {
+        if !self.one_node_per_ip {
+            return None;
+        }
+        let ip = addr.ip().to_canonical();
+        if self.exempt_loopback && ip.is_loopback() {
+            return None;
+        }
+        Some(ip)
+    }
+
+    fn hash(&self, addr: &SocketAddr) -> u64 {
+        match self.ip_key(addr) {
+            Some(ip) => self.hasher.hash_one(ip),
+            None => self.hasher.hash_one(addr),
+        }
+    }
+}
+
+impl AddrIndex {
+    fn new(config: &RoutingConfig) -> Self {
+        Self {
+            keying: Keying {
+                hasher: foldhash::fast::RandomState::default(),
+                one_node_per_ip: config.one_node_per_ip,
+                exempt_loopback: config.one_node_per_ip_exempt_loopback,
+            },
+            ..Self::default()
+        }
+    }
+
+    fn ip_key(&self, addr: &SocketAddr) -> Option<IpAddr> {
+        self.keying.ip_key(addr)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    fn clear(&mut self) {
+        self.v4.clear();
+        self.v6.clear();
+    }
+
+    /// The shared bits recorded for `addr`.
+    fn get(&self, addr: &SocketAddr) -> Option<u8> {
+        let hash = self.keying.hash(addr);
+        match addr {
+            SocketAddr::V4(a) => {
+                let key = pack_v4(a, 0) >> 16;
+                self.v4
+                    .find(hash, |&w| w >> 16 == key)
+                    .map(|&w| (w & 0xff) as u8)
+            }
+            SocketAddr::V6(a) => self.v6.find(hash, |(k, _)| k == a).map(|&(_, s)| s),
+        }
+    }
+
+    fn contains(&self, addr: &SocketAddr) -> bool {
+        self.get(addr).is_some()
+    }
+
+    /// Records `addr` (not in the index) with `shared`.
+    fn insert(&mut self, addr: &SocketAddr, shared: u8) {
+        let keying = &self.keying;
+        let hash = keying.hash(addr);
+        match addr {
+            SocketAddr::V4(a) => {
+                self.v4.insert_unique(hash, pack_v4(a, shared), |w| {
+                    keying.hash(&SocketAddr::V4(unpack_v4(*w)))
+                });
+            }
+            SocketAddr::V6(a) => {
+                self.v6.insert_unique(hash, (*a, shared), |(a, _)| {
+                    keying.hash(&SocketAddr::V6(*a))
+                });
+            }
+        }
+    }
+
+    /// Forgets `addr`.
+    fn remove(&mut self, addr: &SocketAddr) {
+        let hash = self.keying.hash(addr);
+        match addr {
+            SocketAddr::V4(a) => {
+                let key = pack_v4(a, 0) >> 16;
+                if let Ok(e) = self.v4.find_entry(hash, |&w| w >> 16 == key) {
+                    e.remove();
+                }
+            }
+            SocketAddr::V6(a) => {
+                if let Ok(e) = self.v6.find_entry(hash, |(k, _)| k == a) {
+                    e.remove();
+                }
+            }
+        }
+    }
+
+    /// The address of the entry on IP `ip` (canonical, subject to the rule).
+    fn holder_of(&self, ip: IpAddr) -> Option<SocketAddr> {
+        let hash = self.keying.hasher.hash_one(ip);
+        if let IpAddr::V4(v4) = ip
+            && let Some(&w) = self.v4.find(hash, |&w| (w >> 32) as u32 == v4.to_bits())
+        {
+            return Some(SocketAddr::V4(unpack_v4(w)));
+        }
+        self.v6
+            .find(hash, |(a, _)| a.ip().to_canonical() == ip)
+            .map(|&(a, _)| SocketAddr::V6(a))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
     Node(usize),
@@ -450,11 +675,8 @@ pub struct RoutingTable {
     config: RoutingConfig,
     /// Never empty; at most [`MAX_BUCKETS`].
     buckets: Vec<Bucket>,
-    /// Every entry, members and cache: address -> bits its id shares with ours (which gives
-    /// the bucket, splits or not: bucket `min(shared, buckets - 1)`).
-    by_addr: HashMap<SocketAddr, u8>,
-    /// Every entry subject to the one-node-per-IP rule: canonical IP -> address.
-    by_ip: HashMap<IpAddr, SocketAddr>,
+    /// Every entry, members and cache, by address (and by IP for the one-node-per-IP rule).
+    index: AddrIndex,
 }
 
 impl RoutingTable {
@@ -462,10 +684,9 @@ impl RoutingTable {
     pub fn new(own_id: NodeId, config: RoutingConfig) -> Self {
         Self {
             own_id,
+            index: AddrIndex::new(&config),
             config,
             buckets: vec![Bucket::default()],
-            by_addr: HashMap::default(),
-            by_ip: HashMap::default(),
         }
     }
 
@@ -492,6 +713,27 @@ impl RoutingTable {
     /// Number of contacts waiting in the replacement caches.
     pub fn cached_len(&self) -> usize {
         self.buckets.iter().map(|b| b.cache.len()).sum()
+    }
+
+    /// Bytes the table holds on the heap (allocated capacities times element sizes).
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let buckets: usize = self
+            .buckets
+            .iter()
+            .map(|b| {
+                b.nodes.capacity() * size_of::<Entry>()
+                    + b.by_id.capacity() * size_of::<u16>()
+                    + b.cache.capacity() * size_of::<Entry>()
+            })
+            .sum();
+        // hashbrown: one control byte a slot besides the slot itself.
+        let index = self.index.v4.capacity() * (size_of::<u64>() + 1)
+            + self.index.v6.capacity() * (size_of::<(SocketAddrV6, u8)>() + 1);
+        self.buckets.capacity() * size_of::<Bucket>()
+            + buckets
+            + index
+            + self.config.bucket_sizes_far.capacity() * size_of::<usize>()
     }
 
     /// Number of buckets (1 to [`MAX_BUCKETS`]).
@@ -587,16 +829,16 @@ impl RoutingTable {
             if entry.node.id != node.id {
                 // A spoofed source or a restarted node: only an answer can tell.
                 if entry.ping_due(now, interval) {
-                    entry.pinged_at = Some(now);
+                    entry.pinged_at = Stamp::new(now);
                     return QueryOutcome::PingToVerify;
                 }
                 return QueryOutcome::Ignored(RejectReason::AddressInUse);
             }
-            entry.last_query_from = Some(now);
+            entry.last_query_from = Stamp::new(now);
             return match slot {
                 Slot::Node(_) => QueryOutcome::Member,
                 Slot::Cache(_) if ping => {
-                    entry.pinged_at = Some(now);
+                    entry.pinged_at = Stamp::new(now);
                     QueryOutcome::PingToVerify
                 }
                 Slot::Cache(_) => QueryOutcome::Cached,
@@ -620,7 +862,7 @@ impl RoutingTable {
         let (same_id, any_bad) = self.scan_for(b, &node.id);
         let ip_taken = self
             .ip_key(&node.addr)
-            .is_some_and(|ip| self.by_ip.contains_key(&ip));
+            .is_some_and(|ip| self.index.holder_of(ip).is_some());
         let wanted = if same_id.is_some() || ip_taken {
             if let Err(reason) = self.make_room_for(&node, false) {
                 return QueryOutcome::Ignored(reason);
@@ -633,9 +875,9 @@ impl RoutingTable {
             return QueryOutcome::Ignored(RejectReason::BucketFull);
         }
         let mut entry = Entry::new(node);
-        entry.last_query_from = Some(now);
+        entry.last_query_from = Stamp::new(now);
         if wanted {
-            entry.pinged_at = Some(now);
+            entry.pinged_at = Stamp::new(now);
         }
         match self.push_cache(b, entry) {
             Ok(()) => {
@@ -764,7 +1006,7 @@ impl RoutingTable {
     /// or the timeout.
     pub fn stale_to_ping(&mut self, now: Instant, max: usize) -> Vec<NodeInfo> {
         let (good, pinged) = self.horizons(now);
-        let mut stale: Vec<(Option<Instant>, usize, usize)> = Vec::new();
+        let mut stale: Vec<(Stamp, usize, usize)> = Vec::new();
         for (b, bucket) in self.buckets.iter().enumerate() {
             for (i, e) in bucket.nodes.iter().enumerate() {
                 if self.is_stale(e, good, pinged) {
@@ -778,7 +1020,7 @@ impl RoutingTable {
             .into_iter()
             .map(|(_, b, i)| {
                 let e = &mut self.buckets[b].nodes[i];
-                e.pinged_at = Some(now);
+                e.pinged_at = Stamp::new(now);
                 e.node
             })
             .collect()
@@ -790,7 +1032,7 @@ impl RoutingTable {
             .filter(|e| !self.is_bad(e))
             .map(|e| SavedContact {
                 node: e.node,
-                rtt: e.rtt,
+                rtt: e.rtt.get(),
             })
             .collect()
     }
@@ -809,13 +1051,13 @@ impl RoutingTable {
         for contact in contacts {
             let node = contact.node;
             if node.id == self.own_id
-                || self.by_addr.contains_key(&node.addr)
+                || self.index.contains(&node.addr)
                 || self.make_room_for(&node, false).is_err()
             {
                 continue;
             }
             let mut entry = Entry::new(node);
-            entry.rtt = contact.rtt;
+            entry.rtt = Rtt::from(contact.rtt);
             if self.place(entry, true) {
                 members += 1;
             }
@@ -832,8 +1074,7 @@ impl RoutingTable {
             return;
         }
         let old = std::mem::replace(&mut self.buckets, vec![Bucket::default()]);
-        self.by_addr.clear();
-        self.by_ip.clear();
+        self.index.clear();
         self.own_id = new_id;
         let mut waiting = Vec::new();
         for bucket in old {
@@ -945,36 +1186,20 @@ impl RoutingTable {
     }
 
     fn ip_key(&self, addr: &SocketAddr) -> Option<IpAddr> {
-        if !self.config.one_node_per_ip {
-            return None;
-        }
-        let ip = addr.ip().to_canonical();
-        if self.config.one_node_per_ip_exempt_loopback && ip.is_loopback() {
-            return None;
-        }
-        Some(ip)
+        self.index.ip_key(addr)
     }
 
     fn index(&mut self, node: &NodeInfo) {
         let shared = self.shared_bits(&node.id);
-        self.by_addr.insert(node.addr, shared);
-        if let Some(ip) = self.ip_key(&node.addr) {
-            self.by_ip.insert(ip, node.addr);
-        }
+        self.index.insert(&node.addr, shared);
     }
 
     fn unindex(&mut self, node: &NodeInfo) {
-        self.by_addr.remove(&node.addr);
-        if let Some(ip) = self.ip_key(&node.addr)
-            && let Entry_::Occupied(e) = self.by_ip.entry(ip)
-            && *e.get() == node.addr
-        {
-            e.remove();
-        }
+        self.index.remove(&node.addr);
     }
 
     fn locate(&self, addr: &SocketAddr) -> Option<(usize, Slot)> {
-        let b = self.bucket_of(*self.by_addr.get(addr)?);
+        let b = self.bucket_of(self.index.get(addr)?);
         let bucket = &self.buckets[b];
         if let Some(i) = bucket.nodes.iter().position(|e| e.node.addr == *addr) {
             return Some((b, Slot::Node(i)));
@@ -1078,11 +1303,11 @@ impl RoutingTable {
             self.evict(b, slot);
         }
         if let Some(ip) = self.ip_key(&node.addr)
-            && let Some(&other) = self.by_ip.get(&ip)
+            && let Some(other) = self.index.holder_of(ip)
         {
             let (b, slot) = self
                 .locate(&other)
-                .expect("by_ip and by_addr index the same entries");
+                .expect("the holder of an IP is an entry");
             if !self.displaceable(b, slot, verified) {
                 return Err(RejectReason::IpInUse);
             }
@@ -1138,7 +1363,7 @@ impl RoutingTable {
         let horizon = now.checked_sub(self.config.cache_turnover);
         cache.iter().any(|e| {
             !e.verified()
-                && match e.last_heard() {
+                && match e.last_heard().get() {
                     None => true,
                     Some(t) => horizon.is_some_and(|h| t <= h),
                 }
@@ -1301,7 +1526,7 @@ impl RoutingTable {
         match stale {
             Some(i) => {
                 let stale = &mut self.buckets[b].nodes[i];
-                stale.pinged_at = Some(now);
+                stale.pinged_at = Stamp::new(now);
                 Insertion::PingFirst { stale: stale.node }
             }
             None => Insertion::Cached,
@@ -1442,7 +1667,7 @@ enum Recent {
     /// `now - interval` is before the clock's origin: every instant is recent.
     Always,
     /// Instants after this one are recent.
-    After(Instant),
+    After(Stamp),
     /// A zero interval: nothing is recent.
     Never,
 }
@@ -1453,14 +1678,15 @@ impl Recent {
             return Recent::Never;
         }
         now.checked_sub(interval)
-            .map_or(Recent::Always, Recent::After)
+            .map_or(Recent::Always, |t| Recent::After(Stamp::new(t)))
     }
 
-    fn holds(self, t: Option<Instant>) -> bool {
-        match (self, t) {
-            (_, None) | (Recent::Never, _) => false,
-            (Recent::Always, Some(_)) => true,
-            (Recent::After(bound), Some(t)) => t > bound,
+    fn holds(self, t: Stamp) -> bool {
+        match self {
+            _ if !t.is_some() => false,
+            Recent::Never => false,
+            Recent::Always => true,
+            Recent::After(bound) => t > bound,
         }
     }
 }
@@ -1678,20 +1904,19 @@ mod tests {
                 assert!(ids.insert(e.node.id), "duplicate id");
                 assert!(addrs.insert(e.node.addr), "duplicate address");
                 assert_eq!(
-                    table.by_addr.get(&e.node.addr),
-                    Some(&table.shared_bits(&e.node.id))
+                    table.index.get(&e.node.addr),
+                    Some(table.shared_bits(&e.node.id))
                 );
                 if let Some(ip) = table.ip_key(&e.node.addr) {
                     assert!(ips.insert(ip), "two entries on one IP");
-                    assert_eq!(table.by_ip.get(&ip), Some(&e.node.addr));
+                    assert_eq!(table.index.holder_of(ip), Some(e.node.addr));
                 }
                 if !member {
                     assert!(!table.is_bad(e), "bad entry left in a cache");
                 }
             }
         }
-        assert_eq!(table.by_addr.len(), addrs.len());
-        assert_eq!(table.by_ip.len(), ips.len());
+        assert_eq!(table.index.len(), addrs.len());
     }
 
     fn brute_closest(table: &RoutingTable, target: &NodeId, count: usize) -> Vec<NodeInfo> {
@@ -2158,7 +2383,7 @@ mod tests {
         );
         let cached: Vec<NodeInfo> = t.buckets[0].cache.iter().map(|e| e.node).collect();
         assert_eq!(cached, vec![b, c]);
-        assert!(!t.by_addr.contains_key(&unverified.addr) && !t.by_addr.contains_key(&a.addr));
+        assert!(!t.index.contains(&unverified.addr) && !t.index.contains(&a.addr));
         check(&t);
     }
 
@@ -2190,8 +2415,35 @@ mod tests {
         // ... and a contact that answered us takes a place at once.
         let d = far(103, &mut rng);
         assert_eq!(t.on_response(d, None, now + turnover), Insertion::Cached);
-        assert!(t.by_addr.contains_key(&d.addr) && !t.by_addr.contains_key(&b.addr));
+        let cached: Vec<NodeInfo> = t.buckets[0].cache.iter().map(|e| e.node).collect();
+        assert_eq!(cached, vec![c, d], "the stalest unverified contact (a) made room");
         check(&t);
+    }
+
+    #[test]
+    fn stamps_and_rtts_give_back_what_was_stored() {
+        let base = t0();
+        let mut times = vec![
+            base,
+            base + Duration::from_nanos(1),
+            base + Duration::from_secs(3 * 365 * 86_400),
+        ];
+        times.extend(base.checked_sub(Duration::from_secs(5)));
+        for t in times {
+            assert_eq!(Stamp::new(t).get(), Some(t));
+        }
+        assert_eq!(Stamp::NONE.get(), None);
+        assert!(Stamp::NONE < Stamp::new(base));
+        assert!(Stamp::new(base) < Stamp::new(base + Duration::from_nanos(1)));
+        for d in [Duration::ZERO, Duration::from_nanos(123_456_789)] {
+            assert_eq!(Rtt::from(Some(d)).get(), Some(d));
+        }
+        assert_eq!(Rtt::from(None).get(), None);
+        // Past ~4.29 s an RTT saturates rather than wrapping or turning into "none".
+        assert_eq!(
+            Rtt::from(Some(Duration::from_secs(10))).get(),
+            Some(Duration::from_nanos(u64::from(u32::MAX - 1)))
+        );
     }
 
     #[test]
@@ -2450,8 +2702,8 @@ mod tests {
             let (now, t) = (origin + Duration::from_millis(now_ms), origin + Duration::from_millis(t_ms));
             let interval = Duration::from_millis(interval_ms);
             let expected = now.saturating_duration_since(t) < interval;
-            prop_assert_eq!(Recent::new(now, interval).holds(Some(t)), expected);
-            prop_assert!(!Recent::new(now, interval).holds(None));
+            prop_assert_eq!(Recent::new(now, interval).holds(Stamp::new(t)), expected);
+            prop_assert!(!Recent::new(now, interval).holds(Stamp::NONE));
         }
     }
 

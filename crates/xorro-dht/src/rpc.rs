@@ -72,6 +72,13 @@ impl Requests {
         }
     }
 
+    /// About how many bytes the requests in flight hold (B-tree node overhead not counted).
+    pub fn heap_bytes(&self) -> usize {
+        self.in_flight.len()
+            * (std::mem::size_of::<(u32, Request)>()
+                + 2 * std::mem::size_of::<(Instant, u32, Deadline)>())
+    }
+
     pub fn len(&self) -> usize {
         self.in_flight.len()
     }

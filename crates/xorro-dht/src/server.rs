@@ -27,6 +27,12 @@ pub(crate) struct ReplyBuffers {
     nodes6: Vec<NodeInfo>,
 }
 
+impl ReplyBuffers {
+    pub(crate) fn heap_bytes(&self) -> usize {
+        (self.nodes4.capacity() + self.nodes6.capacity()) * std::mem::size_of::<NodeInfo>()
+    }
+}
+
 impl Node {
     pub(crate) fn handle_query(
         &mut self,

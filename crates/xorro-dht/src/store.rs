@@ -353,6 +353,21 @@ impl PeerStore {
         self.torrents.len()
     }
 
+    /// About how many bytes the store holds on the heap: its elements' sizes (B-tree nodes
+    /// add up to about half as much again, not counted).
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let per_peer = size_of::<(SocketAddr, Peer)>()
+            + size_of::<(ExpiryKey, SocketAddr)>()
+            + size_of::<(ExpiryKey, InfoHash)>();
+        let per_torrent = size_of::<(InfoHash, Torrent)>()
+            + size_of::<(Rank, InfoHash)>()
+            + size_of::<InfoHash>();
+        self.peers_total * per_peer
+            + self.torrents.len() * per_torrent
+            + (self.slots.capacity() - self.slots.len()) * size_of::<InfoHash>()
+    }
+
     /// How many peers are stored over all info-hashes.
     pub fn peer_count(&self) -> usize {
         self.peers_total
@@ -860,6 +875,20 @@ impl ItemStore {
     /// The earliest expiry, when [`ItemStore::expire`] next has work to do.
     pub fn next_expiry(&self) -> Option<Instant> {
         self.expiry.first_key_value().map(|(key, _)| key.0)
+    }
+
+    /// About how many bytes the store holds on the heap: its elements' sizes and the values
+    /// (B-tree nodes add up to about half as much again, not counted).
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.items
+            .values()
+            .map(|e| {
+                size_of::<(NodeId, ItemEntry)>()
+                    + size_of::<(ExpiryKey, NodeId)>()
+                    + e.item.value().len()
+            })
+            .sum()
     }
 
     /// How many items are stored (expired ones included until [`ItemStore::expire`]).

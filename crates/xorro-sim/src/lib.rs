@@ -72,7 +72,7 @@ pub mod sim;
 use std::time::Instant;
 
 pub use output::{OutputError, write_outputs};
-pub use report::{OpKind, OpRecord, Progress, Report, RunInfo};
+pub use report::{NodeMemory, OpKind, OpRecord, Progress, Report, RunInfo};
 pub use scenario::{Behavior, Expectations, Scenario, ScenarioError};
 pub use sim::Simulation;
 
@@ -89,6 +89,7 @@ pub fn run_measured(scenario: &Scenario, progress: &mut dyn FnMut(&Progress)) ->
     sim.build(progress);
     let built = t0.elapsed().as_secs_f64();
     let rss_built = report::proc_status_bytes("VmRSS:");
+    let node_memory_built = sim.memory_means();
     sim.workload(progress);
     let total = t0.elapsed().as_secs_f64();
     let report = Report::from_simulation(&sim);
@@ -103,6 +104,7 @@ pub fn run_measured(scenario: &Scenario, progress: &mut dyn FnMut(&Progress)) ->
         rss_built_bytes: rss_built,
         bytes_per_node: rss_built.saturating_sub(rss_before) as f64 / scenario.nodes.max(1) as f64,
         node_struct_bytes: std::mem::size_of::<xorro_dht::Node>() as u64,
+        node_memory_built,
     };
     (report, info)
 }

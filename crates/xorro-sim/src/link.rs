@@ -37,6 +37,11 @@ pub struct LinkModel {
 }
 
 impl LinkModel {
+    /// Bytes of the model per host (its coordinates).
+    pub fn bytes_per_host(&self) -> f64 {
+        std::mem::size_of::<[f32; 3]>() as f64
+    }
+
     /// An empty model; `scale` is calibrated by [`LinkModel::calibrate`].
     pub fn new(access_sigma: f64) -> Self {
         LinkModel {

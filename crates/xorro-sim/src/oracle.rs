@@ -26,6 +26,16 @@ impl Oracle {
         self.ids.remove(id);
     }
 
+    /// Bytes of one entry (B-tree nodes add about half as much again, not counted).
+    pub fn bytes_per_entry(&self) -> f64 {
+        std::mem::size_of::<(NodeId, u32)>() as f64
+    }
+
+    /// The host index of the findable node with `id`.
+    pub fn host(&self, id: &NodeId) -> Option<u32> {
+        self.ids.get(id).copied()
+    }
+
     /// Findable nodes.
     pub fn len(&self) -> usize {
         self.ids.len()

@@ -358,6 +358,24 @@ pub fn markdown(r: &Report, info: Option<&RunInfo>) -> String {
         "Routing tables at the end: {:.1} members, {:.1} waiting in replacement caches, {:.1} buckets per node (mean).\n",
         n.table_members_mean, n.table_cache_mean, n.table_buckets_mean
     );
+    let m = &n.lookup_misses;
+    if m.missed > 0 {
+        let _ = writeln!(
+            o,
+            "True closest nodes that get_peers lookups missed: {} in all; online for < 10 s: {}, 10-60 s: {}, > 60 s: {}; came back with their old id: {}; new arrivals: {}; a member of none of the other true closest nodes' tables: {}; RTT from the asker: mean {:.0} ms, over 300 ms for {} (of the {} true closest nodes the same lookups found, {} were over 300 ms away).\n",
+            m.missed,
+            m.online_under_10s,
+            m.online_10_to_60s,
+            m.online_over_60s,
+            m.returned,
+            m.arrived,
+            m.known_to_no_neighbour,
+            m.rtt_to_asker_ms_sum as f64 / m.missed as f64,
+            m.rtt_to_asker_over_300ms,
+            m.found_alongside,
+            m.found_rtt_over_300ms
+        );
+    }
     let _ = writeln!(o, "## Operations\n");
     let _ = writeln!(
         o,
@@ -453,6 +471,20 @@ pub fn markdown(r: &Report, info: Option<&RunInfo>) -> String {
             i.peak_rss_bytes as f64 / 1e9,
             i.bytes_per_node,
             i.node_struct_bytes
+        );
+        let m = &i.node_memory_built;
+        let _ = writeln!(
+            o,
+            "Engine memory per node once built (`Node::memory_usage`, lower bound): node {:.0}, routing {:.0}, limiter {:.0}, stores {:.0}, requests {:.0}, lookups {:.0}, buffers {:.0}; total {:.0} bytes. Simulator per host: {:.0} bytes.\n",
+            m.node,
+            m.routing,
+            m.limiter,
+            m.stores,
+            m.requests,
+            m.lookups,
+            m.buffers,
+            m.engine_total,
+            m.simulator
         );
     }
     let _ = writeln!(

@@ -382,6 +382,36 @@ pub struct NetworkSummary {
     pub stored_peers_mean: f64,
     /// Events processed.
     pub events: u64,
+    /// What the true closest nodes that lookups missed were.
+    pub lookup_misses: MissCounts,
+}
+
+/// The true closest nodes that get_peers lookups of random targets did not return, by what
+/// they were when the lookup ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MissCounts {
+    /// True closest nodes missed, over all lookups.
+    pub missed: u64,
+    /// Of those, online for less than 10 s (since they came online, bootstrap included).
+    pub online_under_10s: u64,
+    /// Online for 10 to 60 s.
+    pub online_10_to_60s: u64,
+    /// Online for more than 60 s.
+    pub online_over_60s: u64,
+    /// Came back with their old id and state (churn).
+    pub returned: u64,
+    /// New nodes that arrived during the workload.
+    pub arrived: u64,
+    /// In the routing table (as members) of none of the other true closest nodes.
+    pub known_to_no_neighbour: u64,
+    /// Sum of the link model's RTT from the asker to the missed node (ms), for the mean.
+    pub rtt_to_asker_ms_sum: u64,
+    /// Missed nodes more than 300 ms away from the asker (link model RTT, before jitter).
+    pub rtt_to_asker_over_300ms: u64,
+    /// The true closest nodes that the same lookups found.
+    pub found_alongside: u64,
+    /// Of those, more than 300 ms away from the asker.
+    pub found_rtt_over_300ms: u64,
 }
 
 /// The engine's own counters, summed over every node.
@@ -508,6 +538,7 @@ impl Report {
                 table_buckets_mean: round3(buckets),
                 stored_peers_mean: round3(peers),
                 events: t.events,
+                lookup_misses: sim.misses().clone(),
             },
             traffic: sim.traffic().clone(),
             engine: EngineCounters {
@@ -644,6 +675,34 @@ pub struct RunInfo {
     pub bytes_per_node: f64,
     /// `size_of::<xorro_dht::Node>()`.
     pub node_struct_bytes: u64,
+    /// Engine memory per online node once built, by part ([`xorro_dht::Node::memory_usage`],
+    /// mean over the online nodes).
+    pub node_memory_built: NodeMemory,
+}
+
+/// Mean bytes per node by part of the engine (see [`xorro_dht::MemoryUsage`]), plus what the
+/// simulator keeps per host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeMemory {
+    /// The `Node` struct itself.
+    pub node: f64,
+    /// Routing tables.
+    pub routing: f64,
+    /// Per-source rate limiter.
+    pub limiter: f64,
+    /// Peer and item stores.
+    pub stores: f64,
+    /// Requests in flight.
+    pub requests: f64,
+    /// Running lookups.
+    pub lookups: f64,
+    /// Queues and scratch buffers.
+    pub buffers: f64,
+    /// Sum of the engine's parts.
+    pub engine_total: f64,
+    /// The simulator's own state per host (host record, link coordinates, oracle entry), by
+    /// size.
+    pub simulator: f64,
 }
 
 /// Reads a field of /proc/self/status in bytes (Linux); 0 elsewhere.

@@ -70,6 +70,8 @@ struct Host {
     pos: u32,
     /// NAT mappings: (remote host, last packet out), sorted by host.
     pinholes: Vec<(u32, u64)>,
+    /// When the current session began (virtual ns).
+    online_since: u64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -184,6 +186,7 @@ pub struct Simulation {
     totals: Totals,
     samples: Vec<(u64, u64, u64)>,
     workload_start: u64,
+    misses: crate::report::MissCounts,
 }
 
 impl Simulation {
@@ -228,6 +231,7 @@ impl Simulation {
             totals: Totals::default(),
             samples: Vec::new(),
             workload_start: 0,
+            misses: Default::default(),
             sc: sc.clone(),
         }
     }
@@ -278,6 +282,7 @@ impl Simulation {
             session: 0,
             pos: 0,
             pinholes: Vec::new(),
+            online_since: 0,
         });
         if sybil {
             self.sybils.push(i);
@@ -333,6 +338,7 @@ impl Simulation {
         let h = &mut self.hosts[i as usize];
         h.id = node.id();
         h.node = Some(node);
+        h.online_since = self.now;
         h.pos = u32::try_from(self.online.len()).expect("fewer than 2^32 hosts");
         self.online.push(i);
         // The node becomes part of the truth once its bootstrap finished: before that nobody
@@ -1082,12 +1088,17 @@ impl Simulation {
             ..OpRecord::default()
         };
         let asker = self.hosts[host as usize].id;
+        let (mut missed, mut missed_among) = (Vec::new(), Vec::new());
         match &outcome {
             Outcome::Peers { peers, closest, .. } => {
                 let truth = self.oracle.closest(&o.target, k, Some(&asker));
                 let got: Vec<NodeId> = closest.iter().map(|n| n.id).collect();
                 rec.closest_truth = truth.len() as u8;
                 rec.closest_found = truth.iter().filter(|t| got.contains(t)).count() as u8;
+                if o.kind == OpKind::Lookup {
+                    missed = truth.iter().filter(|t| !got.contains(t)).copied().collect();
+                    missed_among = truth;
+                }
                 if let Some(w) = o.writer {
                     rec.target_found = Some(peers.contains(&addr_of(w)));
                 }
@@ -1102,6 +1113,19 @@ impl Simulation {
                 }
             }
         }
+        for t in &missed {
+            self.count_miss(host, t, &missed_among);
+        }
+        if !missed.is_empty() {
+            // The true closest nodes these lookups did find, for comparison.
+            for t in missed_among.iter().filter(|t| !missed.contains(t)) {
+                if let Some(j) = self.oracle.host(t) {
+                    let rtt_ms = self.link.rtt_us(host as usize, j as usize) / 1000;
+                    self.misses.found_alongside += 1;
+                    self.misses.found_rtt_over_300ms += u64::from(rtt_ms > 300);
+                }
+            }
+        }
         self.records.push(rec);
         if phase == Phase::Write {
             let at = self.now + self.sc.workload.read_delay_ms * 1_000_000;
@@ -1109,6 +1133,42 @@ impl Simulation {
         } else {
             self.totals.ops_done += 1;
         }
+    }
+
+    /// Classifies a true closest node `missed` that a lookup did not return.
+    fn count_miss(&mut self, asker: u32, missed: &NodeId, truth: &[NodeId]) {
+        let Some(m) = self.oracle.host(missed) else {
+            return;
+        };
+        let h = &self.hosts[m as usize];
+        let age = self.now.saturating_sub(h.online_since);
+        let returned = h.session > 1;
+        let arrived = m as usize >= self.sc.nodes;
+        let addr = addr_of(m);
+        let known = truth.iter().filter(|t| *t != missed).any(|t| {
+            self.oracle
+                .host(t)
+                .and_then(|j| self.hosts[j as usize].node.as_ref())
+                .is_some_and(|n| n.routing_table(xorro_wire::Family::V4).contains(addr))
+        });
+        let rtt_ms = self.link.rtt_us(asker as usize, m as usize) / 1000;
+        let c = &mut self.misses;
+        c.missed += 1;
+        c.rtt_to_asker_ms_sum += rtt_ms;
+        c.rtt_to_asker_over_300ms += u64::from(rtt_ms > 300);
+        match age {
+            a if a < 10 * NS => c.online_under_10s += 1,
+            a if a <= 60 * NS => c.online_10_to_60s += 1,
+            _ => c.online_over_60s += 1,
+        }
+        c.returned += u64::from(returned);
+        c.arrived += u64::from(arrived);
+        c.known_to_no_neighbour += u64::from(!known);
+    }
+
+    /// What the true closest nodes that lookups missed were.
+    pub fn misses(&self) -> &crate::report::MissCounts {
+        &self.misses
     }
 
     // ----- results -----
@@ -1168,6 +1228,49 @@ impl Simulation {
             .filter(|h| h.flags & (F_ADVERSARY | F_SYBIL) != 0)
             .count();
         (self.hosts.len(), self.online.len(), nat, adv)
+    }
+
+    /// Mean engine memory per online node, by part, and the simulator's own bytes per host.
+    pub fn memory_means(&self) -> crate::report::NodeMemory {
+        let mut sum = xorro_dht::MemoryUsage::default();
+        let mut n = 0usize;
+        for h in &self.hosts {
+            if let Some(node) = &h.node {
+                let m = node.memory_usage();
+                sum.node += m.node;
+                sum.routing += m.routing;
+                sum.limiter += m.limiter;
+                sum.stores += m.stores;
+                sum.requests += m.requests;
+                sum.lookups += m.lookups;
+                sum.buffers += m.buffers;
+                n += 1;
+            }
+        }
+        let d = n.max(1) as f64;
+        let hosts = self.hosts.len().max(1) as f64;
+        let pinholes: usize = self
+            .hosts
+            .iter()
+            .map(|h| h.pinholes.capacity() * std::mem::size_of::<(u32, u64)>())
+            .sum();
+        let per_host = (self.hosts.capacity() * std::mem::size_of::<Host>()
+            + self.online.capacity() * std::mem::size_of::<u32>()
+            + pinholes) as f64
+            / hosts
+            + self.link.bytes_per_host()
+            + self.oracle.bytes_per_entry();
+        crate::report::NodeMemory {
+            node: sum.node as f64 / d,
+            routing: sum.routing as f64 / d,
+            limiter: sum.limiter as f64 / d,
+            stores: sum.stores as f64 / d,
+            requests: sum.requests as f64 / d,
+            lookups: sum.lookups as f64 / d,
+            buffers: sum.buffers as f64 / d,
+            engine_total: sum.total() as f64 / d,
+            simulator: per_host,
+        }
     }
 
     /// Mean routing-table members, replacement-cache entries, buckets, and stored peers

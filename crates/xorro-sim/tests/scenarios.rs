@@ -157,3 +157,33 @@ fn outputs_are_written() {
     assert_eq!(back, s);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn lookup_misses_are_each_classified_once() {
+    let s = ci_scenario(7);
+    let mut sim = xorro_sim::Simulation::new(&s);
+    sim.run(&mut |_| {});
+    let missed: u64 = sim
+        .records()
+        .iter()
+        .filter(|r| r.kind == xorro_sim::OpKind::Lookup && r.closest_truth > 0)
+        .map(|r| u64::from(r.closest_truth - r.closest_found))
+        .sum();
+    let m = sim.misses();
+    assert_eq!(
+        m.missed, missed,
+        "every missed true closest node is counted"
+    );
+    assert_eq!(
+        m.online_under_10s + m.online_10_to_60s + m.online_over_60s,
+        m.missed,
+        "each miss falls in one age bin"
+    );
+    assert!(m.returned <= m.missed && m.arrived <= m.missed);
+    assert!(m.known_to_no_neighbour <= m.missed && m.rtt_to_asker_over_300ms <= m.missed);
+    assert!(
+        m.missed > 0,
+        "with churn and loss some lookup misses a node; reproduce with: {}",
+        xorro_sim::Report::from_simulation(&sim).reproduce_command()
+    );
+}
