@@ -2416,7 +2416,11 @@ mod tests {
         let d = far(103, &mut rng);
         assert_eq!(t.on_response(d, None, now + turnover), Insertion::Cached);
         let cached: Vec<NodeInfo> = t.buckets[0].cache.iter().map(|e| e.node).collect();
-        assert_eq!(cached, vec![c, d], "the stalest unverified contact (a) made room");
+        assert_eq!(
+            cached,
+            vec![c, d],
+            "the stalest unverified contact (a) made room"
+        );
         check(&t);
     }
 
