@@ -18,7 +18,6 @@ until stdin closes or a signal ends it.
 """
 
 import argparse
-import ipaddress
 import json
 import os
 import sys
@@ -31,11 +30,8 @@ except ImportError as e:
     sys.exit(3)
 
 
-def loopback(addr: str):
-    host, port = addr.rsplit(":", 1)
-    if not ipaddress.ip_address(host).is_loopback:
-        raise SystemExit(f"bench-libtorrent-node: {addr} is not a loopback address")
-    return host, int(port)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop", "peers"))
+from lt_loopback import loopback, loopback_settings  # noqa: E402
 
 
 def main():
@@ -44,31 +40,17 @@ def main():
     ap.add_argument("--bootstrap", default="", help="comma-separated ip:port on 127.0.0.0/8")
     ap.add_argument("--fill-secs", type=float, default=5.0, help="how long to wait for the table to fill")
     args = ap.parse_args()
-    host, port = loopback(args.bind)
-    boot = [loopback(a) for a in args.bootstrap.split(",") if a]
+    try:
+        host, port = loopback(args.bind)
+        boot = [loopback(a) for a in args.bootstrap.split(",") if a]
+    except ValueError as e:
+        raise SystemExit(f"bench-libtorrent-node: {e}")
     settings = {
-        "listen_interfaces": f"{host}:{port}",
-        "outgoing_interfaces": "",
-        "enable_dht": True,
-        "dht_bootstrap_nodes": "",
-        "enable_lsd": False,
-        "enable_upnp": False,
-        "enable_natpmp": False,
-        "enable_ip_notifier": False,
-        "enable_outgoing_tcp": False,
-        "enable_outgoing_utp": False,
-        "enable_incoming_tcp": False,
-        "enable_incoming_utp": False,
+        **loopback_settings(host, port),
         "dht_upload_rate_limit": 2**31 - 1,
         # Large, but not so large that libtorrent's int arithmetic on it overflows (2**31 - 1
         # blocks every source it tracks).
         "dht_block_ratelimit": 1_000_000,
-        "dht_restrict_routing_ips": False,
-        "dht_restrict_search_ips": False,
-        "dht_enforce_node_id": False,
-        "dht_prefer_verified_node_ids": False,
-        "dht_ignore_dark_internet": False,
-        "dht_read_only": False,
         "send_socket_buffer_size": 4 << 20,
         "recv_socket_buffer_size": 4 << 20,
         "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification,

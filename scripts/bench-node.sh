@@ -63,7 +63,7 @@ PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -rf "$WORK/data" "$WORK/data-baseline"
+    rm -rf "$WORK/data-node" "$WORK/data-baseline"
 }
 trap cleanup EXIT
 
@@ -96,13 +96,20 @@ ECHO_PID=$!
 PIDS+=($ECHO_PID)
 wait_line "$WORK/echo.log" "listening" 10
 
-mkdir -p "$WORK/data"
-taskset -c "$SERVER_CPU" "$XORRO" node --port $NODE_PORT --api 127.0.0.1:$((BASE_PORT + 881)) \
-    --data-dir "$WORK/data" --bootstrap 127.0.0.1:$TESTNET_PORT --no-public-bootstrap \
-    >"$WORK/node.log" 2>&1 &
-NODE_PID=$!
-PIDS+=($NODE_PID)
-wait_line "$WORK/node.log" "xorro node running" 20
+# start_node BINARY NAME UDP_PORT API_PORT: a node on the server core, joined to the testnet;
+# sets STARTED_PID.
+start_node() {
+    mkdir -p "$WORK/data-$2"
+    taskset -c "$SERVER_CPU" "$1" node --port "$3" --api "127.0.0.1:$4" \
+        --data-dir "$WORK/data-$2" --bootstrap 127.0.0.1:$TESTNET_PORT --no-public-bootstrap \
+        >"$WORK/$2.log" 2>&1 &
+    STARTED_PID=$!
+    PIDS+=($STARTED_PID)
+    wait_line "$WORK/$2.log" "xorro node running" 20
+}
+
+start_node "$XORRO" node $NODE_PORT $((BASE_PORT + 881))
+NODE_PID=$STARTED_PID
 
 TARGETS="echo:127.0.0.1:$ECHO_PORT:$ECHO_PID xorro:127.0.0.1:$NODE_PORT:$NODE_PID"
 if [ -n "$BASELINE" ]; then
@@ -110,13 +117,8 @@ if [ -n "$BASELINE" ]; then
         echo "bench-node.sh: --baseline $BASELINE is not an executable" >&2
         exit 2
     fi
-    mkdir -p "$WORK/data-baseline"
-    taskset -c "$SERVER_CPU" "$BASELINE" node --port $((BASE_PORT + 4)) --api 127.0.0.1:$((BASE_PORT + 884)) \
-        --data-dir "$WORK/data-baseline" --bootstrap 127.0.0.1:$TESTNET_PORT --no-public-bootstrap \
-        >"$WORK/baseline.log" 2>&1 &
-    BASELINE_PID=$!
-    PIDS+=($BASELINE_PID)
-    wait_line "$WORK/baseline.log" "xorro node running" 20
+    start_node "$BASELINE" baseline $((BASE_PORT + 4)) $((BASE_PORT + 884))
+    BASELINE_PID=$STARTED_PID
     TARGETS="$TARGETS xorro-baseline:127.0.0.1:$((BASE_PORT + 4)):$BASELINE_PID"
 fi
 if [ "$LIBTORRENT" = 1 ]; then

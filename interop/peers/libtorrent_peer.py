@@ -54,7 +54,6 @@ live, LIBTORRENT_PEER_DHT_LOG=1 adds libtorrent's own DHT log).
 import argparse
 import collections
 import hashlib
-import ipaddress
 import json
 import os
 import re
@@ -71,15 +70,9 @@ except ImportError as e:  # the Rust test reports this line
     print(json.dumps({"event": "error", "error": f"cannot import libtorrent ({e}): run ./scripts/install-peers.sh"}), flush=True)
     sys.exit(3)
 
+from lt_loopback import loopback, loopback_settings  # noqa: E402 (beside this script)
+
 warnings.simplefilter("ignore", DeprecationWarning)
-
-
-def loopback(addr: str):
-    """'ip:port' -> (ip, port), refusing anything outside 127.0.0.0/8."""
-    host, port = addr.rsplit(":", 1)
-    if not ipaddress.ip_address(host).is_loopback:
-        raise ValueError(f"{addr} is not a loopback address")
-    return host, int(port)
 
 
 def raw(x) -> bytes:
@@ -109,30 +102,11 @@ class Peer:
         host, port = loopback(bind)
         self.host = host
         settings = {
-            "listen_interfaces": f"{host}:{port}",
-            "outgoing_interfaces": "",
-            "enable_dht": True,
-            # No router nodes: libtorrent never puts routers in its routing table, and the
-            # default list is public. Bootstrap is add_dht_node with loopback nodes only.
-            "dht_bootstrap_nodes": "",
-            "enable_lsd": False,
-            "enable_upnp": False,
-            "enable_natpmp": False,
-            "enable_ip_notifier": False,
-            "enable_outgoing_tcp": False,
-            "enable_outgoing_utp": False,
-            "enable_incoming_tcp": False,
-            "enable_incoming_utp": False,
+            **loopback_settings(host, port),
             "announce_to_all_trackers": False,
             "announce_to_all_tiers": False,
             "dht_block_ratelimit": 100000,
             "dht_upload_rate_limit": 1000000,
-            "dht_restrict_routing_ips": False,
-            "dht_restrict_search_ips": False,
-            "dht_enforce_node_id": False,
-            "dht_prefer_verified_node_ids": False,
-            "dht_ignore_dark_internet": False,
-            "dht_read_only": False,
             "dht_announce_interval": 10,
             "alert_mask": lt.alert.category_t.dht_notification
             | lt.alert.category_t.dht_operation_notification

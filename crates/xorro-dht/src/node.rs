@@ -233,6 +233,19 @@ pub struct MemoryUsage {
     pub buffers: usize,
 }
 
+impl std::ops::AddAssign for MemoryUsage {
+    /// Part by part (for sums over many nodes).
+    fn add_assign(&mut self, o: MemoryUsage) {
+        self.node += o.node;
+        self.routing += o.routing;
+        self.limiter += o.limiter;
+        self.stores += o.stores;
+        self.requests += o.requests;
+        self.lookups += o.lookups;
+        self.buffers += o.buffers;
+    }
+}
+
 impl MemoryUsage {
     /// The sum of the parts.
     pub fn total(&self) -> usize {

@@ -1360,14 +1360,13 @@ impl RoutingTable {
             return true;
         }
         // The stalest unverified entry is settled exactly when some unverified entry is.
-        let horizon = now.checked_sub(self.config.cache_turnover);
-        cache.iter().any(|e| {
-            !e.verified()
-                && match e.last_heard().get() {
-                    None => true,
-                    Some(t) => horizon.is_some_and(|h| t <= h),
-                }
-        })
+        // Stamps compare as the instants they hold, never-heard (`NONE`) first.
+        let horizon = now
+            .checked_sub(self.config.cache_turnover)
+            .map_or(Stamp::NONE, Stamp::new);
+        cache
+            .iter()
+            .any(|e| !e.verified() && (!e.last_heard().is_some() || e.last_heard() <= horizon))
     }
 
     /// The position of the unverified cache entry heard from least recently (never heard

@@ -117,19 +117,7 @@ fn real_main() -> anyhow::Result<bool> {
         info.bytes_per_node,
         out.display()
     );
-    let m = &info.node_memory_built;
-    println!(
-        "engine bytes per node built: node {:.0}, routing {:.0}, limiter {:.0}, stores {:.0}, requests {:.0}, lookups {:.0}, buffers {:.0}, total {:.0}; simulator per host {:.0}",
-        m.node,
-        m.routing,
-        m.limiter,
-        m.stores,
-        m.requests,
-        m.lookups,
-        m.buffers,
-        m.engine_total,
-        m.simulator
-    );
+    println!("engine bytes per node built: {}", info.node_memory_built);
     match report.failure_message() {
         Some(msg) => {
             eprintln!("{msg}");

@@ -472,19 +472,10 @@ pub fn markdown(r: &Report, info: Option<&RunInfo>) -> String {
             i.bytes_per_node,
             i.node_struct_bytes
         );
-        let m = &i.node_memory_built;
         let _ = writeln!(
             o,
-            "Engine memory per node once built (`Node::memory_usage`, lower bound): node {:.0}, routing {:.0}, limiter {:.0}, stores {:.0}, requests {:.0}, lookups {:.0}, buffers {:.0}; total {:.0} bytes. Simulator per host: {:.0} bytes.\n",
-            m.node,
-            m.routing,
-            m.limiter,
-            m.stores,
-            m.requests,
-            m.lookups,
-            m.buffers,
-            m.engine_total,
-            m.simulator
+            "Engine memory per node once built (`Node::memory_usage`, lower bound): {}.\n",
+            i.node_memory_built
         );
     }
     let _ = writeln!(

@@ -705,6 +705,25 @@ pub struct NodeMemory {
     pub simulator: f64,
 }
 
+impl std::fmt::Display for NodeMemory {
+    /// The parts, the engine's total and the simulator's share, in bytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "node {:.0}, routing {:.0}, limiter {:.0}, stores {:.0}, requests {:.0}, lookups {:.0}, buffers {:.0}; total {:.0} bytes; simulator per host {:.0} bytes",
+            self.node,
+            self.routing,
+            self.limiter,
+            self.stores,
+            self.requests,
+            self.lookups,
+            self.buffers,
+            self.engine_total,
+            self.simulator
+        )
+    }
+}
+
 /// Reads a field of /proc/self/status in bytes (Linux); 0 elsewhere.
 pub fn proc_status_bytes(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")

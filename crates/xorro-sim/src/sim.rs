@@ -1236,14 +1236,7 @@ impl Simulation {
         let mut n = 0usize;
         for h in &self.hosts {
             if let Some(node) = &h.node {
-                let m = node.memory_usage();
-                sum.node += m.node;
-                sum.routing += m.routing;
-                sum.limiter += m.limiter;
-                sum.stores += m.stores;
-                sum.requests += m.requests;
-                sum.lookups += m.lookups;
-                sum.buffers += m.buffers;
+                sum += node.memory_usage();
                 n += 1;
             }
         }
