@@ -216,6 +216,39 @@ pub struct Status {
     pub uptime: Duration,
     /// Whether it is read-only (BEP 43).
     pub read_only: bool,
+    /// Datagrams lost at the sockets, before or after the engine.
+    pub socket_errors: SocketErrors,
+}
+
+/// Datagrams the driver lost at its sockets (the engine's own drops are in [`Stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketErrors {
+    /// Datagrams the kernel refused to send (unreachable address, no route, ...), each
+    /// dropped while the rest of its batch went on.
+    pub send_failed: u64,
+    /// Datagrams to a family we have no socket for (an IPv6 contact on an IPv4-only node).
+    pub no_socket: u64,
+    /// Receive calls that failed with something other than "nothing to read".
+    pub recv_failed: u64,
+    /// Datagrams received truncated (over the receive buffer) or without a sender address.
+    pub truncated: u64,
+}
+
+impl SocketErrors {
+    /// Every count with its name, as `/v1/status` and `/metrics` show them.
+    pub fn by_kind(&self) -> [(&'static str, u64); 4] {
+        [
+            ("send_failed", self.send_failed),
+            ("no_socket", self.no_socket),
+            ("recv_failed", self.recv_failed),
+            ("truncated", self.truncated),
+        ]
+    }
+
+    /// All of them.
+    pub fn total(&self) -> u64 {
+        self.by_kind().iter().map(|(_, n)| n).sum()
+    }
 }
 
 /// A cumulative histogram of lookup durations (Prometheus style).

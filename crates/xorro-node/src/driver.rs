@@ -35,7 +35,8 @@ use xorro_wire::bep44::Keypair;
 use xorro_wire::{Family, InfoHash, NodeId, NodeInfo};
 
 use crate::dht::{
-    Contact, Dht, DhtBuilder, DhtError, LatencyHistogram, PUBLIC_ROUTERS, StartError, Status,
+    Contact, Dht, DhtBuilder, DhtError, LatencyHistogram, PUBLIC_ROUTERS, SocketErrors, StartError,
+    Status,
 };
 use crate::storage::{Announcement, OwnItem, OwnPut, Storage, StorageError};
 
@@ -245,6 +246,7 @@ pub(crate) async fn start(b: DhtBuilder, mut storage: Option<Storage>) -> Result
         out: Vec::with_capacity(1500),
         outbox4: Outbox::default(),
         outbox6: Outbox::default(),
+        socket_errors: SocketErrors::default(),
     };
     for k in keeps {
         driver.keep(k, now);
@@ -310,6 +312,8 @@ struct Driver {
     /// Datagrams waiting for `sendmmsg`, per family.
     outbox4: Outbox,
     outbox6: Outbox,
+    /// What was lost at the sockets.
+    socket_errors: SocketErrors,
 }
 
 /// Datagrams to send: their bytes one after another, and where each goes.
@@ -365,11 +369,12 @@ impl Outbox {
 }
 
 /// One `recvmmsg` of up to [`BATCH`] datagrams into `arena`; their lengths and senders go
-/// to `meta` (datagram `i` starts at `i * RECV_BUF`). Truncated datagrams are dropped.
+/// to `meta` (datagram `i` starts at `i * RECV_BUF`). A truncated datagram, or one without a
+/// sender address, keeps its position with no sender: the caller drops and counts it.
 fn recv_batch(
     sock: &UdpSocket,
     arena: &mut [u8],
-    meta: &mut Vec<(usize, SocketAddr)>,
+    meta: &mut Vec<(usize, Option<SocketAddr>)>,
 ) -> io::Result<()> {
     let mut slices: Vec<[IoSliceMut<'_>; 1]> = arena
         .chunks_mut(RECV_BUF)
@@ -386,14 +391,16 @@ fn recv_batch(
     for m in received {
         let from = m.address.as_ref().and_then(socket_addr);
         match from {
-            Some(from) if !m.flags.contains(MsgFlags::MSG_TRUNC) => meta.push((m.bytes, from)),
+            Some(from) if !m.flags.contains(MsgFlags::MSG_TRUNC) => {
+                meta.push((m.bytes, Some(from)));
+            }
             _ => {
                 tracing::trace!(
                     ?from,
                     bytes = m.bytes,
                     "truncated or unaddressed datagram dropped"
                 );
-                meta.push((0, SocketAddr::from(([0, 0, 0, 0], 0))));
+                meta.push((0, None));
             }
         }
     }
@@ -519,6 +526,7 @@ impl Driver {
             };
             let Some(sock) = sock else { return };
             let node = &mut self.node;
+            let truncated = &mut self.socket_errors.truncated;
             let read = RECV_ARENA.with_borrow_mut(|arena| {
                 meta.clear();
                 let r = sock.try_io(Interest::READABLE, || {
@@ -535,9 +543,13 @@ impl Driver {
                 });
                 let now = Instant::now();
                 for (i, (len, from)) in meta.iter().enumerate() {
-                    if *len > 0 {
-                        let start = i * RECV_BUF;
-                        node.handle_datagram(now, *from, &arena[start..start + len]);
+                    match from {
+                        // An empty datagram goes to the engine too: it counts it malformed.
+                        Some(from) => {
+                            let start = i * RECV_BUF;
+                            node.handle_datagram(now, *from, &arena[start..start + len]);
+                        }
+                        None => *truncated += 1,
                     }
                 }
                 r
@@ -548,7 +560,8 @@ impl Driver {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
-                    tracing::trace!(error = %e, "recv failed");
+                    self.socket_errors.recv_failed += 1;
+                    tracing::debug!(error = %e, "recv failed");
                     return;
                 }
             }
@@ -617,7 +630,10 @@ impl Driver {
             match (to.is_ipv4(), &self.sock4, &self.sock6) {
                 (true, Some(_), _) => self.outbox4.push(&self.out, to),
                 (false, _, Some(_)) => self.outbox6.push(&self.out, to),
-                _ => tracing::trace!(%to, "no socket of that family"),
+                _ => {
+                    self.socket_errors.no_socket += 1;
+                    tracing::trace!(%to, "no socket of that family");
+                }
             }
         }
         for family in [Family::V4, Family::V6] {
@@ -639,7 +655,8 @@ impl Driver {
                     Err(e) => {
                         // The first datagram of the call failed (unreachable address, ...):
                         // drop it and go on with the rest.
-                        tracing::trace!(to = %outbox.datagrams[first].2, error = %e, "send failed");
+                        tracing::debug!(to = %outbox.datagrams[first].2, error = %e, "send failed");
+                        self.socket_errors.send_failed += 1;
                         first += 1;
                     }
                 }
@@ -967,6 +984,7 @@ impl Driver {
             lookup_latency: self.latency.clone(),
             uptime: now.saturating_duration_since(self.started),
             read_only: self.node.config().read_only,
+            socket_errors: self.socket_errors,
         }
     }
 
@@ -1074,7 +1092,7 @@ mod tests {
             }
             assert!(meta.len() <= BATCH);
             for (i, (len, from)) in meta.iter().enumerate() {
-                assert_eq!(*from, tx.local_addr().unwrap());
+                assert_eq!(*from, Some(tx.local_addr().unwrap()));
                 got.push(
                     String::from_utf8(arena[i * RECV_BUF..i * RECV_BUF + len].to_vec()).unwrap(),
                 );

@@ -31,6 +31,6 @@ pub mod testnet;
 
 pub use dht::{
     ANNOUNCE_INTERVAL, Contact, DEFAULT_PORT, Dht, DhtBuilder, DhtError, LatencyHistogram,
-    MutableItem, PUBLIC_ROUTERS, PUT_INTERVAL, PeerStream, PeersResult, PutResult, StartError,
-    Status,
+    MutableItem, PUBLIC_ROUTERS, PUT_INTERVAL, PeerStream, PeersResult, PutResult, SocketErrors,
+    StartError, Status,
 };

@@ -166,3 +166,28 @@ async fn restart_keeps_identity_contacts_and_stored_data() {
     assert!(r.peers.contains(&SocketAddr::from(([127, 0, 0, 1], 1234))));
     d.shutdown().await.unwrap();
 }
+
+/// Datagrams the kernel refuses, or that have no socket of their family, are counted in
+/// `Status::socket_errors`, and the node goes on answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_errors_are_counted_and_harmless() {
+    let a = node(None).await;
+    let b = node(None).await;
+    assert_eq!(a.status().await.unwrap().socket_errors.total(), 0);
+
+    // Port 0 is not a destination: sendmmsg fails for that datagram (EINVAL).
+    assert!(a.ping("127.0.0.1:0".parse().unwrap()).await.is_err());
+    // An IPv6 destination on a node bound to IPv4 only: no socket of that family.
+    assert!(a.ping("[::1]:6881".parse().unwrap()).await.is_err());
+
+    let errors = a.status().await.unwrap().socket_errors;
+    assert!(errors.send_failed >= 1, "{errors:?}");
+    assert!(errors.no_socket >= 1, "{errors:?}");
+    assert_eq!(errors.truncated + errors.recv_failed, 0, "{errors:?}");
+
+    // The node still works.
+    let pong = b.ping(a.local_addr()).await.unwrap();
+    assert_eq!(pong.id, a.status().await.unwrap().id);
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}

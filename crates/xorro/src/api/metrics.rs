@@ -130,6 +130,13 @@ impl Collector for StatusCollector {
             "reason",
             &drop_counts(&st.drops),
         )?;
+        labelled_counter(
+            &mut enc,
+            "socket_errors",
+            "Datagrams lost at the sockets, by kind.",
+            "kind",
+            &s.socket_errors.by_kind(),
+        )?;
         counter(
             &mut enc,
             "lookups_started",

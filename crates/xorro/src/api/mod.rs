@@ -659,6 +659,7 @@ mod tests {
             "xorro_packets_out_total ",
             "xorro_queries_total{method=\"ping\"} ",
             "xorro_drops_total{reason=\"rate_limited\"} ",
+            "xorro_socket_errors_total{kind=\"send_failed\"} ",
             "xorro_timeouts_total ",
             "xorro_lookups_started_total ",
             "xorro_lookup_duration_seconds_bucket{le=\"+Inf\"} ",

@@ -174,6 +174,10 @@ pub struct Status {
     pub read_only: bool,
     /// Counters.
     pub stats: Counters,
+    /// Datagrams lost at the sockets, by kind (`send_failed`, `no_socket`, `recv_failed`,
+    /// `truncated`).
+    #[serde(default)]
+    pub socket_errors: BTreeMap<String, u64>,
 }
 
 impl From<&xorro_node::Status> for Status {
@@ -193,6 +197,12 @@ impl From<&xorro_node::Status> for Status {
             uptime_secs: s.uptime.as_secs_f64(),
             read_only: s.read_only,
             stats: Counters::from(&s.stats),
+            socket_errors: s
+                .socket_errors
+                .by_kind()
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
         }
     }
 }

@@ -85,8 +85,11 @@ pub fn status(args: &ClientArgs) -> anyhow::Result<()> {
         (
             "packets",
             format!(
-                "{} in, {} out, {} dropped",
-                s.stats.datagrams_in, s.stats.datagrams_out, dropped
+                "{} in, {} out, {} dropped, {} lost at the sockets",
+                s.stats.datagrams_in,
+                s.stats.datagrams_out,
+                dropped,
+                s.socket_errors.values().sum::<u64>()
             ),
         ),
         (
