@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::bytes::{PublicKey, Signature, Token, TransactionId};
+use crate::bytes::{Token, TokenRef, TransactionId};
 use crate::compact::{Family, Nodes, PEER_V4_LEN, PEER_V6_LEN, Peers, Samples, decode_peer};
 use crate::id::{ID_LEN, InfoHash, NodeId};
 use crate::message::{
@@ -990,10 +990,7 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>> {
                 return Err(with_context(e, t, y));
             }
             let id = NodeId(r.id.copied().unwrap_or_default());
-            if r.token.is_some() || r.key.is_some() || r.signature.is_some() {
-                return Ok(large_response_message(*r, id, head()));
-            }
-            Ok(head().message(Body::Response(small_response(r, id))))
+            Ok(head().message(Body::Response(response(r, id))))
         }
         Some(b"q") => {
             let Some(method) = s.q else {
@@ -1081,11 +1078,11 @@ fn opt_node_id(v: Option<Val<'_>>) -> Option<NodeId> {
     }
 }
 
-fn token(v: Option<Val<'_>>) -> Result<Token> {
+fn token<'a>(v: Option<Val<'a>>) -> Result<TokenRef<'a>> {
     let b = v
         .ok_or(DecodeError::new(DecodeErrorKind::MissingKey("token")))?
         .bytes("token")?;
-    Token::new(b).ok_or(DecodeError::new(DecodeErrorKind::InvalidValue("token")))
+    TokenRef::new(b).ok_or(DecodeError::new(DecodeErrorKind::InvalidValue("token")))
 }
 
 fn flag(v: Option<Val<'_>>, key: &'static str) -> Result<bool> {
@@ -1185,7 +1182,7 @@ fn put<'a>(a: &QueryFields<'a>) -> Result<PutQuery<'a>> {
     let mutable = match a.k {
         None => None,
         Some(k) => {
-            let key = PublicKey(fixed(k, "k")?);
+            let key = fixed(k, "k")?;
             let sig = a
                 .sig
                 .ok_or(DecodeError::new(DecodeErrorKind::MissingKey("sig")))?;
@@ -1194,7 +1191,7 @@ fn put<'a>(a: &QueryFields<'a>) -> Result<PutQuery<'a>> {
             let salt = a.salt.map(|s| s.bytes("salt")).transpose()?;
             Some(MutablePut {
                 key,
-                signature: Signature(fixed(sig, "sig")?),
+                signature: fixed(sig, "sig")?,
                 seq,
                 salt,
                 cas: opt_int(a.cas, "cas")?,
@@ -1208,8 +1205,8 @@ fn put<'a>(a: &QueryFields<'a>) -> Result<PutQuery<'a>> {
     })
 }
 
-fn fixed<const N: usize>(v: Val<'_>, key: &'static str) -> Result<[u8; N]> {
-    <[u8; N]>::try_from(v.bytes(key)?)
+fn fixed<'a, const N: usize>(v: Val<'a>, key: &'static str) -> Result<&'a [u8; N]> {
+    <&[u8; N]>::try_from(v.bytes(key)?)
         .map_err(|_| DecodeError::new(DecodeErrorKind::InvalidValue(key)))
 }
 
@@ -1229,47 +1226,25 @@ fn response_error(r: &ResponseFields<'_>) -> Option<DecodeError> {
     }
 }
 
-/// The response of `r` (checked by [`response_error`]) without a `token`, `k` or `sig`:
-/// their large inline fields would otherwise be copied even when absent.
+/// The response of `r` (checked by [`response_error`]).
 #[inline(always)]
-fn small_response<'a>(r: &ResponseFields<'a>, id: NodeId) -> Response<'a> {
+fn response<'a>(r: &ResponseFields<'a>, id: NodeId) -> Response<'a> {
     Response {
         id,
         nodes: r.nodes,
         nodes6: r.nodes6,
-        token: None,
+        token: r.token.map(TokenRef::from_checked),
         values: r.values,
         seeds_bloom: r.seeds_bloom,
         peers_bloom: r.peers_bloom,
         value: r.value.map(RawValue::from_checked),
-        key: None,
-        signature: None,
+        key: r.key,
+        signature: r.signature,
         seq: r.seq,
         samples: r.samples,
         num: r.num,
         interval: r.interval.map(Duration::from_secs),
     }
-}
-
-/// The message of a response with a `token`, `k` or `sig` (checked by [`response_error`]).
-#[inline(never)]
-fn large_response_message<'a>(r: ResponseFields<'a>, id: NodeId, head: Head<'a>) -> Message<'a> {
-    head.message(Body::Response(Response {
-        id,
-        nodes: r.nodes,
-        nodes6: r.nodes6,
-        token: r.token.map(Token::from_checked),
-        values: r.values,
-        seeds_bloom: r.seeds_bloom,
-        peers_bloom: r.peers_bloom,
-        value: r.value.map(RawValue::from_checked),
-        key: r.key.map(|k| PublicKey(*k)),
-        signature: r.signature.map(|s| Signature(*s)),
-        seq: r.seq,
-        samples: r.samples,
-        num: r.num,
-        interval: r.interval.map(Duration::from_secs),
-    }))
 }
 
 /// The error for the lowest bit of `invalid`; `missing_id` when the `id` bit stands for an
