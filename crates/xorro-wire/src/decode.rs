@@ -13,8 +13,8 @@ use crate::bytes::{Token, TokenRef, TransactionId};
 use crate::compact::{Family, Nodes, PEER_V4_LEN, PEER_V6_LEN, Peers, Samples, decode_peer};
 use crate::id::{ID_LEN, InfoHash, NodeId};
 use crate::message::{
-    BloomBytes, Body, ErrorBody, ErrorCode, Message, MutablePut, PutQuery, Query, QueryKind,
-    RawValue, Response, Want,
+    Body, ErrorBody, ErrorCode, Message, MutablePut, PutQuery, Query, QueryKind, RawValue,
+    Response, Want,
 };
 
 /// Deepest nesting of lists and dictionaries accepted (a KRPC message needs 3; BEP 44 values
@@ -150,26 +150,26 @@ struct QueryFields<'a> {
     salt: Option<Val<'a>>,
 }
 
-/// The keys of `r`, read straight into their types. A key whose (last) value has the wrong
-/// type or length sets its bit in `invalid`: the error is reported only once the whole
-/// datagram has been read and `y` says this is a response, lowest bit first.
-#[derive(Default, Clone, Copy)]
+/// The keys of `r`, read straight into the [`Response`] they make (all but `id`, which
+/// must be present). A key whose (last) value has the wrong type or length sets its bit in
+/// `invalid`: the error is reported only once the whole datagram has been read and `y` says
+/// this is a response, lowest bit first.
 struct ResponseFields<'a> {
     invalid: u16,
     id: Option<&'a [u8; ID_LEN]>,
-    nodes: Option<Nodes<'a>>,
-    nodes6: Option<Nodes<'a>>,
-    token: Option<&'a [u8]>,
-    values: Option<Peers<'a>>,
-    seeds_bloom: Option<&'a BloomBytes>,
-    peers_bloom: Option<&'a BloomBytes>,
-    value: Option<&'a [u8]>,
-    key: Option<&'a [u8; 32]>,
-    signature: Option<&'a [u8; 64]>,
-    seq: Option<i64>,
-    samples: Option<Samples<'a>>,
-    num: Option<u64>,
-    interval: Option<u64>,
+    /// Every key but `id`.
+    r: Response<'a>,
+}
+
+impl Default for ResponseFields<'_> {
+    #[inline(always)]
+    fn default() -> Self {
+        ResponseFields {
+            invalid: 0,
+            id: None,
+            r: Response::new(NodeId::ZERO),
+        }
+    }
 }
 
 /// Bits of [`ResponseFields::invalid`], in the order the errors are reported.
@@ -686,54 +686,54 @@ impl<'a> Cursor<'a> {
                 ResponseKey::Nodes => {
                     let v = self.bytes_or_skip(2)?;
                     let v = v.and_then(|b| Nodes::from_compact(b, Family::V4));
-                    f.nodes = f.check(bit::NODES, v);
+                    f.r.nodes = f.check(bit::NODES, v);
                 }
                 ResponseKey::Nodes6 => {
                     let v = self.bytes_or_skip(2)?;
                     let v = v.and_then(|b| Nodes::from_compact(b, Family::V6));
-                    f.nodes6 = f.check(bit::NODES6, v);
+                    f.r.nodes6 = f.check(bit::NODES6, v);
                 }
                 ResponseKey::Token => {
                     let v = self.bytes_or_skip(2)?;
                     let v = v.filter(|b| !b.is_empty() && b.len() <= Token::MAX_LEN);
-                    f.token = f.check(bit::TOKEN, v);
+                    f.r.token = f.check(bit::TOKEN, v.map(TokenRef::from_checked));
                 }
                 ResponseKey::Values => {
                     let v = self.detached(Cursor::peers)?;
-                    f.values = f.check(bit::VALUES, v);
+                    f.r.values = f.check(bit::VALUES, v);
                 }
                 ResponseKey::SeedsBloom => {
                     let v = self.bytes_or_skip(2)?.and_then(|b| b.try_into().ok());
-                    f.seeds_bloom = f.check(bit::BF_SEEDS, v);
+                    f.r.seeds_bloom = f.check(bit::BF_SEEDS, v);
                 }
                 ResponseKey::PeersBloom => {
                     let v = self.bytes_or_skip(2)?.and_then(|b| b.try_into().ok());
-                    f.peers_bloom = f.check(bit::BF_PEERS, v);
+                    f.r.peers_bloom = f.check(bit::BF_PEERS, v);
                 }
-                ResponseKey::V => f.value = Some(self.span(2)?),
+                ResponseKey::V => f.r.value = Some(RawValue::from_checked(self.span(2)?)),
                 ResponseKey::K => {
                     let v = self.bytes_or_skip(2)?.and_then(|b| b.try_into().ok());
-                    f.key = f.check(bit::K, v);
+                    f.r.key = f.check(bit::K, v);
                 }
                 ResponseKey::Sig => {
                     let v = self.bytes_or_skip(2)?.and_then(|b| b.try_into().ok());
-                    f.signature = f.check(bit::SIG, v);
+                    f.r.signature = f.check(bit::SIG, v);
                 }
                 ResponseKey::Seq => {
                     let v = self.int_or_skip(2)?;
-                    f.seq = f.check(bit::SEQ, v);
+                    f.r.seq = f.check(bit::SEQ, v);
                 }
                 ResponseKey::Samples => {
                     let v = self.bytes_or_skip(2)?.and_then(Samples::from_compact);
-                    f.samples = f.check(bit::SAMPLES, v);
+                    f.r.samples = f.check(bit::SAMPLES, v);
                 }
                 ResponseKey::Num => {
                     let v = self.int_or_skip(2)?.and_then(|i| u64::try_from(i).ok());
-                    f.num = f.check(bit::NUM, v);
+                    f.r.num = f.check(bit::NUM, v);
                 }
                 ResponseKey::Interval => {
                     let v = self.int_or_skip(2)?.and_then(|i| u64::try_from(i).ok());
-                    f.interval = f.check(bit::INTERVAL, v);
+                    f.r.interval = f.check(bit::INTERVAL, v.map(Duration::from_secs));
                 }
                 ResponseKey::Other => self.skip(2)?,
             }
@@ -1229,22 +1229,7 @@ fn response_error(r: &ResponseFields<'_>) -> Option<DecodeError> {
 /// The response of `r` (checked by [`response_error`]).
 #[inline(always)]
 fn response<'a>(r: &ResponseFields<'a>, id: NodeId) -> Response<'a> {
-    Response {
-        id,
-        nodes: r.nodes,
-        nodes6: r.nodes6,
-        token: r.token.map(TokenRef::from_checked),
-        values: r.values,
-        seeds_bloom: r.seeds_bloom,
-        peers_bloom: r.peers_bloom,
-        value: r.value.map(RawValue::from_checked),
-        key: r.key,
-        signature: r.signature,
-        seq: r.seq,
-        samples: r.samples,
-        num: r.num,
-        interval: r.interval.map(Duration::from_secs),
-    }
+    Response { id, ..r.r }
 }
 
 /// The error for the lowest bit of `invalid`; `missing_id` when the `id` bit stands for an
