@@ -29,8 +29,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use xorro_dht::{Config, Node};
 use xorro_wire::{
-    Body, Family, InfoHash, Message, NodeId, Query, QueryKind, Response, TransactionId, Want,
-    decode, encode,
+    Body, Family, InfoHash, Message, NodeId, Query, QueryKind, Response, Token, TransactionId,
+    Want, decode, encode,
 };
 
 const CONTACTS: u32 = 20_000;
@@ -133,7 +133,7 @@ fn busy_node(rng: &mut ChaCha8Rng, now: Instant) -> (Node, Vec<InfoHash>) {
                     && let Ok(m) = decode(&buf)
                     && let Body::Response(r) = m.body
                 {
-                    token = r.token;
+                    token = r.token.map(Token::from);
                 }
             }
             let a = msg(
@@ -144,7 +144,7 @@ fn busy_node(rng: &mut ChaCha8Rng, now: Instant) -> (Node, Vec<InfoHash>) {
                         info_hash: *ih,
                         port: 51413,
                         implied_port: false,
-                        token: token.unwrap(),
+                        token: token.as_ref().unwrap().as_token_ref(),
                         seed: p % 3 == 0,
                     },
                 }),

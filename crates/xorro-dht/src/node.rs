@@ -13,7 +13,7 @@ use xorro_wire::bep33::BloomFilter;
 use xorro_wire::bep44::{self, Keypair};
 use xorro_wire::{
     Body, Family, InfoHash, Message, MutablePut, NodeId, NodeInfo, PublicKey, PutQuery, Query,
-    QueryKind, RawValue, Response, Token, TransactionId, Want, encode_append,
+    QueryKind, RawValue, Response, Signature, Token, TransactionId, Want, encode_append,
 };
 
 use crate::config::Config;
@@ -664,7 +664,7 @@ impl Node {
                         l.stats.responses += 1;
                         l.legs.get_mut(usize::from(leg))
                     })
-                    .and_then(|leg| leg.on_response(&from, r.token));
+                    .and_then(|leg| leg.on_response(&from, r.token.map(Token::from)));
                 if let Some(hop) = hop {
                     self.on_search_response(lookup, node, r, hop, now);
                 }
@@ -1417,7 +1417,7 @@ impl Node {
                         info_hash,
                         port: port.unwrap_or(0),
                         implied_port: port.is_none(),
-                        token,
+                        token: token.as_token_ref(),
                         seed,
                     };
                     self.store_to(id, leg, node, q, now);
@@ -1486,14 +1486,14 @@ impl Node {
                         mutable
                             .as_ref()
                             .map(|(key, salt, seq, signature, cas)| MutablePut {
-                                key: *key,
-                                signature: *signature,
+                                key: &key.0,
+                                signature: &signature.0,
                                 seq: *seq,
                                 salt: (!salt.is_empty()).then_some(salt.as_slice()),
                                 cas: *cas,
                             });
                     let q = QueryKind::Put(PutQuery {
-                        token,
+                        token: token.as_token_ref(),
                         value: raw,
                         mutable,
                     });
@@ -1681,7 +1681,7 @@ fn verified_item(
     match (r.key, r.signature, r.seq) {
         (Some(key), Some(signature), Some(seq)) => {
             let salt = match asked {
-                Some(ItemTarget::Mutable { key: k, salt, .. }) if *k == key => salt.clone(),
+                Some(ItemTarget::Mutable { key: k, salt, .. }) if k.0 == *key => salt.clone(),
                 Some(ItemTarget::Mutable { .. }) | Some(ItemTarget::Immutable(_)) => return None,
                 None => Vec::new(),
             };
@@ -1689,10 +1689,10 @@ fn verified_item(
             (bep44::mutable_target(&key, salt_opt) == target
                 && bep44::verify(&key, &signature, salt_opt, seq, &v))
             .then(|| StoredItem::Mutable {
-                key,
+                key: PublicKey(*key),
                 salt,
                 seq,
-                signature,
+                signature: Signature(*signature),
                 value: v.as_bytes().to_vec(),
             })
         }

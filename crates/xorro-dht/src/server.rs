@@ -11,8 +11,8 @@ use std::time::Instant;
 use xorro_wire::bep33::BloomFilter;
 use xorro_wire::bep44;
 use xorro_wire::{
-    Body, ErrorBody, ErrorCode, Family, Message, NodeId, NodeInfo, Nodes, Peers, PutQuery, Query,
-    QueryKind, RawValue, Response, Samples, TransactionId, Want,
+    Body, ErrorBody, ErrorCode, Family, Message, NodeId, NodeInfo, Nodes, Peers, PublicKey,
+    PutQuery, Query, QueryKind, RawValue, Response, Samples, Signature, TransactionId, Want,
 };
 
 use crate::event::Event;
@@ -63,6 +63,8 @@ impl Node {
         let mut peers = Vec::new();
         let mut samples = Vec::new();
         let mut item: Option<StoredItem> = None;
+        // The write token of a `get_peers` or `get` reply, which `r` borrows.
+        let mut issued_token = None;
         // BEP 33 filters (512 bytes): made only for a scrape.
         let mut blooms: Option<(BloomFilter, BloomFilter)> = None;
         let tid = msg.transaction_id;
@@ -83,7 +85,11 @@ impl Node {
                 scrape: s,
             } => {
                 self.stats.queries.get_peers += 1;
-                r.token = Some(self.tokens.issue(from.ip()));
+                r.token = Some(
+                    issued_token
+                        .insert(self.tokens.issue(from.ip()))
+                        .as_token_ref(),
+                );
                 let max = self.config.store.values_per_reply_max;
                 peers = self
                     .peers
@@ -109,7 +115,7 @@ impl Node {
                 seed,
             } => {
                 self.stats.queries.announce_peer += 1;
-                if !self.tokens.verify(from.ip(), token) {
+                if !self.tokens.verify(from.ip(), &token.to_token()) {
                     self.reply_buffers = bufs;
                     return self.send_error(from, tid, ErrorCode::PROTOCOL, Some("bad token"));
                 }
@@ -131,7 +137,11 @@ impl Node {
             }
             QueryKind::Get { target, seq, want } => {
                 self.stats.queries.get += 1;
-                r.token = Some(self.tokens.issue(from.ip()));
+                r.token = Some(
+                    issued_token
+                        .insert(self.tokens.issue(from.ip()))
+                        .as_token_ref(),
+                );
                 item = self.items.get(target, now).cloned();
                 if let (Some(StoredItem::Mutable { seq: stored, .. }), Some(asked)) = (&item, seq)
                     && stored <= asked
@@ -208,8 +218,8 @@ impl Node {
                 ..
             }) => {
                 r.value = RawValue::new(value).ok();
-                r.key = Some(*key);
-                r.signature = Some(*signature);
+                r.key = Some(&key.0);
+                r.signature = Some(&signature.0);
                 r.seq = Some(*seq);
             }
             None => {}
@@ -242,7 +252,7 @@ impl Node {
         {
             return Err((ErrorCode::SALT_TOO_BIG, "salt is over 64 bytes"));
         }
-        if !self.tokens.verify(from.ip(), &p.token) {
+        if !self.tokens.verify(from.ip(), &p.token.to_token()) {
             return Err((ErrorCode::PROTOCOL, "bad token"));
         }
         let target = match &p.mutable {
@@ -259,10 +269,10 @@ impl Node {
                 }
                 let target = bep44::mutable_target(&m.key, m.salt);
                 let item = MutableItem {
-                    key: m.key,
+                    key: PublicKey(*m.key),
                     salt: m.salt.unwrap_or_default(),
                     seq: m.seq,
-                    signature: m.signature,
+                    signature: Signature(*m.signature),
                     value,
                 };
                 self.items

@@ -1375,7 +1375,9 @@ mod tests {
 
     #[test]
     fn values_per_reply_fit_a_datagram() {
-        use xorro_wire::{Body, Message, NodeInfo, Nodes, Peers, Response, Token, TransactionId};
+        use xorro_wire::{
+            Body, Message, NodeInfo, Nodes, Peers, Response, TokenRef, TransactionId,
+        };
         let peers: Vec<_> = (0..VALUES_PER_REPLY_MAX as u32)
             .map(|i| v4(i, 6881))
             .collect();
@@ -1388,7 +1390,7 @@ mod tests {
             requester_ip: Some(v4(1, 1)),
             read_only: false,
             body: Body::Response(Response {
-                token: Some(Token::new(&[1; 8]).unwrap()),
+                token: Some(TokenRef::new(&[1; 8]).unwrap()),
                 nodes: Some(Nodes::from_slice(&nodes)),
                 values: Some(Peers::from_slice(&peers)),
                 ..Response::new(NodeId::ZERO)

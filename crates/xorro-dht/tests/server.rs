@@ -11,7 +11,7 @@ use xorro_dht::{Config, Event, ItemTarget, Node, Outcome};
 use xorro_wire::bep44::{self, Keypair};
 use xorro_wire::{
     Body, InfoHash, Message, MutablePut, NodeId, NodeInfo, Nodes, PutQuery, QueryKind, RawValue,
-    Response, Signature, Token, TransactionId, Want, decode, encode,
+    Response, Token, TokenRef, TransactionId, Want, decode, encode,
 };
 
 const SEED: u64 = 0x5e;
@@ -43,7 +43,7 @@ fn get_peers(tid: u16, ih: InfoHash) -> Message<'static> {
     )
 }
 
-fn announce(tid: u16, ih: InfoHash, token: Token) -> Message<'static> {
+fn announce(tid: u16, ih: InfoHash, token: &Token) -> Message<'_> {
     query(
         tid,
         NodeId([0x11; 20]),
@@ -51,7 +51,7 @@ fn announce(tid: u16, ih: InfoHash, token: Token) -> Message<'static> {
             info_hash: ih,
             port: 7000,
             implied_port: false,
-            token,
+            token: token.as_token_ref(),
             seed: false,
         },
     )
@@ -59,7 +59,10 @@ fn announce(tid: u16, ih: InfoHash, token: Token) -> Message<'static> {
 
 fn token_of(bytes: &[u8]) -> Token {
     match decode(bytes).unwrap().body {
-        Body::Response(r) => r.token.expect("get_peers / get replies carry a token"),
+        Body::Response(r) => r
+            .token
+            .expect("get_peers / get replies carry a token")
+            .to_token(),
         other => panic!("seed {SEED}: expected a response, got {other:?}"),
     }
 }
@@ -76,7 +79,7 @@ fn token_valid_for_one_rotation_then_rejected() {
 
     // Unknown token: 203.
     let forged = Token::new(b"not-a-token").unwrap();
-    let r = ask(&mut n, start, me, &announce(2, ih, forged));
+    let r = ask(&mut n, start, me, &announce(2, ih, &forged));
     assert_eq!(
         error_code(&r),
         Some(203),
@@ -87,7 +90,7 @@ fn token_valid_for_one_rotation_then_rejected() {
         &mut n,
         start,
         addr("192.0.2.11:6881"),
-        &announce(3, ih, token),
+        &announce(3, ih, &token),
     );
     assert_eq!(
         error_code(&r),
@@ -98,7 +101,7 @@ fn token_valid_for_one_rotation_then_rejected() {
     // After one rotation (5 min) the token still works.
     let t1 = start + Duration::from_secs(5 * 60 + 1);
     advance(&mut n, t1);
-    let r = ask(&mut n, t1, me, &announce(4, ih, token));
+    let r = ask(&mut n, t1, me, &announce(4, ih, &token));
     assert_eq!(
         error_code(&r),
         None,
@@ -109,7 +112,7 @@ fn token_valid_for_one_rotation_then_rejected() {
     // After the second rotation it does not.
     let t2 = start + Duration::from_secs(10 * 60 + 1);
     advance(&mut n, t2);
-    let r = ask(&mut n, t2, me, &announce(5, ih, token));
+    let r = ask(&mut n, t2, me, &announce(5, ih, &token));
     assert_eq!(
         error_code(&r),
         Some(203),
@@ -117,16 +120,21 @@ fn token_valid_for_one_rotation_then_rejected() {
     );
     // A fresh one works again.
     let fresh = token_of(&ask(&mut n, t2, me, &get_peers(6, ih)));
-    let r = ask(&mut n, t2, me, &announce(7, ih, fresh));
+    let r = ask(&mut n, t2, me, &announce(7, ih, &fresh));
     assert_eq!(error_code(&r), None, "seed {SEED}");
 }
 
-fn put_query<'a>(tid: u16, token: Token, v: &'a [u8], m: Option<MutablePut<'a>>) -> Message<'a> {
+fn put_query<'a>(
+    tid: u16,
+    token: &'a Token,
+    v: &'a [u8],
+    m: Option<MutablePut<'a>>,
+) -> Message<'a> {
     query(
         tid,
         NodeId([0x22; 20]),
         QueryKind::Put(PutQuery {
-            token,
+            token: token.as_token_ref(),
             value: RawValue::new(v).unwrap(),
             mutable: m,
         }),
@@ -159,8 +167,8 @@ fn server_checks_bep44_puts() {
     let good = kp.sign(Some(salt), 2, &raw);
     let mut bad = good;
     bad.0[10] ^= 1;
-    let m = |seq, signature: Signature, cas| MutablePut {
-        key,
+    let m = |seq, signature, cas| MutablePut {
+        key: &key.0,
         signature,
         seq,
         salt: Some(salt),
@@ -172,14 +180,14 @@ fn server_checks_bep44_puts() {
         &mut n,
         now,
         me,
-        &put_query(2, token, v, Some(m(2, bad, None))),
+        &put_query(2, &token, v, Some(m(2, &bad.0, None))),
     );
     assert_eq!(error_code(&r), Some(206), "seed {}", SEED + 1);
     let r = ask(
         &mut n,
         now,
         me,
-        &put_query(3, token, b"5:hellp", Some(m(2, good, None))),
+        &put_query(3, &token, b"5:hellp", Some(m(2, &good.0, None))),
     );
     assert_eq!(error_code(&r), Some(206), "seed {}", SEED + 1);
     assert!(n.item_store().is_empty(), "a forged item was stored");
@@ -189,7 +197,7 @@ fn server_checks_bep44_puts() {
         &mut n,
         now,
         me,
-        &put_query(4, token, v, Some(m(2, good, None))),
+        &put_query(4, &token, v, Some(m(2, &good.0, None))),
     );
     assert_eq!(error_code(&r), None, "seed {}", SEED + 1);
     assert_eq!(n.item_store().len(), 1);
@@ -200,7 +208,7 @@ fn server_checks_bep44_puts() {
         &mut n,
         now,
         me,
-        &put_query(5, token, v, Some(m(1, low, None))),
+        &put_query(5, &token, v, Some(m(1, &low.0, None))),
     );
     assert_eq!(error_code(&r), Some(302), "seed {}", SEED + 1);
     let v3: &[u8] = b"5:world";
@@ -209,7 +217,7 @@ fn server_checks_bep44_puts() {
         &mut n,
         now,
         me,
-        &put_query(6, token, v3, Some(m(3, s3, Some(1)))),
+        &put_query(6, &token, v3, Some(m(3, &s3.0, Some(1)))),
     );
     assert_eq!(error_code(&r), Some(301), "seed {}", SEED + 1);
     // The right cas succeeds.
@@ -217,7 +225,7 @@ fn server_checks_bep44_puts() {
         &mut n,
         now,
         me,
-        &put_query(7, token, v3, Some(m(3, s3, Some(2)))),
+        &put_query(7, &token, v3, Some(m(3, &s3.0, Some(2)))),
     );
     assert_eq!(error_code(&r), None, "seed {}", SEED + 1);
 
@@ -226,11 +234,11 @@ fn server_checks_bep44_puts() {
     let sl = kp.sign(Some(&long), 1, &raw);
     let put = put_query(
         8,
-        token,
+        &token,
         v,
         Some(MutablePut {
-            key,
-            signature: sl,
+            key: &key.0,
+            signature: &sl.0,
             seq: 1,
             salt: Some(&long),
             cas: None,
@@ -239,7 +247,8 @@ fn server_checks_bep44_puts() {
     assert_eq!(error_code(&ask(&mut n, now, me, &put)), Some(207));
 
     // A put with a bad token: 203.
-    let put = put_query(9, Token::new(b"nope").unwrap(), v3, Some(m(3, s3, None)));
+    let nope = Token::new(b"nope").unwrap();
+    let put = put_query(9, &nope, v3, Some(m(3, &s3.0, None)));
     assert_eq!(error_code(&ask(&mut n, now, me, &put)), Some(203));
 
     // What get returns is the last good item.
@@ -295,10 +304,10 @@ fn lookup_rejects_tampered_items() {
         let tid = decode(q).unwrap().transaction_id;
         let mut r = Response::new(remote_id);
         r.value = Some(raw);
-        r.key = Some(key);
-        r.signature = Some(sig);
+        r.key = Some(&key.0);
+        r.signature = Some(&sig.0);
         r.seq = Some(5);
-        r.token = Token::new(b"tok1");
+        r.token = TokenRef::new(b"tok1");
         respond(&mut a, now, remote, tid, r);
         let evs = events(&mut a);
         let found = evs

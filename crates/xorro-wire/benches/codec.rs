@@ -83,11 +83,15 @@ fn find_node_response(nodes: &[NodeInfo]) -> Message<'_> {
     }
 }
 
-fn get_peers_response<'a>(peers: &'a [SocketAddr], nodes: &'a [NodeInfo]) -> Message<'a> {
+fn get_peers_response<'a>(
+    peers: &'a [SocketAddr],
+    nodes: &'a [NodeInfo],
+    token: &'a Token,
+) -> Message<'a> {
     let mut r = Response::new(NodeId([0xab; 20]));
     r.values = Some(Peers::from_slice(peers));
     r.nodes = Some(Nodes::from_slice(nodes));
-    r.token = Token::new(b"tok12345");
+    r.token = Some(token.as_token_ref());
     Message {
         transaction_id: TransactionId::new(b"ab").unwrap(),
         version: Some(b"XO\x00\x01"),
@@ -112,6 +116,7 @@ fn ping_query() -> Message<'static> {
 
 fn bench(c: &mut Criterion) {
     let nodes = nodes();
+    let token = Token::new(b"tok12345").unwrap();
     let peers: Vec<SocketAddr> = (0..50u16)
         .map(|i| SocketAddr::from(([10, 9, (i >> 8) as u8, i as u8], 6881)))
         .collect();
@@ -119,7 +124,7 @@ fn bench(c: &mut Criterion) {
         ("find_node_response_8_nodes", find_node_response(&nodes)),
         (
             "get_peers_response_50_values",
-            get_peers_response(&peers, &nodes),
+            get_peers_response(&peers, &nodes, &token),
         ),
         ("ping_query", ping_query()),
     ];

@@ -25,6 +25,7 @@
 //!
 //! <https://www.bittorrent.org/beps/bep_0044.html>
 
+use std::borrow::Borrow;
 use std::fmt;
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
@@ -32,7 +33,7 @@ use sha1::{Digest, Sha1};
 
 use crate::bytes::{PublicKey, Signature};
 use crate::id::NodeId;
-use crate::message::RawValue;
+use crate::message::{PublicKeyBytes, RawValue, SignatureBytes};
 use crate::value::{write_bytes, write_int};
 
 /// BEP 44: "Storing nodes MAY reject ``put`` requests where the bencoded form of ``v`` is
@@ -55,9 +56,11 @@ pub fn immutable_target(v: &RawValue<'_>) -> NodeId {
 ///
 /// BEP 44: "When looking up a mutable item, the ``target`` field MUST be the SHA-1 hash of
 /// this key concatenated with the ``salt``, if present." An empty salt is the same as none.
-pub fn mutable_target(key: &PublicKey, salt: Option<&[u8]>) -> NodeId {
+///
+/// `key` is a [`PublicKey`] or the bytes a decoded message borrows.
+pub fn mutable_target(key: &impl Borrow<PublicKeyBytes>, salt: Option<&[u8]>) -> NodeId {
     let mut h = Sha1::new();
-    h.update(key.0);
+    h.update(key.borrow());
     if let Some(salt) = salt {
         h.update(salt);
     }
@@ -88,17 +91,20 @@ pub fn signing_buffer(salt: Option<&[u8]>, seq: i64, v: &RawValue<'_>, out: &mut
 /// False, never a panic, for a key that is not a valid curve point. Verification is strict
 /// (`verify_strict`: no small-order keys, no non-canonical signatures), which every honest
 /// ed25519 signer passes; a weak key could otherwise sign many values at once.
+///
+/// `key` and `sig` are a [`PublicKey`] and a [`Signature`] or the bytes a decoded message
+/// borrows.
 pub fn verify(
-    key: &PublicKey,
-    sig: &Signature,
+    key: &impl Borrow<PublicKeyBytes>,
+    sig: &impl Borrow<SignatureBytes>,
     salt: Option<&[u8]>,
     seq: i64,
     v: &RawValue<'_>,
 ) -> bool {
-    let Ok(key) = VerifyingKey::from_bytes(&key.0) else {
+    let Ok(key) = VerifyingKey::from_bytes(key.borrow()) else {
         return false;
     };
-    let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
+    let sig = ed25519_dalek::Signature::from_bytes(sig.borrow());
     let mut buf = Vec::with_capacity(MAX_SALT_LEN + MAX_VALUE_LEN + 48);
     signing_buffer(salt, seq, v, &mut buf);
     key.verify_strict(&buf, &sig).is_ok()

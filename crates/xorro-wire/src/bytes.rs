@@ -131,6 +131,97 @@ inline_bytes!(
     64
 );
 
+/// A [`Token`] borrowed from a datagram (or from an owned [`Token`] to be encoded): 1 to
+/// [`Token::MAX_LEN`] bytes. Messages hold this rather than the 65-byte inline [`Token`], so
+/// that they stay small; [`TokenRef::to_token`] copies it out when it must be kept.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenRef<'a>(&'a [u8]);
+
+impl<'a> TokenRef<'a> {
+    /// Borrows `bytes`; `None` when empty or longer than [`Token::MAX_LEN`].
+    pub fn new(bytes: &'a [u8]) -> Option<Self> {
+        (!bytes.is_empty() && bytes.len() <= Token::MAX_LEN).then_some(TokenRef(bytes))
+    }
+
+    /// Borrows `bytes`, which the caller checked to be 1 to [`Token::MAX_LEN`] bytes long.
+    pub(crate) fn from_checked(bytes: &'a [u8]) -> Self {
+        TokenRef(bytes)
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+
+    /// The length in bytes (at least 1).
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// An owned copy.
+    pub fn to_token(&self) -> Token {
+        Token::from_checked(self.0)
+    }
+}
+
+impl<'a> From<&'a Token> for TokenRef<'a> {
+    fn from(t: &'a Token) -> Self {
+        TokenRef(t.as_bytes())
+    }
+}
+
+impl From<TokenRef<'_>> for Token {
+    fn from(t: TokenRef<'_>) -> Self {
+        t.to_token()
+    }
+}
+
+impl AsRef<[u8]> for Token {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl AsRef<[u8]> for TokenRef<'_> {
+    fn as_ref(&self) -> &[u8] {
+        self.0
+    }
+}
+
+impl PartialEq<Token> for TokenRef<'_> {
+    fn eq(&self, other: &Token) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<TokenRef<'_>> for Token {
+    fn eq(&self, other: &TokenRef<'_>) -> bool {
+        self.as_bytes() == other.0
+    }
+}
+
+impl fmt::Debug for TokenRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(")?;
+        write_hex(f, self.0)?;
+        f.write_str(")")
+    }
+}
+
+impl fmt::Display for TokenRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_hex(f, self.0)
+    }
+}
+
+impl Token {
+    /// Borrows the token, to put it in a message.
+    pub fn as_token_ref(&self) -> TokenRef<'_> {
+        TokenRef(self.as_bytes())
+    }
+}
+
 impl TransactionId {
     /// A transaction id made of a 16-bit counter (the common two-byte form).
     pub fn from_u16(n: u16) -> Self {
@@ -153,6 +244,19 @@ pub struct PublicKey(pub [u8; 32]);
 /// BEP 44: an ed25519 signature (`sig`), 64 bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Signature(pub [u8; 64]);
+
+// The derived `Eq`, `Ord` and `Hash` are those of the bytes, as `Borrow` requires.
+impl std::borrow::Borrow<[u8; 32]> for PublicKey {
+    fn borrow(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<[u8; 64]> for Signature {
+    fn borrow(&self) -> &[u8; 64] {
+        &self.0
+    }
+}
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -193,6 +297,12 @@ mod tests {
             "616f6575736e7468"
         );
         assert_ne!(Token::new(b"ab"), Token::new(b"abc"));
+        assert!(TokenRef::new(b"").is_none());
+        assert!(TokenRef::new(&[7; 65]).is_none());
+        let t = Token::new(b"tok").unwrap();
+        assert_eq!(TokenRef::new(b"tok"), Some(t.as_token_ref()));
+        assert_eq!(t.as_token_ref().to_token(), t);
+        assert_eq!(format!("{:?}", t.as_token_ref()), format!("{t:?}"));
     }
 
     #[test]

@@ -9,12 +9,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::bytes::{PublicKey, Signature, Token, TransactionId};
+use crate::bytes::{Token, TokenRef, TransactionId};
 use crate::compact::{Family, Nodes, PEER_V4_LEN, PEER_V6_LEN, Peers, Samples, decode_peer};
 use crate::id::{ID_LEN, InfoHash, NodeId};
 use crate::message::{
-    BloomBytes, Body, ErrorBody, ErrorCode, Message, MutablePut, PutQuery, Query, QueryKind,
-    RawValue, Response, Want,
+    Body, ErrorBody, ErrorCode, Message, MutablePut, PutQuery, Query, QueryKind, RawValue,
+    Response, Want,
 };
 
 /// Deepest nesting of lists and dictionaries accepted (a KRPC message needs 3; BEP 44 values
@@ -150,26 +150,26 @@ struct QueryFields<'a> {
     salt: Option<Val<'a>>,
 }
 
-/// The keys of `r`, read straight into their types. A key whose (last) value has the wrong
-/// type or length sets its bit in `invalid`: the error is reported only once the whole
-/// datagram has been read and `y` says this is a response, lowest bit first.
-#[derive(Default, Clone, Copy)]
+/// The keys of `r`, read straight into the [`Response`] they make (all but `id`, which
+/// must be present). A key whose (last) value has the wrong type or length sets its bit in
+/// `invalid`: the error is reported only once the whole datagram has been read and `y` says
+/// this is a response, lowest bit first.
 struct ResponseFields<'a> {
     invalid: u16,
     id: Option<&'a [u8; ID_LEN]>,
-    nodes: Option<Nodes<'a>>,
-    nodes6: Option<Nodes<'a>>,
-    token: Option<&'a [u8]>,
-    values: Option<Peers<'a>>,
-    seeds_bloom: Option<&'a BloomBytes>,
-    peers_bloom: Option<&'a BloomBytes>,
-    value: Option<&'a [u8]>,
-    key: Option<&'a [u8; 32]>,
-    signature: Option<&'a [u8; 64]>,
-    seq: Option<i64>,
-    samples: Option<Samples<'a>>,
-    num: Option<u64>,
-    interval: Option<u64>,
+    /// Every key but `id`.
+    r: Response<'a>,
+}
+
+impl Default for ResponseFields<'_> {
+    #[inline(always)]
+    fn default() -> Self {
+        ResponseFields {
+            invalid: 0,
+            id: None,
+            r: Response::new(NodeId::ZERO),
+        }
+    }
 }
 
 /// Bits of [`ResponseFields::invalid`], in the order the errors are reported.
@@ -686,54 +686,54 @@ impl<'a> Cursor<'a> {
                 ResponseKey::Nodes => {
                     let v = self.bytes_or_skip(2)?;
                     let v = v.and_then(|b| Nodes::from_compact(b, Family::V4));
-                    f.nodes = f.check(bit::NODES, v);
+                    f.r.nodes = f.check(bit::NODES, v);
                 }
                 ResponseKey::Nodes6 => {
                     let v = self.bytes_or_skip(2)?;
                     let v = v.and_then(|b| Nodes::from_compact(b, Family::V6));
-                    f.nodes6 = f.check(bit::NODES6, v);
+                    f.r.nodes6 = f.check(bit::NODES6, v);
                 }
                 ResponseKey::Token => {
                     let v = self.bytes_or_skip(2)?;
                     let v = v.filter(|b| !b.is_empty() && b.len() <= Token::MAX_LEN);
-                    f.token = f.check(bit::TOKEN, v);
+                    f.r.token = f.check(bit::TOKEN, v.map(TokenRef::from_checked));
                 }
                 ResponseKey::Values => {
                     let v = self.detached(Cursor::peers)?;
-                    f.values = f.check(bit::VALUES, v);
+                    f.r.values = f.check(bit::VALUES, v);
                 }
                 ResponseKey::SeedsBloom => {
                     let v = self.bytes_or_skip(2)?.and_then(|b| b.try_into().ok());
-                    f.seeds_bloom = f.check(bit::BF_SEEDS, v);
+                    f.r.seeds_bloom = f.check(bit::BF_SEEDS, v);
                 }
                 ResponseKey::PeersBloom => {
                     let v = self.bytes_or_skip(2)?.and_then(|b| b.try_into().ok());
-                    f.peers_bloom = f.check(bit::BF_PEERS, v);
+                    f.r.peers_bloom = f.check(bit::BF_PEERS, v);
                 }
-                ResponseKey::V => f.value = Some(self.span(2)?),
+                ResponseKey::V => f.r.value = Some(RawValue::from_checked(self.span(2)?)),
                 ResponseKey::K => {
                     let v = self.bytes_or_skip(2)?.and_then(|b| b.try_into().ok());
-                    f.key = f.check(bit::K, v);
+                    f.r.key = f.check(bit::K, v);
                 }
                 ResponseKey::Sig => {
                     let v = self.bytes_or_skip(2)?.and_then(|b| b.try_into().ok());
-                    f.signature = f.check(bit::SIG, v);
+                    f.r.signature = f.check(bit::SIG, v);
                 }
                 ResponseKey::Seq => {
                     let v = self.int_or_skip(2)?;
-                    f.seq = f.check(bit::SEQ, v);
+                    f.r.seq = f.check(bit::SEQ, v);
                 }
                 ResponseKey::Samples => {
                     let v = self.bytes_or_skip(2)?.and_then(Samples::from_compact);
-                    f.samples = f.check(bit::SAMPLES, v);
+                    f.r.samples = f.check(bit::SAMPLES, v);
                 }
                 ResponseKey::Num => {
                     let v = self.int_or_skip(2)?.and_then(|i| u64::try_from(i).ok());
-                    f.num = f.check(bit::NUM, v);
+                    f.r.num = f.check(bit::NUM, v);
                 }
                 ResponseKey::Interval => {
                     let v = self.int_or_skip(2)?.and_then(|i| u64::try_from(i).ok());
-                    f.interval = f.check(bit::INTERVAL, v);
+                    f.r.interval = f.check(bit::INTERVAL, v.map(Duration::from_secs));
                 }
                 ResponseKey::Other => self.skip(2)?,
             }
@@ -990,10 +990,7 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>> {
                 return Err(with_context(e, t, y));
             }
             let id = NodeId(r.id.copied().unwrap_or_default());
-            if r.token.is_some() || r.key.is_some() || r.signature.is_some() {
-                return Ok(large_response_message(*r, id, head()));
-            }
-            Ok(head().message(Body::Response(small_response(r, id))))
+            Ok(head().message(Body::Response(response(r, id))))
         }
         Some(b"q") => {
             let Some(method) = s.q else {
@@ -1081,11 +1078,11 @@ fn opt_node_id(v: Option<Val<'_>>) -> Option<NodeId> {
     }
 }
 
-fn token(v: Option<Val<'_>>) -> Result<Token> {
+fn token<'a>(v: Option<Val<'a>>) -> Result<TokenRef<'a>> {
     let b = v
         .ok_or(DecodeError::new(DecodeErrorKind::MissingKey("token")))?
         .bytes("token")?;
-    Token::new(b).ok_or(DecodeError::new(DecodeErrorKind::InvalidValue("token")))
+    TokenRef::new(b).ok_or(DecodeError::new(DecodeErrorKind::InvalidValue("token")))
 }
 
 fn flag(v: Option<Val<'_>>, key: &'static str) -> Result<bool> {
@@ -1185,7 +1182,7 @@ fn put<'a>(a: &QueryFields<'a>) -> Result<PutQuery<'a>> {
     let mutable = match a.k {
         None => None,
         Some(k) => {
-            let key = PublicKey(fixed(k, "k")?);
+            let key = fixed(k, "k")?;
             let sig = a
                 .sig
                 .ok_or(DecodeError::new(DecodeErrorKind::MissingKey("sig")))?;
@@ -1194,7 +1191,7 @@ fn put<'a>(a: &QueryFields<'a>) -> Result<PutQuery<'a>> {
             let salt = a.salt.map(|s| s.bytes("salt")).transpose()?;
             Some(MutablePut {
                 key,
-                signature: Signature(fixed(sig, "sig")?),
+                signature: fixed(sig, "sig")?,
                 seq,
                 salt,
                 cas: opt_int(a.cas, "cas")?,
@@ -1208,8 +1205,8 @@ fn put<'a>(a: &QueryFields<'a>) -> Result<PutQuery<'a>> {
     })
 }
 
-fn fixed<const N: usize>(v: Val<'_>, key: &'static str) -> Result<[u8; N]> {
-    <[u8; N]>::try_from(v.bytes(key)?)
+fn fixed<'a, const N: usize>(v: Val<'a>, key: &'static str) -> Result<&'a [u8; N]> {
+    <&[u8; N]>::try_from(v.bytes(key)?)
         .map_err(|_| DecodeError::new(DecodeErrorKind::InvalidValue(key)))
 }
 
@@ -1229,47 +1226,10 @@ fn response_error(r: &ResponseFields<'_>) -> Option<DecodeError> {
     }
 }
 
-/// The response of `r` (checked by [`response_error`]) without a `token`, `k` or `sig`:
-/// their large inline fields would otherwise be copied even when absent.
+/// The response of `r` (checked by [`response_error`]).
 #[inline(always)]
-fn small_response<'a>(r: &ResponseFields<'a>, id: NodeId) -> Response<'a> {
-    Response {
-        id,
-        nodes: r.nodes,
-        nodes6: r.nodes6,
-        token: None,
-        values: r.values,
-        seeds_bloom: r.seeds_bloom,
-        peers_bloom: r.peers_bloom,
-        value: r.value.map(RawValue::from_checked),
-        key: None,
-        signature: None,
-        seq: r.seq,
-        samples: r.samples,
-        num: r.num,
-        interval: r.interval.map(Duration::from_secs),
-    }
-}
-
-/// The message of a response with a `token`, `k` or `sig` (checked by [`response_error`]).
-#[inline(never)]
-fn large_response_message<'a>(r: ResponseFields<'a>, id: NodeId, head: Head<'a>) -> Message<'a> {
-    head.message(Body::Response(Response {
-        id,
-        nodes: r.nodes,
-        nodes6: r.nodes6,
-        token: r.token.map(Token::from_checked),
-        values: r.values,
-        seeds_bloom: r.seeds_bloom,
-        peers_bloom: r.peers_bloom,
-        value: r.value.map(RawValue::from_checked),
-        key: r.key.map(|k| PublicKey(*k)),
-        signature: r.signature.map(|s| Signature(*s)),
-        seq: r.seq,
-        samples: r.samples,
-        num: r.num,
-        interval: r.interval.map(Duration::from_secs),
-    }))
+fn response<'a>(r: &ResponseFields<'a>, id: NodeId) -> Response<'a> {
+    Response { id, ..r.r }
 }
 
 /// The error for the lowest bit of `invalid`; `missing_id` when the `id` bit stands for an

@@ -327,7 +327,7 @@ fn write_put(q: &Query<'_>, p: &PutQuery<'_>, out: &mut Vec<u8>) {
     id(out, q);
     if let Some(m) = &p.mutable {
         put(out, b"1:k32:");
-        put(out, &m.key.0);
+        put(out, m.key);
         if let Some(salt) = m.salt {
             put(out, b"4:salt");
             bytes(out, salt);
@@ -335,7 +335,7 @@ fn write_put(q: &Query<'_>, p: &PutQuery<'_>, out: &mut Vec<u8>) {
         put(out, b"3:seq");
         int(out, m.seq);
         put(out, b"3:sig64:");
-        put(out, &m.signature.0);
+        put(out, m.signature);
     }
     put(out, b"5:token");
     bytes(out, p.token.as_bytes());
@@ -362,7 +362,7 @@ fn write_response(r: &Response<'_>, out: &mut Vec<u8>, limits: &Limits) {
     }
     if let Some(k) = &r.key {
         put(out, b"1:k32:");
-        put(out, &k.0);
+        put(out, *k);
     }
     if let Some(n) = &r.nodes {
         put(out, b"5:nodes");
@@ -395,7 +395,7 @@ fn write_response(r: &Response<'_>, out: &mut Vec<u8>, limits: &Limits) {
     }
     if let Some(sig) = &r.signature {
         put(out, b"3:sig64:");
-        put(out, &sig.0);
+        put(out, *sig);
     }
     if let Some(t) = &r.token {
         put(out, b"5:token");
@@ -689,7 +689,7 @@ mod tests {
 
     #[test]
     fn encode_append_keeps_what_was_there() {
-        use crate::{NodeInfo, Nodes, Peers, PutQuery, RawValue, Response, Token};
+        use crate::{NodeInfo, Nodes, Peers, PutQuery, RawValue, Response, Token, TokenRef};
         let nodes: Vec<NodeInfo> = (0..8u8)
             .map(|i| NodeInfo::new(NodeId([i; 20]), SocketAddr::from(([1, 2, 3, i], 1))))
             .collect();
@@ -708,7 +708,8 @@ mod tests {
         // Over the limit until its values are trimmed.
         let mut large = small.clone();
         large.values = Some(Peers::from_slice(&peers));
-        large.token = Token::new(b"12345678");
+        let token = Token::new(b"12345678").unwrap();
+        large.token = Some(token.as_token_ref());
         for m in [
             message(Body::Response(small)),
             message(Body::Response(large)),
@@ -726,7 +727,7 @@ mod tests {
         let put = message(Body::Query(Query {
             id: NodeId::ZERO,
             kind: QueryKind::Put(PutQuery {
-                token: Token::new(b"t").unwrap(),
+                token: TokenRef::new(b"t").unwrap(),
                 value: RawValue::new(&v).unwrap(),
                 mutable: None,
             }),

@@ -41,12 +41,12 @@ pub mod id;
 pub mod message;
 pub mod value;
 
-pub use bytes::{PublicKey, Signature, Token, TransactionId};
+pub use bytes::{PublicKey, Signature, Token, TokenRef, TransactionId};
 pub use compact::{Family, NodeInfo, Nodes, Peers, Samples};
 pub use decode::{DecodeError, DecodeErrorKind, decode};
 pub use encode::{EncodeError, MAX_DATAGRAM_LEN, encode, encode_append, encode_with_limit};
 pub use id::{Distance, ID_LEN, InfoHash, NodeId, ParseIdError};
 pub use message::{
-    BloomBytes, Body, ErrorBody, ErrorCode, Message, MutablePut, PutQuery, Query, QueryKind,
-    RawValue, Response, Want,
+    BloomBytes, Body, ErrorBody, ErrorCode, Message, MutablePut, PublicKeyBytes, PutQuery, Query,
+    QueryKind, RawValue, Response, SignatureBytes, Want,
 };

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::bytes::{PublicKey, Signature, Token, TransactionId};
+use crate::bytes::{TokenRef, TransactionId};
 use crate::compact::{Nodes, Peers, Samples};
 use crate::id::{InfoHash, NodeId};
 
@@ -103,7 +103,7 @@ pub enum QueryKind<'a> {
         /// `implied_port = 1`: use the UDP source port instead of `port`.
         implied_port: bool,
         /// `token`: from an earlier `get_peers` reply to the same IP.
-        token: Token,
+        token: TokenRef<'a>,
         /// `seed = 1` (BEP 33): the announcer is a seed.
         seed: bool,
     },
@@ -160,7 +160,7 @@ impl QueryKind<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PutQuery<'a> {
     /// `token`: from an earlier `get` reply to the same IP.
-    pub token: Token,
+    pub token: TokenRef<'a>,
     /// `v`: the value, any bencoded value of at most 1000 bytes (checked by the server).
     pub value: RawValue<'a>,
     /// The keys of a mutable item; `None` for an immutable one.
@@ -170,10 +170,11 @@ pub struct PutQuery<'a> {
 /// The keys of a BEP 44 mutable `put`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MutablePut<'a> {
-    /// `k`: the ed25519 public key.
-    pub key: PublicKey,
-    /// `sig`: signature over the signing buffer (see [`crate::bep44`]).
-    pub signature: Signature,
+    /// `k`: the ed25519 public key (borrowed; [`crate::PublicKey`] owns one).
+    pub key: &'a PublicKeyBytes,
+    /// `sig`: signature over the signing buffer (see [`crate::bep44`]; borrowed,
+    /// [`crate::Signature`] owns one).
+    pub signature: &'a SignatureBytes,
     /// `seq`: the item's sequence number.
     pub seq: i64,
     /// `salt`: at most 64 bytes (checked by the server, error 207).
@@ -214,6 +215,12 @@ impl std::fmt::Debug for RawValue<'_> {
 /// BEP 33: a 256-byte Bloom filter (`BFsd` for seeds, `BFpe` for peers).
 pub type BloomBytes = [u8; 256];
 
+/// BEP 44: the bytes of an ed25519 public key (`k`), as a message borrows them.
+pub type PublicKeyBytes = [u8; 32];
+
+/// BEP 44: the bytes of an ed25519 signature (`sig`), as a message borrows them.
+pub type SignatureBytes = [u8; 64];
+
 /// `r`: the return values of any method. Which keys are present depends on the method that
 /// was asked (known only to the querier, through the transaction id).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,7 +232,7 @@ pub struct Response<'a> {
     /// `nodes6`: IPv6 contacts close to the target (BEP 32).
     pub nodes6: Option<Nodes<'a>>,
     /// `token`: write token for `announce_peer` / `put`.
-    pub token: Option<Token>,
+    pub token: Option<TokenRef<'a>>,
     /// `values`: peers for the info-hash.
     pub values: Option<Peers<'a>>,
     /// `BFsd`: Bloom filter of seeds (BEP 33).
@@ -235,9 +242,9 @@ pub struct Response<'a> {
     /// `v`: a stored BEP 44 value.
     pub value: Option<RawValue<'a>>,
     /// `k`: the key of a mutable BEP 44 item.
-    pub key: Option<PublicKey>,
+    pub key: Option<&'a PublicKeyBytes>,
     /// `sig`: the signature of a mutable BEP 44 item.
-    pub signature: Option<Signature>,
+    pub signature: Option<&'a SignatureBytes>,
     /// `seq`: the sequence number of a mutable BEP 44 item.
     pub seq: Option<i64>,
     /// `samples`: BEP 51 info-hash samples (present, maybe empty, in every reply to it).

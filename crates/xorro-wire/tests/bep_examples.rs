@@ -21,8 +21,8 @@ use xorro_wire::bep42;
 use xorro_wire::bep44;
 use xorro_wire::decode::MAX_DEPTH;
 use xorro_wire::{
-    Body, DecodeError, DecodeErrorKind, ErrorCode, InfoHash, Message, NodeId, NodeInfo, PublicKey,
-    Query, QueryKind, RawValue, Response, Signature, TransactionId, Want, decode, encode,
+    Body, DecodeError, DecodeErrorKind, ErrorCode, InfoHash, Message, NodeId, NodeInfo, Query,
+    QueryKind, RawValue, Response, TransactionId, Want, decode, encode,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -426,8 +426,8 @@ fn bep44_mutable_test1() {
     let m = roundtrip(&bytes);
     let put = put_query_args(&m);
     let mutable = put.mutable.unwrap();
-    assert_eq!(mutable.key, PublicKey(key));
-    assert_eq!(mutable.signature, Signature(sig));
+    assert_eq!(mutable.key, &key);
+    assert_eq!(mutable.signature, &sig);
     assert_eq!((mutable.seq, mutable.salt, mutable.cas), (1, None, None));
     assert!(bep44::verify(
         &mutable.key,
@@ -470,7 +470,7 @@ fn bep44_mutable_test1() {
     .concat();
     let m = roundtrip(&bytes);
     let r = response(&m);
-    assert_eq!(r.key, Some(PublicKey(key)));
+    assert_eq!(r.key, Some(&key));
     assert_eq!(r.seq, Some(1));
     assert_eq!(r.value.unwrap().as_bytes(), HELLO);
     assert!(bep44::verify(

@@ -770,7 +770,7 @@ fn check_client_mutable_put(m: &Message<'_>, value: &[u8]) {
     assert_eq!(put.token.as_bytes(), HARNESS_TOKEN);
     assert_eq!(put.value.as_bytes(), value);
     let mutable = put.mutable.as_ref().unwrap();
-    assert_eq!(mutable.key, client_key());
+    assert_eq!(mutable.key, &client_key().0);
     assert_eq!(mutable.salt, Some(CLIENT_SALT));
     assert_eq!(mutable.seq, 1);
     assert_eq!(mutable.cas, None);
@@ -794,7 +794,7 @@ fn check_client_mutable_put(m: &Message<'_>, value: &[u8]) {
 /// the salt (which is not echoed) that `bep44::verify` accepts.
 fn check_harness_mutable_item(r: &Response<'_>) {
     let key = r.key.unwrap();
-    assert_eq!(key, harness_key());
+    assert_eq!(key, &harness_key().0);
     assert_eq!(r.seq, Some(1));
     let v = r.value.unwrap();
     assert_eq!(v.as_bytes(), HARNESS_MUTABLE);

@@ -10,8 +10,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use xorro_wire::{
     Body, ErrorBody, ErrorCode, Family, InfoHash, MAX_DATAGRAM_LEN, Message, MutablePut, NodeId,
-    NodeInfo, Nodes, Peers, PublicKey, PutQuery, Query, QueryKind, RawValue, Response, Samples,
-    Signature, Token, TransactionId, Want, decode, encode,
+    NodeInfo, Nodes, Peers, PutQuery, Query, QueryKind, RawValue, Response, Samples, TokenRef,
+    TransactionId, Want, decode, encode,
 };
 
 /// Owned storage from which a borrowed [`Message`] of any kind is built.
@@ -187,7 +187,8 @@ impl Spec {
             v6: self.want.1,
         };
         let target = NodeId(self.target);
-        let token = Token::new(&self.token).unwrap();
+        let token = TokenRef::new(&self.token).unwrap();
+        let sig = <&[u8; 64]>::try_from(self.sig.as_slice()).unwrap();
         let value = RawValue::new(&self.value).unwrap();
         let query = |kind| {
             Body::Query(Query {
@@ -225,8 +226,8 @@ impl Spec {
                 token,
                 value,
                 mutable: Some(MutablePut {
-                    key: PublicKey(self.key),
-                    signature: Signature(self.sig.clone().try_into().unwrap()),
+                    key: &self.key,
+                    signature: sig,
                     seq: self.seq.unwrap_or(1),
                     salt: self.salt.as_deref(),
                     cas: self.cas,
@@ -249,11 +250,8 @@ impl Spec {
                 r.peers_bloom = self.blooms.1.as_deref().map(|b| b.try_into().unwrap());
                 if self.kind == 10 {
                     r.value = Some(value);
-                    r.key = self.flags.1.then_some(PublicKey(self.key));
-                    r.signature = self
-                        .flags
-                        .1
-                        .then(|| Signature(self.sig.clone().try_into().unwrap()));
+                    r.key = self.flags.1.then_some(&self.key);
+                    r.signature = self.flags.1.then_some(sig);
                     r.seq = self.seq;
                     r.samples = self.samples.as_deref().map(Samples::from_slice);
                     r.num = self.num;
@@ -355,7 +353,7 @@ fn long_values_are_trimmed_to_fit() {
         .collect();
     let mut r = Response::new(NodeId([1; 20]));
     r.values = Some(Peers::from_slice(&peers));
-    r.token = Token::new(b"12345678");
+    r.token = TokenRef::new(b"12345678");
     let nodes: Vec<NodeInfo> = (0..8u8)
         .map(|i| NodeInfo::new(NodeId([i; 20]), SocketAddr::from(([1, 2, 3, i], 1))))
         .collect();
@@ -396,7 +394,7 @@ fn too_large_put_is_an_error() {
         body: Body::Query(Query {
             id: NodeId::ZERO,
             kind: QueryKind::Put(PutQuery {
-                token: Token::new(b"t").unwrap(),
+                token: TokenRef::new(b"t").unwrap(),
                 value: RawValue::new(&v).unwrap(),
                 mutable: None,
             }),
