@@ -195,14 +195,14 @@ pub struct Entry {
 /// back whatever the anchor, for instants within 292 years of it (beyond, they saturate), so
 /// no result depends on the anchor. Orders as `Option<Instant>` does (none first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Stamp(i64);
+pub(crate) struct Stamp(i64);
 
 static ANCHOR: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
 impl Stamp {
     const NONE: Stamp = Stamp(i64::MIN);
 
-    fn new(t: Instant) -> Self {
+    pub(crate) fn new(t: Instant) -> Self {
         let anchor = *ANCHOR.get_or_init(|| t);
         let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
         Stamp(if t >= anchor {
@@ -212,7 +212,7 @@ impl Stamp {
         })
     }
 
-    fn get(self) -> Option<Instant> {
+    pub(crate) fn get(self) -> Option<Instant> {
         if self == Self::NONE {
             return None;
         }
@@ -1368,7 +1368,13 @@ impl RoutingTable {
                 .expect("the victim is inside the cache");
             self.unindex(&old.node());
         }
-        self.buckets[b].cache.push_back(entry);
+        let cache = &mut self.buckets[b].cache;
+        if cache.len() == cache.capacity() {
+            // One place at a time: most caches hold two or three contacts, and a `VecDeque`
+            // would keep room for four or eight (64 bytes each).
+            cache.reserve_exact(1);
+        }
+        cache.push_back(entry);
         Ok(())
     }
 
@@ -1438,6 +1444,9 @@ impl RoutingTable {
                 .expect("the replacement is inside the cache");
             first = first.or(Some(entry.node()));
             self.buckets[b].push_member(entry);
+        }
+        if self.buckets[b].cache.is_empty() {
+            self.buckets[b].cache = VecDeque::new();
         }
         first
     }
