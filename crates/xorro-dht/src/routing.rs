@@ -1466,6 +1466,11 @@ impl RoutingTable {
             std::mem::take(&mut old.cache).into_iter().partition(deeper);
         old.cache = kept;
         let refreshed = old.refreshed;
+        if self.buckets.len() == self.buckets.capacity() {
+            // One bucket at a time (a table splits a dozen times; a doubled `Vec` kept room
+            // for four more buckets of 104 bytes).
+            self.buckets.reserve_exact(1);
+        }
         self.buckets
             .push(Bucket::with_nodes(nodes, cache, refreshed));
         self.rebalance(i);
