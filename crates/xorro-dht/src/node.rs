@@ -176,8 +176,10 @@ pub struct Node {
     rto: RttEstimator,
 }
 
-/// Capacity a drained transmit buffer keeps (bytes): one large datagram.
-const KEEP_TRANSMIT_BYTES: usize = 1500;
+/// Capacity a drained transmit buffer keeps (bytes): none. Sends come in bursts; an idle
+/// buffer kept for the next one cost up to 1,500 bytes a node, more than the allocation it
+/// saves is worth when a process holds many nodes.
+const KEEP_TRANSMIT_BYTES: usize = 0;
 /// Capacity a drained transmit or event queue keeps (entries): a reply or two.
 const KEEP_QUEUED: usize = 4;
 
@@ -406,7 +408,7 @@ impl Node {
         if self.transmits.is_empty() {
             self.transmit_buf.clear();
             // A burst (joining, a maintenance round) leaves large buffers behind: give them
-            // back, keeping what one datagram needs.
+            // back (the queue keeps room for a reply or two).
             if self.transmit_buf.capacity() > KEEP_TRANSMIT_BYTES {
                 self.transmit_buf = Vec::new();
             }

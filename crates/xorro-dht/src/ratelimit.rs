@@ -45,6 +45,8 @@ use std::time::{Duration, Instant};
 
 use hashbrown::HashTable;
 
+use crate::routing::Stamp;
+
 /// Default sustained rate of packets one source may send us, per second.
 ///
 /// libtorrent ignores a source for 5 minutes once it sends more than 50 packets in 10 s
@@ -157,12 +159,12 @@ impl SourceKey {
     }
 }
 
-/// One tracked source: 40 bytes.
+/// One tracked source: 32 bytes (40 with the TAT as an `Instant`).
 #[derive(Debug, Clone, Copy)]
 struct Source {
     key: SourceKey,
-    /// The bucket's theoretical arrival time.
-    tat: Instant,
+    /// The bucket's theoretical arrival time (exact: a stamp gives the same `Instant` back).
+    tat: Stamp,
     /// Seen since the CLOCK hand last passed.
     seen: bool,
 }
@@ -210,7 +212,10 @@ impl InboundLimiter {
         if let Some(&at) = self.index.find(hash, |&i| ring[i as usize].key == key) {
             let source = &mut ring[at as usize];
             source.seen = true;
-            return self.gcra.take(&mut source.tat, now);
+            let mut tat = source.tat.get().unwrap_or(now);
+            let allowed = self.gcra.take(&mut tat, now);
+            source.tat = Stamp::new(tat);
+            return allowed;
         }
         let mut tat = now;
         let allowed = self.gcra.take(&mut tat, now);
@@ -219,7 +224,7 @@ impl InboundLimiter {
         }
         let source = Source {
             key,
-            tat,
+            tat: Stamp::new(tat),
             seen: false,
         };
         let at = if let Some(at) = self.refilled_near_hand(now) {
@@ -254,7 +259,7 @@ impl InboundLimiter {
         for _ in 0..2.min(len) {
             let at = self.sweep % len;
             self.sweep = (at + 1) % len;
-            if self.ring[at].tat <= now {
+            if self.ring[at].tat <= Stamp::new(now) {
                 return Some(at);
             }
         }
@@ -346,6 +351,11 @@ mod tests {
     #[allow(clippy::disallowed_methods)]
     fn t0() -> Instant {
         Instant::now()
+    }
+
+    #[test]
+    fn a_source_is_32_bytes() {
+        assert_eq!(std::mem::size_of::<Source>(), 32);
     }
 
     fn v4(n: u32) -> IpAddr {

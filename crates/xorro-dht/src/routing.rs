@@ -173,11 +173,16 @@ pub enum NodeState {
 
 /// What the table knows about one contact.
 ///
-/// 88 bytes: the times are [`Stamp`]s (8 bytes each instead of 16 for an `Option<Instant>`)
-/// and the RTT is nanoseconds in a `u32`.
+/// 64 bytes: the times are [`Stamp`]s (8 bytes each instead of 16 for an `Option<Instant>`),
+/// the RTT is nanoseconds in a `u32`, and the address is packed: an IPv4 address and port in
+/// 6 bytes, an IPv6 address (whole, with flow info and scope) boxed, so that an IPv4 entry
+/// does not carry the 32 bytes of a `SocketAddr`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    node: NodeInfo,
+    id: NodeId,
+    /// IPv4 address and port (big-endian) when `v6` is `None`.
+    v4: [u8; 6],
+    v6: Option<Box<SocketAddrV6>>,
     last_response: Stamp,
     last_query_from: Stamp,
     pinged_at: Stamp,
@@ -190,14 +195,14 @@ pub struct Entry {
 /// back whatever the anchor, for instants within 292 years of it (beyond, they saturate), so
 /// no result depends on the anchor. Orders as `Option<Instant>` does (none first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Stamp(i64);
+pub(crate) struct Stamp(i64);
 
 static ANCHOR: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
 impl Stamp {
     const NONE: Stamp = Stamp(i64::MIN);
 
-    fn new(t: Instant) -> Self {
+    pub(crate) fn new(t: Instant) -> Self {
         let anchor = *ANCHOR.get_or_init(|| t);
         let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
         Stamp(if t >= anchor {
@@ -207,7 +212,7 @@ impl Stamp {
         })
     }
 
-    fn get(self) -> Option<Instant> {
+    pub(crate) fn get(self) -> Option<Instant> {
         if self == Self::NONE {
             return None;
         }
@@ -250,8 +255,17 @@ impl From<Option<Duration>> for Rtt {
 
 impl Entry {
     fn new(node: NodeInfo) -> Self {
+        let (v4, v6) = match node.addr {
+            SocketAddr::V4(a) => {
+                let (ip, port) = (a.ip().octets(), a.port().to_be_bytes());
+                ([ip[0], ip[1], ip[2], ip[3], port[0], port[1]], None)
+            }
+            SocketAddr::V6(a) => ([0; 6], Some(Box::new(a))),
+        };
         Self {
-            node,
+            id: node.id,
+            v4,
+            v6,
             last_response: Stamp::NONE,
             last_query_from: Stamp::NONE,
             pinged_at: Stamp::NONE,
@@ -262,7 +276,24 @@ impl Entry {
 
     /// The contact.
     pub fn node(&self) -> NodeInfo {
-        self.node
+        NodeInfo {
+            id: self.id,
+            addr: self.addr(),
+        }
+    }
+
+    /// The contact's address.
+    pub fn addr(&self) -> SocketAddr {
+        match &self.v6 {
+            Some(a) => SocketAddr::V6(**a),
+            None => {
+                let [a, b, c, d, p0, p1] = self.v4;
+                SocketAddr::V4(SocketAddrV4::new(
+                    Ipv4Addr::new(a, b, c, d),
+                    u16::from_be_bytes([p0, p1]),
+                ))
+            }
+        }
     }
 
     /// When it last answered one of our queries.
@@ -455,26 +486,26 @@ impl Bucket {
             .map(|i| u16::try_from(i).expect("a bucket holds at most BUCKET_CAPACITY_MAX"))
             .collect();
         self.by_id
-            .sort_unstable_by_key(|&i| DistanceKey::of(&nodes[usize::from(i)].node.id));
+            .sort_unstable_by_key(|&i| DistanceKey::of(&nodes[usize::from(i)].id));
     }
 
     /// Where a member with this id goes in `by_id`.
     fn id_place(&self, id: &NodeId) -> usize {
         let key = DistanceKey::of(id);
         self.by_id
-            .partition_point(|&i| DistanceKey::of(&self.nodes[usize::from(i)].node.id) < key)
+            .partition_point(|&i| DistanceKey::of(&self.nodes[usize::from(i)].id) < key)
     }
 
     /// Adds a member (last in join order).
     fn push_member(&mut self, entry: Entry) {
         self.may_have_bad |= entry.failures > 0;
-        let at = self.id_place(&entry.node.id);
+        let at = self.id_place(&entry.id);
         let i =
             u16::try_from(self.nodes.len()).expect("a bucket holds at most BUCKET_CAPACITY_MAX");
         self.by_id.insert(at, i);
         if self.nodes.len() == self.nodes.capacity() {
             // Double up to k, then grow by k: a wide bucket that stops at 70 members does not
-            // keep room for 128 (entries are 88 bytes; tables are most of a node's memory).
+            // keep room for 128 (entries are 64 bytes; tables are most of a node's memory).
             let more = self.nodes.len().clamp(4, BUCKET_SIZE);
             self.nodes.reserve_exact(more);
         }
@@ -483,7 +514,7 @@ impl Bucket {
 
     /// Removes member `i`.
     fn remove_member(&mut self, i: usize) -> Entry {
-        let at = self.id_place(&self.nodes[i].node.id);
+        let at = self.id_place(&self.nodes[i].id);
         self.by_id.remove(at);
         for p in &mut self.by_id {
             if usize::from(*p) > i {
@@ -496,10 +527,10 @@ impl Bucket {
     /// Puts `entry` in member `i`'s place in join order; returns the member it replaced.
     fn replace_member(&mut self, i: usize, entry: Entry) -> Entry {
         self.may_have_bad |= entry.failures > 0;
-        let at = self.id_place(&self.nodes[i].node.id);
+        let at = self.id_place(&self.nodes[i].id);
         self.by_id.remove(at);
         let old = std::mem::replace(&mut self.nodes[i], entry);
-        let at = self.id_place(&self.nodes[i].node.id);
+        let at = self.id_place(&self.nodes[i].id);
         self.by_id.insert(
             at,
             u16::try_from(i).expect("a bucket holds at most BUCKET_CAPACITY_MAX"),
@@ -722,9 +753,11 @@ impl RoutingTable {
             .buckets
             .iter()
             .map(|b| {
+                let boxed = b.nodes.iter().chain(&b.cache).filter(|e| e.v6.is_some());
                 b.nodes.capacity() * size_of::<Entry>()
                     + b.by_id.capacity() * size_of::<u16>()
                     + b.cache.capacity() * size_of::<Entry>()
+                    + boxed.count() * size_of::<SocketAddrV6>()
             })
             .sum();
         // hashbrown: one control byte a slot besides the slot itself.
@@ -777,8 +810,8 @@ impl RoutingTable {
         let entry = match self.locate(&node.addr) {
             Some((b, slot)) => {
                 let known = self.entry(b, slot);
-                if known.node.id != node.id {
-                    let (old, protected) = (known.node, known.verified());
+                if known.id != node.id {
+                    let (old, protected) = (known.node(), known.verified());
                     self.evict(b, slot);
                     if protected {
                         debug!(addr = %node.addr, old = %old.id, new = %node.id, "address changed id");
@@ -820,13 +853,13 @@ impl RoutingTable {
             let entry = self.entry(b, slot);
             // Whether the bucket wants the node costs a scan of the bucket: only asked when
             // the answer matters.
-            let ping = entry.node.id == node.id
+            let ping = entry.id == node.id
                 && matches!(slot, Slot::Cache(_))
                 && !entry.verified()
                 && entry.ping_due(now, interval)
                 && self.bucket_wants(b);
             let entry = self.entry_mut(b, slot);
-            if entry.node.id != node.id {
+            if entry.id != node.id {
                 // A spoofed source or a restarted node: only an answer can tell.
                 if entry.ping_due(now, interval) {
                     entry.pinged_at = Stamp::new(now);
@@ -910,11 +943,11 @@ impl RoutingTable {
         };
         let limit = self.fail_limit();
         let entry = self.entry_mut(b, slot);
-        if id.is_some_and(|id| id != entry.node.id) {
+        if id.is_some_and(|id| id != entry.id) {
             return FailureOutcome::Unknown;
         }
         entry.failures = entry.failures.saturating_add(1);
-        let (failures, node) = (entry.failures, entry.node);
+        let (failures, node) = (entry.failures, entry.node());
         if let Slot::Node(_) = slot {
             self.buckets[b].may_have_bad = true;
         }
@@ -944,7 +977,7 @@ impl RoutingTable {
     /// most recently verified replacement.
     pub fn remove(&mut self, addr: SocketAddr) -> Option<NodeInfo> {
         let (b, slot) = self.locate(&addr)?;
-        let node = self.entry(b, slot).node;
+        let node = self.entry(b, slot).node();
         self.evict(b, slot);
         Some(node)
     }
@@ -1021,7 +1054,7 @@ impl RoutingTable {
             .map(|(_, b, i)| {
                 let e = &mut self.buckets[b].nodes[i];
                 e.pinged_at = Stamp::new(now);
-                e.node
+                e.node()
             })
             .collect()
     }
@@ -1031,7 +1064,7 @@ impl RoutingTable {
         self.iter()
             .filter(|e| !self.is_bad(e))
             .map(|e| SavedContact {
-                node: e.node,
+                node: e.node(),
                 rtt: e.rtt.get(),
             })
             .collect()
@@ -1079,14 +1112,14 @@ impl RoutingTable {
         let mut waiting = Vec::new();
         for bucket in old {
             for entry in bucket.nodes {
-                if entry.node.id != new_id && !self.is_bad(&entry) {
+                if entry.id != new_id && !self.is_bad(&entry) {
                     self.place(entry, true);
                 }
             }
             waiting.extend(bucket.cache);
         }
         for entry in waiting {
-            if entry.node.id != new_id {
+            if entry.id != new_id {
                 let verified = entry.verified();
                 self.place(entry, verified);
             }
@@ -1201,13 +1234,13 @@ impl RoutingTable {
     fn locate(&self, addr: &SocketAddr) -> Option<(usize, Slot)> {
         let b = self.bucket_of(self.index.get(addr)?);
         let bucket = &self.buckets[b];
-        if let Some(i) = bucket.nodes.iter().position(|e| e.node.addr == *addr) {
+        if let Some(i) = bucket.nodes.iter().position(|e| e.addr() == *addr) {
             return Some((b, Slot::Node(i)));
         }
         bucket
             .cache
             .iter()
-            .position(|e| e.node.addr == *addr)
+            .position(|e| e.addr() == *addr)
             .map(|i| (b, Slot::Cache(i)))
     }
 
@@ -1215,7 +1248,7 @@ impl RoutingTable {
         let b = self.bucket_index(id);
         let bucket = &self.buckets[b];
         let prefix = id_prefix(id);
-        let same = |e: &Entry| id_prefix(&e.node.id) == prefix && e.node.id == *id;
+        let same = |e: &Entry| id_prefix(&e.id) == prefix && e.id == *id;
         if let Some(i) = bucket.nodes.iter().position(same) {
             return Some((b, Slot::Node(i)));
         }
@@ -1236,7 +1269,7 @@ impl RoutingTable {
         let mut bad = false;
         for (i, e) in bucket.nodes.iter().enumerate() {
             bad |= e.failures >= limit;
-            if id_prefix(&e.node.id) == prefix && e.node.id == *id {
+            if id_prefix(&e.id) == prefix && e.id == *id {
                 found = Some(Slot::Node(i));
             }
         }
@@ -1244,7 +1277,7 @@ impl RoutingTable {
             found = bucket
                 .cache
                 .iter()
-                .position(|e| id_prefix(&e.node.id) == prefix && e.node.id == *id)
+                .position(|e| id_prefix(&e.id) == prefix && e.id == *id)
                 .map(Slot::Cache);
         }
         (found, bad)
@@ -1273,7 +1306,7 @@ impl RoutingTable {
                 .remove(i)
                 .expect("a slot is inside its bucket"),
         };
-        self.unindex(&entry.node);
+        self.unindex(&entry.node());
         entry
     }
 
@@ -1333,9 +1366,15 @@ impl RoutingTable {
                 .cache
                 .remove(v)
                 .expect("the victim is inside the cache");
-            self.unindex(&old.node);
+            self.unindex(&old.node());
         }
-        self.buckets[b].cache.push_back(entry);
+        let cache = &mut self.buckets[b].cache;
+        if cache.len() == cache.capacity() {
+            // One place at a time: most caches hold two or three contacts, and a `VecDeque`
+            // would keep room for four or eight (64 bytes each).
+            cache.reserve_exact(1);
+        }
+        cache.push_back(entry);
         Ok(())
     }
 
@@ -1403,8 +1442,11 @@ impl RoutingTable {
                 .cache
                 .remove(i)
                 .expect("the replacement is inside the cache");
-            first = first.or(Some(entry.node));
+            first = first.or(Some(entry.node()));
             self.buckets[b].push_member(entry);
+        }
+        if self.buckets[b].cache.is_empty() {
+            self.buckets[b].cache = VecDeque::new();
         }
         first
     }
@@ -1414,7 +1456,7 @@ impl RoutingTable {
     fn split(&mut self) {
         let i = self.buckets.len() - 1;
         let own = self.own_id;
-        let deeper = |e: &Entry| own.distance(&e.node.id).leading_zeros() as usize > i;
+        let deeper = |e: &Entry| own.distance(&e.id).leading_zeros() as usize > i;
         let old = &mut self.buckets[i];
         let (nodes, kept): (Vec<Entry>, Vec<Entry>) =
             std::mem::take(&mut old.nodes).into_iter().partition(deeper);
@@ -1424,6 +1466,11 @@ impl RoutingTable {
             std::mem::take(&mut old.cache).into_iter().partition(deeper);
         old.cache = kept;
         let refreshed = old.refreshed;
+        if self.buckets.len() == self.buckets.capacity() {
+            // One bucket at a time (a table splits a dozen times; a doubled `Vec` kept room
+            // for four more buckets of 104 bytes).
+            self.buckets.reserve_exact(1);
+        }
         self.buckets
             .push(Bucket::with_nodes(nodes, cache, refreshed));
         self.rebalance(i);
@@ -1452,9 +1499,9 @@ impl RoutingTable {
             };
             let entry = self.buckets[b].remove_member(v);
             if self.is_bad(&entry) {
-                self.unindex(&entry.node);
+                self.unindex(&entry.node());
             } else if let Err(entry) = self.push_cache(b, entry) {
-                self.unindex(&entry.node);
+                self.unindex(&entry.node());
             }
         }
         self.promote(b);
@@ -1464,7 +1511,7 @@ impl RoutingTable {
     /// `member` and there is room (splitting as needed), else in the cache. Returns true when
     /// it became a member. The caller checked the id and IP rules.
     fn place(&mut self, entry: Entry, member: bool) -> bool {
-        let node = entry.node;
+        let node = entry.node();
         loop {
             let b = self.bucket_index(&node.id);
             if member {
@@ -1487,7 +1534,7 @@ impl RoutingTable {
 
     /// Inserts a node that just answered us and is not in the table.
     fn insert_verified(&mut self, entry: Entry, now: Instant) -> Insertion {
-        let node = entry.node;
+        let node = entry.node();
         let b = loop {
             let b = self.bucket_index(&node.id);
             if self.buckets[b].nodes.len() < self.capacity(b) {
@@ -1499,11 +1546,13 @@ impl RoutingTable {
             }
             if let Some(i) = self.buckets[b].nodes.iter().position(|e| self.is_bad(e)) {
                 let old = self.buckets[b].replace_member(i, entry);
-                self.unindex(&old.node);
+                self.unindex(&old.node());
                 self.index(&node);
                 self.buckets[b].refreshed = Some(now);
-                debug!(bad = ?old.node, by = ?node, "bad node replaced");
-                return Insertion::ReplacedBad { evicted: old.node };
+                debug!(bad = ?old.node(), by = ?node, "bad node replaced");
+                return Insertion::ReplacedBad {
+                    evicted: old.node(),
+                };
             }
             if !self.can_split(b) {
                 break b;
@@ -1526,7 +1575,9 @@ impl RoutingTable {
             Some(i) => {
                 let stale = &mut self.buckets[b].nodes[i];
                 stale.pinged_at = Stamp::new(now);
-                Insertion::PingFirst { stale: stale.node }
+                Insertion::PingFirst {
+                    stale: stale.node(),
+                }
             }
             None => Insertion::Cached,
         }
@@ -1578,18 +1629,17 @@ impl RoutingTable {
         if need <= SMALL {
             // The first word of each kept distance beside it: most comparisons end there.
             let mut firsts = [0u64; SMALL];
-            let mut kept: [&NodeInfo; SMALL] = [&PLACEHOLDER; SMALL];
+            let mut kept: [&Entry; SMALL] = [&PLACEHOLDER; SMALL];
             let mut len = 0;
             for entry in members {
                 if entry.failures >= limit {
                     continue;
                 }
-                let node = &entry.node;
-                let first = target.0 ^ DistanceKey::first_word(&node.id);
-                let closer = |first_j: u64, node_j: &NodeInfo| {
+                let first = target.0 ^ DistanceKey::first_word(&entry.id);
+                let closer = |first_j: u64, node_j: &Entry| {
                     first < first_j
                         || (first == first_j
-                            && target.xor(DistanceKey::of(&node.id))
+                            && target.xor(DistanceKey::of(&entry.id))
                                 < target.xor(DistanceKey::of(&node_j.id)))
                 };
                 let mut i = if len < need {
@@ -1608,27 +1658,27 @@ impl RoutingTable {
                     i -= 1;
                 }
                 firsts[i] = first;
-                kept[i] = node;
+                kept[i] = entry;
             }
-            out.extend(kept[..len].iter().map(|n| **n));
+            out.extend(kept[..len].iter().map(|e| e.node()));
         } else {
             let start = out.len();
-            let distance = |node: &NodeInfo| target.xor(DistanceKey::of(&node.id));
+            let distance = |id: &NodeId| target.xor(DistanceKey::of(id));
             let mut worst = None;
             for entry in members {
                 if entry.failures >= limit {
                     continue;
                 }
-                let d = distance(&entry.node);
+                let d = distance(&entry.id);
                 if out.len() >= count {
                     if worst.is_some_and(|w| d >= w) {
                         continue;
                     }
                     out.pop();
                 }
-                let at = start + out[start..].partition_point(|n| distance(n) < d);
-                out.insert(at, entry.node);
-                worst = out.last().map(&distance);
+                let at = start + out[start..].partition_point(|n| distance(&n.id) < d);
+                out.insert(at, entry.node());
+                worst = out.last().map(|n| distance(&n.id));
             }
         }
     }
@@ -1694,9 +1744,15 @@ impl Recent {
 const SMALL: usize = 16;
 
 /// Fills the unused places of the stack selection in [`RoutingTable::closest`].
-const PLACEHOLDER: NodeInfo = NodeInfo {
-    id: NodeId([0; ID_LEN]),
-    addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+static PLACEHOLDER: Entry = Entry {
+    id: NodeId::ZERO,
+    v4: [0; 6],
+    v6: None,
+    last_response: Stamp::NONE,
+    last_query_from: Stamp::NONE,
+    pinged_at: Stamp::NONE,
+    rtt: Rtt::NONE,
+    failures: 0,
 };
 
 /// The part of `by_id` (one bucket's positions in `nodes`, in id order) that holds the `need`
@@ -1718,7 +1774,7 @@ fn window<'a>(
 ) -> &'a [u16] {
     let entry = |i: u16| &nodes[usize::from(i)];
     let shared = |i: u16| -> i32 {
-        let d = target.xor(DistanceKey::of(&entry(i).node.id));
+        let d = target.xor(DistanceKey::of(&entry(i).id));
         // At most 160: fits.
         if d.0 != 0 {
             d.0.leading_zeros() as i32
@@ -1729,7 +1785,7 @@ fn window<'a>(
         }
     };
     let n = by_id.len();
-    let at = by_id.partition_point(|&i| DistanceKey::of(&entry(i).node.id) < target);
+    let at = by_id.partition_point(|&i| DistanceKey::of(&entry(i).id) < target);
     let (mut lo, mut hi) = (at, at);
     let mut taken = 0;
     let mut level = -1;
@@ -1824,6 +1880,28 @@ mod tests {
     use std::collections::HashSet;
     use std::net::Ipv4Addr;
 
+    #[test]
+    fn entry_is_compact_and_keeps_addresses_whole() {
+        assert_eq!(std::mem::size_of::<Entry>(), 64);
+        let id = NodeId([7; ID_LEN]);
+        let v6 = SocketAddrV6::new("fe80::1".parse().expect("an IPv6 address"), 6881, 5, 3);
+        for addr in [
+            SocketAddr::from((Ipv4Addr::new(1, 2, 3, 4), 65535)),
+            SocketAddr::from((Ipv4Addr::new(255, 0, 128, 9), 1)),
+            SocketAddr::V6(v6),
+            SocketAddr::V6(SocketAddrV6::new(
+                Ipv4Addr::new(9, 8, 7, 6).to_ipv6_mapped(),
+                80,
+                0,
+                0,
+            )),
+        ] {
+            let e = Entry::new(NodeInfo { id, addr });
+            assert_eq!(e.node(), NodeInfo { id, addr });
+            assert_eq!(e.addr(), addr);
+        }
+    }
+
     #[allow(clippy::disallowed_methods)] // one real instant; every other time derives from it
     fn t0() -> Instant {
         Instant::now()
@@ -1879,7 +1957,7 @@ mod tests {
             );
             let mut order: Vec<u16> = bucket.by_id.clone();
             assert!(
-                order.is_sorted_by_key(|&i| DistanceKey::of(&bucket.nodes[usize::from(i)].node.id)),
+                order.is_sorted_by_key(|&i| DistanceKey::of(&bucket.nodes[usize::from(i)].id)),
                 "bucket {b}: by_id not in id order"
             );
             order.sort_unstable();
@@ -1897,18 +1975,15 @@ mod tests {
                 .map(|e| (true, e))
                 .chain(bucket.cache.iter().map(|e| (false, e)))
             {
-                let shared = shared_bits(table, &e.node.id);
-                assert_ne!(e.node.id, table.own_id);
+                let shared = shared_bits(table, &e.id);
+                assert_ne!(e.id, table.own_id);
                 assert_eq!(shared.min(n - 1), b, "entry in the wrong bucket");
-                assert!(ids.insert(e.node.id), "duplicate id");
-                assert!(addrs.insert(e.node.addr), "duplicate address");
-                assert_eq!(
-                    table.index.get(&e.node.addr),
-                    Some(table.shared_bits(&e.node.id))
-                );
-                if let Some(ip) = table.ip_key(&e.node.addr) {
+                assert!(ids.insert(e.id), "duplicate id");
+                assert!(addrs.insert(e.addr()), "duplicate address");
+                assert_eq!(table.index.get(&e.addr()), Some(table.shared_bits(&e.id)));
+                if let Some(ip) = table.ip_key(&e.addr()) {
                     assert!(ips.insert(ip), "two entries on one IP");
-                    assert_eq!(table.index.holder_of(ip), Some(e.node.addr));
+                    assert_eq!(table.index.holder_of(ip), Some(e.addr()));
                 }
                 if !member {
                     assert!(!table.is_bad(e), "bad entry left in a cache");
@@ -1922,7 +1997,7 @@ mod tests {
         let mut all: Vec<NodeInfo> = table
             .iter()
             .filter(|e| !table.is_bad(e))
-            .map(|e| e.node)
+            .map(|e| e.node())
             .collect();
         all.sort_by_key(|n| n.id.distance(target));
         all.truncate(count);
@@ -2380,7 +2455,7 @@ mod tests {
             Insertion::Cached,
             "pushes out the oldest"
         );
-        let cached: Vec<NodeInfo> = t.buckets[0].cache.iter().map(|e| e.node).collect();
+        let cached: Vec<NodeInfo> = t.buckets[0].cache.iter().map(|e| e.node()).collect();
         assert_eq!(cached, vec![b, c]);
         assert!(!t.index.contains(&unverified.addr) && !t.index.contains(&a.addr));
         check(&t);
@@ -2409,12 +2484,12 @@ mod tests {
             QueryOutcome::Cached
         );
         assert_eq!(t.on_query_from(c, now + turnover), QueryOutcome::Cached);
-        let cached: Vec<NodeInfo> = t.buckets[0].cache.iter().map(|e| e.node).collect();
+        let cached: Vec<NodeInfo> = t.buckets[0].cache.iter().map(|e| e.node()).collect();
         assert_eq!(cached, vec![a, c]);
         // ... and a contact that answered us takes a place at once.
         let d = far(103, &mut rng);
         assert_eq!(t.on_response(d, None, now + turnover), Insertion::Cached);
-        let cached: Vec<NodeInfo> = t.buckets[0].cache.iter().map(|e| e.node).collect();
+        let cached: Vec<NodeInfo> = t.buckets[0].cache.iter().map(|e| e.node()).collect();
         assert_eq!(
             cached,
             vec![c, d],
@@ -2563,7 +2638,7 @@ mod tests {
         assert!(t.refresh_targets(start + 14 * MIN, &mut rng).is_empty());
         // A lookup into bucket 2 and an answer from a member of bucket 1 refresh them.
         t.mark_refreshed(&targets[2], start + 10 * MIN);
-        let member = t.buckets[1].nodes[0].node;
+        let member = t.buckets[1].nodes[0].node();
         t.on_response(member, None, start + 10 * MIN);
         let due = t.refresh_targets(start + 16 * MIN, &mut rng);
         assert_eq!(due.len(), n - 2);
@@ -2615,7 +2690,7 @@ mod tests {
             let rtt = Duration::from_millis(rng.gen_range(10..500));
             t.on_response(NodeInfo::new(NodeId(rng.r#gen()), v4(i)), Some(rtt), start);
         }
-        let bad = t.buckets.last().unwrap().nodes[0].node;
+        let bad = t.buckets.last().unwrap().nodes[0].node();
         t.on_failure(bad.addr, None, start);
         t.on_failure(bad.addr, None, start);
         let saved = t.snapshot();

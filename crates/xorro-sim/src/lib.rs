@@ -73,7 +73,7 @@ use std::time::Instant;
 
 pub use output::{OutputError, write_outputs};
 pub use report::{NodeMemory, OpKind, OpRecord, Progress, Report, RunInfo};
-pub use scenario::{Behavior, Expectations, Scenario, ScenarioError};
+pub use scenario::{Behavior, BuildConfig, BuildMode, Expectations, Scenario, ScenarioError};
 pub use sim::Simulation;
 
 /// Runs `scenario` and summarises it.

@@ -36,6 +36,11 @@ impl Oracle {
         self.ids.get(id).copied()
     }
 
+    /// Every findable node (id, host index), by id.
+    pub fn iter(&self) -> impl Iterator<Item = (NodeId, u32)> + '_ {
+        self.ids.iter().map(|(id, i)| (*id, *i))
+    }
+
     /// Findable nodes.
     pub fn len(&self) -> usize {
         self.ids.len()

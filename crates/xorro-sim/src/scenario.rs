@@ -81,11 +81,43 @@ impl Default for Scenario {
     }
 }
 
-/// How the network is built: nodes join in waves, each wave bootstrapping concurrently (in
-/// virtual time) through the real protocol from random nodes that joined before.
+/// How the network is built ([`BuildConfig::mode`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildMode {
+    /// Every node joins through the real protocol: nodes join in waves, each wave
+    /// bootstrapping concurrently (in virtual time) from random nodes that joined before.
+    /// The default, and the mode of the CI scenario.
+    #[default]
+    Protocol,
+    /// A warm start, for scale runs: every node starts at once through the engine's public
+    /// persistence path (`Node::restore`, as a restarting node does) with a saved table the
+    /// simulator draws from the oracle as a converged bootstrap would find it: for each
+    /// bucket (shared-prefix length with the node's id), random live nodes of that bucket's
+    /// id range (`restore_contacts_per_bucket`, at most the bucket's size). The nodes start
+    /// at random instants over `wave_spread_ms`; their contacts start questionable, as
+    /// restored contacts do; the network then settles through the real protocol for
+    /// `settle_s` (maintenance pings the contacts and refreshes the buckets). The workload runs through the real
+    /// codec and engine as in the other mode. Not a protocol shortcut in the engine, but not
+    /// a test of joining either: bootstrap latencies are not measured in this mode.
+    Restore,
+}
+
+impl BuildMode {
+    fn is_protocol(&self) -> bool {
+        *self == BuildMode::Protocol
+    }
+}
+
+/// How the network is built: by default nodes join in waves through the real protocol
+/// ([`BuildMode`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BuildConfig {
+    /// Protocol build (default) or warm start from oracle-drawn tables. Left out of the
+    /// written scenario when it is the default.
+    #[serde(skip_serializing_if = "BuildMode::is_protocol")]
+    pub mode: BuildMode,
     /// Each wave adds this many times the nodes already joined (1.0 doubles the network).
     pub wave_growth: f64,
     /// Largest wave, in nodes (bounds the burst of traffic).
@@ -96,16 +128,27 @@ pub struct BuildConfig {
     pub bootstrap_contacts: usize,
     /// After the last wave, time to let maintenance run before the workload (seconds).
     pub settle_s: u64,
+    /// [`BuildMode::Restore`]: contacts restored per bucket, at most the bucket's size (the
+    /// default, k = 8, leaves the wide far buckets to fill through traffic, as a bootstrap
+    /// does). Left out of the written scenario in the protocol build.
+    #[serde(skip_serializing_if = "is_default_per_bucket")]
+    pub restore_contacts_per_bucket: usize,
+}
+
+fn is_default_per_bucket(n: &usize) -> bool {
+    *n == xorro_dht::K
 }
 
 impl Default for BuildConfig {
     fn default() -> Self {
         BuildConfig {
+            mode: BuildMode::Protocol,
             wave_growth: 1.0,
             wave_max: 100_000,
             wave_spread_ms: 5_000,
             bootstrap_contacts: 3,
             settle_s: 60,
+            restore_contacts_per_bucket: xorro_dht::K,
         }
     }
 }
@@ -412,6 +455,11 @@ impl Scenario {
         }
         if self.build.wave_growth <= 0.0 || self.build.wave_max == 0 {
             return bad("wave_growth and wave_max must be positive");
+        }
+        if self.build.mode == BuildMode::Restore && self.adversary.eclipse_sybils > 0 {
+            return bad(
+                "build.mode = \"restore\" does not place eclipse sybils: use the protocol build",
+            );
         }
         if self.workload.bin_s == 0 {
             return bad("workload.bin_s must be positive");

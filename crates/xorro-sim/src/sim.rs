@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use xorro_dht::routing::{MAX_BUCKETS, RoutingConfig, SavedContact};
 use xorro_dht::{Config, Event, ItemTarget, LookupStats, Node, Outcome, PutRequest, Snapshot};
 use xorro_wire::{Body, InfoHash, Message, NodeId, NodeInfo, Nodes, QueryKind, RawValue};
 
@@ -14,7 +15,7 @@ use crate::churn::{Weibull, exponential};
 use crate::link::LinkModel;
 use crate::oracle::Oracle;
 use crate::report::{OpKind, OpRecord, Progress, Totals, TrafficCounts};
-use crate::scenario::{Behavior, Scenario};
+use crate::scenario::{Behavior, BuildMode, Scenario};
 
 /// UDP port of every simulated node.
 pub const PORT: u16 = 6881;
@@ -92,6 +93,10 @@ enum EvKind {
         session: u32,
     },
     Arrive,
+    /// [`BuildMode::Restore`]: the host starts from its snapshot.
+    Restore {
+        host: u32,
+    },
     Start {
         op: u32,
     },
@@ -187,6 +192,8 @@ pub struct Simulation {
     samples: Vec<(u64, u64, u64)>,
     workload_start: u64,
     misses: crate::report::MissCounts,
+    /// [`BuildMode::Restore`], during the build: every findable node, by id.
+    restore_ids: Vec<(NodeId, u32)>,
 }
 
 impl Simulation {
@@ -232,6 +239,7 @@ impl Simulation {
             samples: Vec::new(),
             workload_start: 0,
             misses: Default::default(),
+            restore_ids: Vec::new(),
             sc: sc.clone(),
         }
     }
@@ -519,6 +527,7 @@ impl Simulation {
                 let contacts = self.contacts(self.sc.build.bootstrap_contacts, n);
                 self.go_online(i, &contacts);
             }
+            EvKind::Restore { host } => self.restore_host(host),
             EvKind::Start { op } => self.start_op(op),
             EvKind::Read { op } => self.start_read(op),
             EvKind::Partition { on, fraction_bits } => {
@@ -773,8 +782,13 @@ impl Simulation {
 
     // ----- build -----
 
-    /// Builds the network in waves, then lets it settle.
+    /// Builds the network in waves (or, with [`BuildMode::Restore`], restores every node at
+    /// once), then lets it settle.
     pub fn build(&mut self, progress: &mut dyn FnMut(&Progress)) {
+        if self.sc.build.mode == BuildMode::Restore {
+            self.build_restore(progress);
+            return;
+        }
         let n = self.sc.nodes;
         let sybils = self.sc.adversary.eclipse_sybils.min(n.saturating_sub(1));
         if sybils > 0 {
@@ -817,6 +831,74 @@ impl Simulation {
         let settle = self.now + self.sc.build.settle_s * NS;
         self.run_until(settle, &|_| false, progress);
         progress(&self.progress("built"));
+    }
+
+    /// [`BuildMode::Restore`]: every node is created (the engine picks its id), then
+    /// restored through [`Node::restore`] at a random instant of the first `wave_spread_ms`
+    /// with contacts drawn from the oracle ([`EvKind::Restore`]); then the network settles.
+    fn build_restore(&mut self, progress: &mut dyn FnMut(&Progress)) {
+        let n = self.sc.nodes;
+        let now = self.inst(self.now);
+        // Ids and secrets: a fresh node's snapshot, without contacts yet.
+        for _ in 0..n {
+            let i = self.new_host(false);
+            self.hosts[i as usize].session += 1;
+            let fresh = Node::new(self.node_config(i), now);
+            let h = &mut self.hosts[i as usize];
+            h.id = fresh.id();
+            h.snapshot = Some(Box::new(fresh.snapshot(now)));
+            if self.findable(i) {
+                self.oracle.insert(self.hosts[i as usize].id, i);
+            }
+            let spread = self.sc.build.wave_spread_ms * 1_000_000;
+            let at = self.now
+                + if spread > 0 {
+                    self.net_rng.gen_range(0..spread)
+                } else {
+                    0
+                };
+            self.push(at, EvKind::Restore { host: i });
+        }
+        self.restore_ids = self.oracle.iter().collect();
+        let joined_by = self.now + self.sc.build.wave_spread_ms * 1_000_000;
+        self.run_until(joined_by, &|_| false, progress);
+        self.restore_ids = Vec::new();
+        progress(&self.progress("restored"));
+        self.totals.build_virtual_ns = self.now;
+        let settle = self.now + self.sc.build.settle_s * NS;
+        self.run_until(settle, &|_| false, progress);
+        progress(&self.progress("built"));
+    }
+
+    /// Restores host `i` from its snapshot with contacts drawn from the oracle.
+    fn restore_host(&mut self, i: u32) {
+        let now = self.inst(self.now);
+        let Some(mut snapshot) = self.hosts[i as usize].snapshot.take() else {
+            return;
+        };
+        let per_bucket = self.sc.build.restore_contacts_per_bucket;
+        let sorted = &self.restore_ids;
+        snapshot.contacts = converged_contacts(
+            sorted,
+            &snapshot.id,
+            &self.base_config.routing,
+            per_bucket,
+            &mut self.net_rng,
+        )
+        .into_iter()
+        .map(|j| SavedContact {
+            node: NodeInfo::new(sorted[j].0, addr_of(sorted[j].1)),
+            rtt: None,
+        })
+        .collect();
+        let node = Box::new(Node::restore(self.node_config(i), *snapshot, now));
+        let h = &mut self.hosts[i as usize];
+        h.node = Some(node);
+        h.online_since = self.now;
+        h.pos = u32::try_from(self.online.len()).expect("fewer than 2^32 hosts");
+        self.online.push(i);
+        self.totals.joins += 1;
+        self.flush(i);
     }
 
     // ----- workload -----
@@ -1283,6 +1365,72 @@ impl Simulation {
         let d = n.max(1) as f64;
         (m as f64 / d, c as f64 / d, b as f64 / d, p as f64 / d)
     }
+}
+
+/// Positions in `sorted` (every findable node, by id) of the contacts a converged bootstrap
+/// would give the node `own`: for each bucket depth (ids sharing exactly `b` leading bits with
+/// `own`, one contiguous range of `sorted`), `per_bucket` random nodes of that range (at most
+/// what the bucket holds: the wide sizes for the farthest buckets, k after), down to the last
+/// non-empty depth.
+fn converged_contacts(
+    sorted: &[(NodeId, u32)],
+    own: &NodeId,
+    routing: &RoutingConfig,
+    per_bucket: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<usize> {
+    let mut out = Vec::new();
+    for b in 0..MAX_BUCKETS {
+        // Ids sharing at least b bits: [lo, hi]; exactly b: those whose bit b differs.
+        let (lo, hi) = prefix_bounds(own, b + 1, true);
+        let (start, end) = (
+            sorted.partition_point(|(id, _)| *id < lo),
+            sorted.partition_point(|(id, _)| *id <= hi),
+        );
+        let cap = routing
+            .bucket_sizes_far
+            .get(b)
+            .copied()
+            .unwrap_or(routing.bucket_size)
+            .min(per_bucket);
+        let count = end - start;
+        if count > 0 {
+            let take = cap.min(count);
+            out.extend(
+                rand::seq::index::sample(rng, count, take)
+                    .into_iter()
+                    .map(|k| start + k),
+            );
+        }
+        // Nothing left that shares more bits with us than b (but ourselves).
+        let (lo, hi) = prefix_bounds(own, b + 1, false);
+        let deeper = sorted.partition_point(|(id, _)| *id <= hi)
+            - sorted.partition_point(|(id, _)| *id < lo);
+        if deeper <= usize::from(sorted.binary_search_by(|(id, _)| id.cmp(own)).is_ok()) {
+            break;
+        }
+    }
+    out
+}
+
+/// The smallest and largest ids whose first `bits` bits are `own`'s, with the last of those
+/// bits flipped when `flip_last`.
+fn prefix_bounds(own: &NodeId, bits: usize, flip_last: bool) -> (NodeId, NodeId) {
+    let mut lo = [0u8; xorro_wire::ID_LEN];
+    let mut hi = [0xffu8; xorro_wire::ID_LEN];
+    for bit in 0..bits {
+        let mask = 0x80u8 >> (bit % 8);
+        let mut set = own.0[bit / 8] & mask != 0;
+        if flip_last && bit + 1 == bits {
+            set = !set;
+        }
+        if set {
+            lo[bit / 8] |= mask;
+        } else {
+            hi[bit / 8] &= !mask;
+        }
+    }
+    (NodeId(lo), NodeId(hi))
 }
 
 enum Tamper {
