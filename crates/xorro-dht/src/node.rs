@@ -1133,6 +1133,7 @@ impl Node {
         let alpha = self.config.lookup_parallelism.max(1);
         let k = self.config.lookup_closest.max(1);
         let attempts = self.config.lookup_attempts.max(1);
+        let burst_after = self.config.lookup_burst_after;
         let soft = self.config.lookup_soft_timeout;
         // A contact of unknown RTT gets the node's retransmission timeout (RFC 6298 over every
         // answer it had); one of known RTT twice its own.
@@ -1144,9 +1145,11 @@ impl Node {
             if !matches!(l.phase, Phase::Search) {
                 break;
             }
+            // Nobody waits for an internal lookup (joining, refresh): α is enough.
+            let burst_after = if l.internal { 0 } else { burst_after };
             let mut next = None;
             for (i, leg) in l.legs.iter_mut().enumerate() {
-                if let Some(c) = leg.next_to_query(alpha, k, attempts) {
+                if let Some(c) = leg.next_to_query(alpha, k, attempts, burst_after) {
                     next = Some((i, c.node, c.rtt));
                     break;
                 }
