@@ -1738,6 +1738,65 @@ mod tests {
         }
     }
 
+    /// Requests a lookup sends after the closest of its first α answered: a user's lookup asks
+    /// the rest of the k closest at once, an internal one (refresh) one more.
+    fn sent_after_first_answer(internal: bool) -> usize {
+        #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
+        let now = Instant::now();
+        let config = Config {
+            id: Some(NodeId([0xff; 20])),
+            ..Config::default()
+        };
+        let mut n = Node::new(config, now);
+        let contact = |i: u8| {
+            let mut id = [0u8; 20];
+            id[0] = i;
+            NodeInfo::new(NodeId(id), SocketAddr::from(([10, 0, 0, i], 1000)))
+        };
+        for i in 1..=12 {
+            n.table4
+                .on_response(contact(i), Some(Duration::from_millis(50)), now);
+        }
+        let kind = if internal {
+            Kind::Refresh
+        } else {
+            Kind::FindNode
+        };
+        let _ = n.start_lookup(kind, NodeId::ZERO, now, internal);
+        let mut buf = Vec::new();
+        let mut first = Vec::new();
+        while let Some(to) = n.poll_transmit(&mut buf) {
+            first.push((to, buf.clone()));
+        }
+        assert_eq!(first.len(), 4, "α requests");
+        let closest = contact(1);
+        let Some((_, bytes)) = first.iter().find(|(to, _)| *to == closest.addr) else {
+            panic!("the closest contact was not asked");
+        };
+        let tid = match xorro_wire::decode(bytes) {
+            Ok(m) => m.transaction_id,
+            Err(e) => panic!("undecodable request: {e}"),
+        };
+        let msg = Message {
+            transaction_id: tid,
+            version: None,
+            requester_ip: None,
+            read_only: false,
+            body: Body::Response(Response::new(closest.id)),
+        };
+        let mut reply = Vec::new();
+        assert!(encode_append(&msg, &mut reply).is_ok());
+        n.handle_datagram(now + Duration::from_millis(40), closest.addr, &reply);
+        std::iter::from_fn(|| n.poll_transmit(&mut buf)).count()
+    }
+
+    #[test]
+    fn user_lookup_asks_the_rest_of_the_k_closest_at_once_internal_keeps_to_alpha() {
+        // Contacts 5 to 8 of the 8 closest are still to ask.
+        assert_eq!(sent_after_first_answer(false), 4);
+        assert_eq!(sent_after_first_answer(true), 1);
+    }
+
     #[test]
     fn rtt_estimator_follows_rfc_6298() {
         let mut e = RttEstimator::default();
