@@ -36,6 +36,13 @@ pub struct Config {
     pub lookup_parallelism: usize,
     /// k: a lookup is done when this many closest nodes have answered (BEP 5: 8).
     pub lookup_closest: usize,
+    /// Once this many of the `k` closest candidates have answered, a lookup asks every other
+    /// one of them at once instead of α at a time (0: never past α). The search is then
+    /// among the target's neighbours, and all of them must answer before it ends. Internal
+    /// lookups (joining, refresh) keep to α: nobody waits for them. Simulated at 10^4 nodes
+    /// with churn, two seeds: median lookup 696 → 632 ms, p90 1,313 → 1,203 ms, exactness
+    /// and queries a lookup unchanged (see docs/SIMULATION.md).
+    pub lookup_burst_after: usize,
     /// Candidates a lookup remembers beyond the closest (bounds its memory).
     pub lookup_candidates_max: usize,
     /// After this long without an answer a request counts as slow and the lookup sends one
@@ -101,6 +108,7 @@ impl Default for Config {
             rate_limit: RateLimitConfig::default(),
             lookup_parallelism: 4,
             lookup_closest: K,
+            lookup_burst_after: 1,
             lookup_candidates_max: 64,
             lookup_soft_timeout: Duration::from_millis(1000),
             request_timeout: Duration::from_secs(4),

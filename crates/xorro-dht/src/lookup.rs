@@ -4,8 +4,11 @@
 //! separate): candidates sorted by XOR distance to the target, each new, in flight (maybe
 //! slow), answered or failed. The node asks the closest new candidate among the `k` closest
 //! live ones while fewer than α requests are in flight and not slow; a slow request (past its
-//! soft timeout) lets one more go out. The leg is done when the `k` closest live candidates
-//! have all answered, or nothing is left to ask. This module decides; the node sends.
+//! soft timeout) lets one more go out. Once a few of the `k` closest live candidates have
+//! answered (`burst_after`), the search has reached the target's neighbourhood and α no
+//! longer holds back the others among them: they are all asked at once. The leg is done
+//! when the `k` closest live candidates have all answered, or nothing is left to ask. This
+//! module decides; the node sends.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -130,26 +133,48 @@ impl Leg {
     /// `attempts` requests (a retransmission: with 20 % loss each way a single request goes
     /// unanswered 36 % of the time, and a lookup that gives up on a close node after one try
     /// misses it). Marks it in flight.
-    pub fn next_to_query(&mut self, alpha: usize, k: usize, attempts: u8) -> Option<&Candidate> {
+    ///
+    /// Past α, when at least `burst_after` (> 0) of the `k` closest live candidates have
+    /// answered: the search is among the target's neighbours, the `k` closest will change
+    /// little, and each of them must answer before the lookup ends, so waiting for a slot
+    /// only delays the end.
+    pub fn next_to_query(
+        &mut self,
+        alpha: usize,
+        k: usize,
+        attempts: u8,
+        burst_after: usize,
+    ) -> Option<&Candidate> {
         let active = self
             .candidates
             .iter()
             .filter(|c| c.state == State::InFlight { slow: false })
             .count();
-        if active >= alpha {
+        if active >= alpha && burst_after == 0 {
             return None;
         }
-        let i = self
+        let mut pick = None;
+        let mut answered = 0;
+        for (i, c) in self
             .candidates
             .iter()
             .enumerate()
             .filter(|(_, c)| c.is_live(attempts))
             .take(k)
-            .find(|(_, c)| {
-                c.state == State::New
-                    || (c.state == State::InFlight { slow: true } && c.attempts < attempts)
-            })
-            .map(|(i, _)| i)?;
+        {
+            if c.state == State::Responded {
+                answered += 1;
+            } else if pick.is_none()
+                && (c.state == State::New
+                    || (c.state == State::InFlight { slow: true } && c.attempts < attempts))
+            {
+                pick = Some(i);
+            }
+        }
+        let i = pick?;
+        if active >= alpha && answered < burst_after {
+            return None;
+        }
         let c = &mut self.candidates[i];
         c.state = State::InFlight { slow: false };
         c.attempts = c.attempts.saturating_add(1);
@@ -283,13 +308,13 @@ mod tests {
             leg.add(node(i), 1, None);
         }
         let first: Vec<u8> = (0..3)
-            .filter_map(|_| leg.next_to_query(3, 8, 1).map(|c| c.node.id.0[0]))
+            .filter_map(|_| leg.next_to_query(3, 8, 1, 0).map(|c| c.node.id.0[0]))
             .collect();
         assert_eq!(first, [1, 2, 3]);
-        assert!(leg.next_to_query(3, 8, 1).is_none(), "alpha reached");
+        assert!(leg.next_to_query(3, 8, 1, 0).is_none(), "alpha reached");
         leg.on_slow(&node(1).addr);
         assert_eq!(
-            leg.next_to_query(3, 8, 1).map(|c| c.node.id.0[0]),
+            leg.next_to_query(3, 8, 1, 0).map(|c| c.node.id.0[0]),
             Some(4),
             "a slow request frees a slot"
         );
@@ -303,7 +328,7 @@ mod tests {
         }
         assert!(!leg.is_done(2, 1));
         for i in 1..=2 {
-            leg.next_to_query(2, 2, 1);
+            leg.next_to_query(2, 2, 1, 0);
             leg.on_response(&node(i).addr, None);
         }
         assert!(leg.is_done(2, 1));
@@ -314,7 +339,7 @@ mod tests {
             None,
         );
         assert!(!leg.is_done(2, 1));
-        leg.next_to_query(2, 2, 1);
+        leg.next_to_query(2, 2, 1, 0);
         leg.on_failure(&"10.1.1.1:1".parse().unwrap());
         assert!(leg.is_done(2, 1));
     }
@@ -340,15 +365,18 @@ mod tests {
             leg.add(node(i), 1, None);
         }
         let a = node(1).addr;
-        assert_eq!(leg.next_to_query(1, 8, 3).map(|c| c.node.addr), Some(a));
+        assert_eq!(leg.next_to_query(1, 8, 3, 0).map(|c| c.node.addr), Some(a));
         leg.on_slow(&a);
         // Node 1 is the closest: it is asked again before node 2.
-        assert_eq!(leg.next_to_query(1, 8, 3).map(|c| c.node.addr), Some(a));
+        assert_eq!(leg.next_to_query(1, 8, 3, 0).map(|c| c.node.addr), Some(a));
         leg.on_slow(&a);
-        assert_eq!(leg.next_to_query(1, 8, 3).map(|c| c.node.addr), Some(a));
+        assert_eq!(leg.next_to_query(1, 8, 3, 0).map(|c| c.node.addr), Some(a));
         leg.on_slow(&a);
         // Three attempts made: the slot goes to node 2.
-        assert_eq!(leg.next_to_query(1, 8, 3).map(|c| c.node.id.0[0]), Some(2));
+        assert_eq!(
+            leg.next_to_query(1, 8, 3, 0).map(|c| c.node.id.0[0]),
+            Some(2)
+        );
         leg.on_timeout(&a, 3);
         leg.on_timeout(&a, 3);
         assert!(
@@ -371,10 +399,10 @@ mod tests {
         let mut leg = Leg::new(Family::V4, NodeId::ZERO, 16);
         leg.add(node(1), 1, None);
         let a = node(1).addr;
-        assert!(leg.next_to_query(3, 8, 2).is_some());
+        assert!(leg.next_to_query(3, 8, 2, 0).is_some());
         leg.on_timeout(&a, 2);
         assert!(!leg.is_done(8, 2));
-        assert_eq!(leg.next_to_query(3, 8, 2).map(|c| c.node.addr), Some(a));
+        assert_eq!(leg.next_to_query(3, 8, 2, 0).map(|c| c.node.addr), Some(a));
         leg.on_timeout(&a, 2);
         assert!(leg.is_done(8, 2), "failed after two attempts");
     }
@@ -387,18 +415,21 @@ mod tests {
         }
         // k = 2, two attempts: node 1 never answers.
         let a = node(1).addr;
-        leg.next_to_query(3, 2, 2);
-        leg.next_to_query(3, 2, 2);
+        leg.next_to_query(3, 2, 2, 0);
+        leg.next_to_query(3, 2, 2, 0);
         leg.on_response(&node(2).addr, None);
         leg.on_slow(&a);
         assert_eq!(
-            leg.next_to_query(3, 2, 2).map(|c| c.node.addr),
+            leg.next_to_query(3, 2, 2, 0).map(|c| c.node.addr),
             Some(a),
             "retransmitted"
         );
         leg.on_slow(&a);
         // Its last attempt is slow too: node 3 takes its place among the two closest.
-        assert_eq!(leg.next_to_query(3, 2, 2).map(|c| c.node.id.0[0]), Some(3));
+        assert_eq!(
+            leg.next_to_query(3, 2, 2, 0).map(|c| c.node.id.0[0]),
+            Some(3)
+        );
         assert!(!leg.is_done(2, 2));
         leg.on_response(&node(3).addr, None);
         assert!(
@@ -410,6 +441,37 @@ mod tests {
         assert_eq!(leg.closest_responded(2).count(), 2);
     }
 
+    #[test]
+    fn neighbourhood_reached_asks_the_rest_of_the_k_closest_at_once() {
+        let mut leg = Leg::new(Family::V4, NodeId::ZERO, 16);
+        for i in 1..=6 {
+            leg.add(node(i), 1, None);
+        }
+        let ask = |leg: &mut Leg| leg.next_to_query(1, 4, 2, 2).map(|c| c.node.id.0[0]);
+        // α = 1, k = 4: one request at a time while fewer than two of the four closest answered.
+        assert_eq!(ask(&mut leg), Some(1));
+        assert_eq!(ask(&mut leg), None);
+        leg.on_response(&node(1).addr, None);
+        assert_eq!(ask(&mut leg), Some(2));
+        assert_eq!(ask(&mut leg), None);
+        leg.on_response(&node(2).addr, None);
+        // Two of the four closest answered: the other two go out together, past α.
+        assert_eq!(ask(&mut leg), Some(3));
+        assert_eq!(ask(&mut leg), Some(4));
+        assert_eq!(ask(&mut leg), None, "only the k closest are asked past α");
+        // Without the burst the second one waits for the slot.
+        let mut plain = Leg::new(Family::V4, NodeId::ZERO, 16);
+        for i in 1..=6 {
+            plain.add(node(i), 1, None);
+        }
+        for i in 1..=2 {
+            plain.next_to_query(1, 4, 2, 0);
+            plain.on_response(&node(i).addr, None);
+        }
+        assert!(plain.next_to_query(1, 4, 2, 0).is_some());
+        assert!(plain.next_to_query(1, 4, 2, 0).is_none());
+    }
+
     proptest! {
         /// Whatever the order of answers, timeouts, slow requests and error replies, a lookup
         /// ends: every step either sends a request or waits for one in flight, and the number
@@ -417,6 +479,7 @@ mod tests {
         #[test]
         fn lookup_terminates_on_any_response_script(
             ids in proptest::collection::vec(any::<[u8; 20]>(), 1..40),
+            burst in 0usize..4,
             script in proptest::collection::vec((0u8..4, any::<proptest::sample::Index>(), proptest::collection::vec(any::<[u8; 20]>(), 0..8)), 0..200),
         ) {
             let mut leg = Leg::new(Family::V4, NodeId::ZERO, 32);
@@ -426,7 +489,7 @@ mod tests {
             let mut sent = 0;
             let mut steps = script.into_iter();
             loop {
-                while let Some(c) = leg.next_to_query(3, 8, 3) { let _ = c; sent += 1; }
+                while let Some(c) = leg.next_to_query(3, 8, 3, burst) { let _ = c; sent += 1; }
                 if leg.is_done(8, 3) { break; }
                 let waiting: Vec<SocketAddr> = leg.in_flight().map(|c| c.node.addr).collect();
                 prop_assert!(!waiting.is_empty(), "not done, nothing to ask and nothing in flight");

@@ -1135,6 +1135,7 @@ impl Node {
         let alpha = self.config.lookup_parallelism.max(1);
         let k = self.config.lookup_closest.max(1);
         let attempts = self.config.lookup_attempts.max(1);
+        let burst_after = self.config.lookup_burst_after;
         let soft = self.config.lookup_soft_timeout;
         // A contact of unknown RTT gets the node's retransmission timeout (RFC 6298 over every
         // answer it had); one of known RTT twice its own.
@@ -1146,9 +1147,11 @@ impl Node {
             if !matches!(l.phase, Phase::Search) {
                 break;
             }
+            // Nobody waits for an internal lookup (joining, refresh): α is enough.
+            let burst_after = if l.internal { 0 } else { burst_after };
             let mut next = None;
             for (i, leg) in l.legs.iter_mut().enumerate() {
-                if let Some(c) = leg.next_to_query(alpha, k, attempts) {
+                if let Some(c) = leg.next_to_query(alpha, k, attempts, burst_after) {
                     next = Some((i, c.node, c.rtt));
                     break;
                 }
@@ -1735,6 +1738,65 @@ mod tests {
             let id = random_id_at_depth(&own, depth, &mut rng);
             assert_eq!(own.distance(&id).leading_zeros() as usize, depth);
         }
+    }
+
+    /// Requests a lookup sends after the closest of its first α answered: a user's lookup asks
+    /// the rest of the k closest at once, an internal one (refresh) one more.
+    fn sent_after_first_answer(internal: bool) -> usize {
+        #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
+        let now = Instant::now();
+        let config = Config {
+            id: Some(NodeId([0xff; 20])),
+            ..Config::default()
+        };
+        let mut n = Node::new(config, now);
+        let contact = |i: u8| {
+            let mut id = [0u8; 20];
+            id[0] = i;
+            NodeInfo::new(NodeId(id), SocketAddr::from(([10, 0, 0, i], 1000)))
+        };
+        for i in 1..=12 {
+            n.table4
+                .on_response(contact(i), Some(Duration::from_millis(50)), now);
+        }
+        let kind = if internal {
+            Kind::Refresh
+        } else {
+            Kind::FindNode
+        };
+        let _ = n.start_lookup(kind, NodeId::ZERO, now, internal);
+        let mut buf = Vec::new();
+        let mut first = Vec::new();
+        while let Some(to) = n.poll_transmit(&mut buf) {
+            first.push((to, buf.clone()));
+        }
+        assert_eq!(first.len(), 4, "α requests");
+        let closest = contact(1);
+        let Some((_, bytes)) = first.iter().find(|(to, _)| *to == closest.addr) else {
+            panic!("the closest contact was not asked");
+        };
+        let tid = match xorro_wire::decode(bytes) {
+            Ok(m) => m.transaction_id,
+            Err(e) => panic!("undecodable request: {e}"),
+        };
+        let msg = Message {
+            transaction_id: tid,
+            version: None,
+            requester_ip: None,
+            read_only: false,
+            body: Body::Response(Response::new(closest.id)),
+        };
+        let mut reply = Vec::new();
+        assert!(encode_append(&msg, &mut reply).is_ok());
+        n.handle_datagram(now + Duration::from_millis(40), closest.addr, &reply);
+        std::iter::from_fn(|| n.poll_transmit(&mut buf)).count()
+    }
+
+    #[test]
+    fn user_lookup_asks_the_rest_of_the_k_closest_at_once_internal_keeps_to_alpha() {
+        // Contacts 5 to 8 of the 8 closest are still to ask.
+        assert_eq!(sent_after_first_answer(false), 4);
+        assert_eq!(sent_after_first_answer(true), 1);
     }
 
     #[test]

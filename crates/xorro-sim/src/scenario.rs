@@ -314,6 +314,9 @@ impl Default for WorkloadConfig {
 pub struct EngineConfig {
     /// α (`lookup_parallelism`); `None` keeps the engine default.
     pub lookup_parallelism: Option<usize>,
+    /// `lookup_burst_after` (answers among the k closest after which the rest of them are
+    /// asked at once, 0 = never); `None` keeps the engine default.
+    pub lookup_burst_after: Option<usize>,
     /// `lookup_soft_timeout` in ms; `None` keeps the engine default.
     pub lookup_soft_timeout_ms: Option<u64>,
     /// `request_timeout` in ms; `None` keeps the engine default.
@@ -336,6 +339,9 @@ impl EngineConfig {
         let mut c = xorro_dht::Config::default();
         if let Some(a) = self.lookup_parallelism {
             c.lookup_parallelism = a;
+        }
+        if let Some(n) = self.lookup_burst_after {
+            c.lookup_burst_after = n;
         }
         if let Some(ms) = self.lookup_soft_timeout_ms {
             c.lookup_soft_timeout = Duration::from_millis(ms);
