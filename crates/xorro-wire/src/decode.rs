@@ -6,11 +6,10 @@
 //! clients send (unsorted keys, `v` of any type). Errors say what a server should answer:
 //! [`DecodeError::reply`].
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::bytes::{Token, TokenRef, TransactionId};
-use crate::compact::{Family, Nodes, PEER_V4_LEN, PEER_V6_LEN, Peers, Samples, decode_peer};
+use crate::compact::{CompactAddr, Family, Nodes, PEER_V4_LEN, PEER_V6_LEN, Peers, Samples};
 use crate::id::{ID_LEN, InfoHash, NodeId};
 use crate::message::{
     Body, ErrorBody, ErrorCode, Message, MutablePut, PutQuery, Query, QueryKind, RawValue,
@@ -975,7 +974,7 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>> {
     let head = || Head {
         transaction_id: TransactionId::from_checked(t_bytes),
         version,
-        requester_ip: ip.and_then(decode_peer),
+        requester_ip: ip.and_then(CompactAddr::from_compact),
         read_only,
     };
     // Each arm builds the whole message where it is returned (no large moves).
@@ -1018,7 +1017,7 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>> {
 struct Head<'a> {
     transaction_id: TransactionId,
     version: Option<&'a [u8]>,
-    requester_ip: Option<SocketAddr>,
+    requester_ip: Option<CompactAddr>,
     read_only: bool,
 }
 
