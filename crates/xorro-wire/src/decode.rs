@@ -998,44 +998,44 @@ fn decode_canonical_or<'a>(
     } else {
         None
     };
-    let nodes6 = if c.eat(b"6:nodes6") {
-        Some(need!(Nodes::from_compact(
-            need!(c.bytes_fast()),
-            Family::V6
-        )))
-    } else {
-        None
-    };
-    let token = if c.eat(b"5:token") {
-        let b = need!(c.bytes_fast());
-        if b.is_empty() || b.len() > Token::MAX_LEN {
+    // The common order first: `r` ends after `nodes`, `t` follows it.
+    let (mut nodes6, mut token, mut values) = (None, None, None);
+    if !c.eat(b"e") {
+        if c.eat(b"6:nodes6") {
+            nodes6 = Some(need!(Nodes::from_compact(
+                need!(c.bytes_fast()),
+                Family::V6
+            )));
+        }
+        if c.eat(b"5:token") {
+            let b = need!(c.bytes_fast());
+            if b.is_empty() || b.len() > Token::MAX_LEN {
+                return or(buf);
+            }
+            token = Some(TokenRef::from_checked(b));
+        }
+        if c.eat(b"6:values") {
+            values = Some(need!(c.detached(Cursor::peers).ok().flatten()));
+        }
+        if !c.eat(b"e") {
             return or(buf);
         }
-        Some(TokenRef::from_checked(b))
-    } else {
-        None
-    };
-    let values = if c.eat(b"6:values") {
-        Some(need!(c.detached(Cursor::peers).ok().flatten()))
-    } else {
-        None
-    };
-    if !c.eat(b"e") {
-        return or(buf);
     }
-    let read_only = if c.eat(b"2:ro") {
-        if c.eat(b"i0e") {
+    let mut read_only = false;
+    if !c.eat(b"1:t") {
+        if !c.eat(b"2:ro") {
+            return or(buf);
+        }
+        read_only = if c.eat(b"i0e") {
             false
         } else if c.eat(b"i1e") {
             true
         } else {
             return or(buf);
+        };
+        if !c.eat(b"1:t") {
+            return or(buf);
         }
-    } else {
-        false
-    };
-    if !c.eat(b"1:t") {
-        return or(buf);
     }
     let t = need!(c.bytes_fast());
     if t.is_empty() || t.len() > TransactionId::MAX_LEN {
