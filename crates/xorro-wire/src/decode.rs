@@ -960,7 +960,7 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>> {
 
 /// The fast path of [`decode`], for the datagram a node receives most: a response with its
 /// keys in canonical (sorted) order, `r` holding only `id` and any of `nodes`, `nodes6`,
-/// `token` and `values`, every value well-formed and every length written in at most three
+/// `p` (libtorrent), `token` and `values`, every value well-formed and every length written in at most three
 /// digits. Anything else is left to `or` ([`decode_any`]) as soon as it is seen; when the
 /// fast path returns a message, it is the one [`decode_any`] returns (checked by the tests
 /// below). The message is built where it is returned: an `Option` returned first and then
@@ -1006,6 +1006,18 @@ fn decode_canonical_or<'a>(
                 need!(c.bytes_fast()),
                 Family::V6
             )));
+        }
+        // libtorrent's `p` (the port it saw the query come from), which `r` does not keep:
+        // a non-negative integer, skipped.
+        if c.eat(b"1:pi") {
+            let digits = c.rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            if digits == 0 {
+                return or(buf);
+            }
+            c.advance(digits);
+            if !c.eat(b"e") {
+                return or(buf);
+            }
         }
         if c.eat(b"5:token") {
             let b = need!(c.bytes_fast());
@@ -1497,6 +1509,8 @@ mod tests {
         [
             format!("d2:ip6:abcdef1:rd2:id{ID}5:nodes208:{nodes}e1:t2:aa1:v4:XO011:y1:re"),
             format!("d1:rd2:id{ID}5:nodes0:e1:t1:a1:y1:re"),
+            format!("d2:ip6:abcdef1:rd2:id{ID}1:pi57022ee1:t3:xyz1:v4:LT..1:y1:re"),
+            format!("d1:rd2:id{ID}5:nodes26:{}1:pi0e5:token4:abcde1:t2:aa1:y1:re", node(2)),
             format!("d2:ip18:abcdefghijklmnopqr1:rd2:id{ID}6:nodes638:{node6}e2:roi1e1:t2:aa1:y1:re"),
             format!("d1:rd2:id{ID}5:token8:tok123456:values{peers}e2:roi0e1:t4:abcd1:v0:1:y1:re"),
             format!("d2:ip5:abcde1:rd2:id{ID}5:nodes26:{}6:nodes638:{node6}5:token64:{tok}6:valueslee1:t32:{}1:y1:re", node(1), "t".repeat(32)),
