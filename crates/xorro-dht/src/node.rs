@@ -628,7 +628,7 @@ impl Node {
                 other => tracing::trace!(?other, %from, "contact seen"),
             }
         }
-        if let Some(ip) = msg.requester_ip {
+        if let Some(ip) = msg.requester_addr() {
             self.vote_external_ip(now, from.ip(), ip.ip());
         }
         match req.purpose {

@@ -228,7 +228,7 @@ impl Node {
         let reply = Message {
             transaction_id: tid,
             version: version.as_ref().map(|v| &v[..]),
-            requester_ip: Some(from),
+            requester_ip: Some(from.into()),
             read_only: false,
             body: Body::Response(r),
         };
@@ -306,7 +306,7 @@ impl Node {
         let msg = Message {
             transaction_id: tid,
             version: version.as_ref().map(|v| &v[..]),
-            requester_ip: Some(to),
+            requester_ip: Some(to.into()),
             read_only: false,
             body: Body::Error(ErrorBody { code, message }),
         };

@@ -1387,7 +1387,7 @@ mod tests {
         let msg = Message {
             transaction_id: TransactionId::new(b"abcd").unwrap(),
             version: Some(b"XO01"),
-            requester_ip: Some(v4(1, 1)),
+            requester_ip: Some(v4(1, 1).into()),
             read_only: false,
             body: Body::Response(Response {
                 token: Some(TokenRef::new(&[1; 8]).unwrap()),

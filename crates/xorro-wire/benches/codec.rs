@@ -77,7 +77,7 @@ fn find_node_response(nodes: &[NodeInfo]) -> Message<'_> {
     Message {
         transaction_id: TransactionId::new(b"aa").unwrap(),
         version: Some(b"XO\x00\x01"),
-        requester_ip: Some(SocketAddr::from(([192, 0, 2, 7], 51413))),
+        requester_ip: Some(SocketAddr::from(([192, 0, 2, 7], 51413)).into()),
         read_only: false,
         body: Body::Response(r),
     }
@@ -95,7 +95,7 @@ fn get_peers_response<'a>(
     Message {
         transaction_id: TransactionId::new(b"ab").unwrap(),
         version: Some(b"XO\x00\x01"),
-        requester_ip: Some(SocketAddr::from(([192, 0, 2, 7], 51413))),
+        requester_ip: Some(SocketAddr::from(([192, 0, 2, 7], 51413)).into()),
         read_only: false,
         body: Body::Response(r),
     }

@@ -42,7 +42,7 @@ fn response<'a>(
     Message {
         transaction_id: tid(if peers.is_some() { b"ab" } else { b"aa" }),
         version: Some(b"XO\x00\x01"),
-        requester_ip: Some(SocketAddr::from(([192, 0, 2, 7], 51413))),
+        requester_ip: Some(SocketAddr::from(([192, 0, 2, 7], 51413)).into()),
         read_only: false,
         body: Body::Response(r),
     }

@@ -102,6 +102,97 @@ pub fn decode_peer(bytes: &[u8]) -> Option<SocketAddr> {
     }
 }
 
+/// A UDP address in compact peer form, as BEP 42 `ip` carries it: 4-byte IPv4 or 16-byte
+/// IPv6 address, then the port, big-endian. 19 bytes where a [`SocketAddr`] takes 32; convert
+/// with [`CompactAddr::to_socket_addr`] or `From`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CompactAddr {
+    /// 6 bytes: IPv4 address and port.
+    V4([u8; PEER_V4_LEN]),
+    /// 18 bytes: IPv6 address and port.
+    V6([u8; PEER_V6_LEN]),
+}
+
+impl CompactAddr {
+    /// Reads compact peer info of 6 or 18 bytes; `None` for any other length.
+    #[inline(always)]
+    pub fn from_compact(bytes: &[u8]) -> Option<Self> {
+        if let Ok(b) = <[u8; PEER_V4_LEN]>::try_from(bytes) {
+            Some(CompactAddr::V4(b))
+        } else {
+            <[u8; PEER_V6_LEN]>::try_from(bytes)
+                .ok()
+                .map(CompactAddr::V6)
+        }
+    }
+
+    /// The 6 or 18 bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            CompactAddr::V4(b) => b,
+            CompactAddr::V6(b) => b,
+        }
+    }
+
+    /// The address (flow info and scope id of IPv6 are 0).
+    pub fn to_socket_addr(&self) -> SocketAddr {
+        match *self {
+            CompactAddr::V4([a, b, c, d, p0, p1]) => SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::new(a, b, c, d),
+                u16::from_be_bytes([p0, p1]),
+            )),
+            CompactAddr::V6(b) => {
+                let (ip, port) = b.split_at(16);
+                let ip = <[u8; 16]>::try_from(ip).unwrap_or_default();
+                let port = <[u8; 2]>::try_from(port).unwrap_or_default();
+                SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::from(ip),
+                    u16::from_be_bytes(port),
+                    0,
+                    0,
+                ))
+            }
+        }
+    }
+}
+
+impl From<SocketAddr> for CompactAddr {
+    fn from(addr: SocketAddr) -> Self {
+        let [p0, p1] = addr.port().to_be_bytes();
+        match addr.ip() {
+            IpAddr::V4(ip) => {
+                let [a, b, c, d] = ip.octets();
+                CompactAddr::V4([a, b, c, d, p0, p1])
+            }
+            IpAddr::V6(ip) => {
+                let mut out = [0u8; PEER_V6_LEN];
+                out[..16].copy_from_slice(&ip.octets());
+                out[16] = p0;
+                out[17] = p1;
+                CompactAddr::V6(out)
+            }
+        }
+    }
+}
+
+impl From<CompactAddr> for SocketAddr {
+    fn from(addr: CompactAddr) -> Self {
+        addr.to_socket_addr()
+    }
+}
+
+impl fmt::Debug for CompactAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CompactAddr({})", self.to_socket_addr())
+    }
+}
+
+impl fmt::Display for CompactAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.to_socket_addr().fmt(f)
+    }
+}
+
 /// Writes compact peer info (6 bytes for IPv4, 18 for IPv6) to `out`.
 pub fn encode_peer(addr: &SocketAddr, out: &mut Vec<u8>) {
     match addr.ip() {

@@ -6,11 +6,10 @@
 //! clients send (unsorted keys, `v` of any type). Errors say what a server should answer:
 //! [`DecodeError::reply`].
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::bytes::{Token, TokenRef, TransactionId};
-use crate::compact::{Family, Nodes, PEER_V4_LEN, PEER_V6_LEN, Peers, Samples, decode_peer};
+use crate::compact::{CompactAddr, Family, Nodes, PEER_V4_LEN, PEER_V6_LEN, Peers, Samples};
 use crate::id::{ID_LEN, InfoHash, NodeId};
 use crate::message::{
     Body, ErrorBody, ErrorCode, Message, MutablePut, PutQuery, Query, QueryKind, RawValue,
@@ -267,6 +266,18 @@ impl<'a> Cursor<'a> {
         Cursor {
             buf,
             rest: buf.get(pos..).unwrap_or_default(),
+        }
+    }
+
+    /// Moves past `prefix` if the rest starts with it.
+    #[inline(always)]
+    fn eat<const N: usize>(&mut self, prefix: &[u8; N]) -> bool {
+        match self.rest.split_first_chunk::<N>() {
+            Some((head, tail)) if head == prefix => {
+                self.rest = tail;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -944,6 +955,139 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>> {
     if buf.first() != Some(&b'd') {
         return err(DecodeErrorKind::NotADict);
     }
+    decode_canonical_or(buf, decode_any)
+}
+
+/// The fast path of [`decode`], for the datagram a node receives most: a response with its
+/// keys in canonical (sorted) order, `r` holding only `id` and any of `nodes`, `nodes6`,
+/// `p` (libtorrent), `token` and `values`, every value well-formed and every length written in at most three
+/// digits. Anything else is left to `or` ([`decode_any`]) as soon as it is seen; when the
+/// fast path returns a message, it is the one [`decode_any`] returns (checked by the tests
+/// below). The message is built where it is returned: an `Option` returned first and then
+/// turned into a `Result` would be copied once more.
+#[inline(always)]
+fn decode_canonical_or<'a>(
+    buf: &'a [u8],
+    or: impl FnOnce(&'a [u8]) -> Result<Message<'a>>,
+) -> Result<Message<'a>> {
+    macro_rules! need {
+        ($e:expr) => {
+            match $e {
+                Some(v) => v,
+                None => return or(buf),
+            }
+        };
+    }
+
+    let mut c = Cursor::at(buf, 1);
+    let requester_ip = if c.eat(b"2:ip") {
+        CompactAddr::from_compact(need!(c.bytes_fast()))
+    } else {
+        None
+    };
+    if !c.eat(b"1:rd2:id20:") {
+        return or(buf);
+    }
+    let (id, rest) = need!(c.rest.split_first_chunk::<ID_LEN>());
+    c.rest = rest;
+    let nodes = if c.eat(b"5:nodes") {
+        Some(need!(Nodes::from_compact(
+            need!(c.bytes_fast()),
+            Family::V4
+        )))
+    } else {
+        None
+    };
+    // The common order first: `r` ends after `nodes`, `t` follows it.
+    let (mut nodes6, mut token, mut values) = (None, None, None);
+    if !c.eat(b"e") {
+        if c.eat(b"6:nodes6") {
+            nodes6 = Some(need!(Nodes::from_compact(
+                need!(c.bytes_fast()),
+                Family::V6
+            )));
+        }
+        // libtorrent's `p` (the port it saw the query come from), which `r` does not keep:
+        // a non-negative integer, skipped.
+        if c.eat(b"1:pi") {
+            let digits = c.rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            if digits == 0 {
+                return or(buf);
+            }
+            c.advance(digits);
+            if !c.eat(b"e") {
+                return or(buf);
+            }
+        }
+        if c.eat(b"5:token") {
+            let b = need!(c.bytes_fast());
+            if b.is_empty() || b.len() > Token::MAX_LEN {
+                return or(buf);
+            }
+            token = Some(TokenRef::from_checked(b));
+        }
+        if c.eat(b"6:values") {
+            values = Some(need!(c.detached(Cursor::peers).ok().flatten()));
+        }
+        if !c.eat(b"e") {
+            return or(buf);
+        }
+    }
+    let mut read_only = false;
+    if !c.eat(b"1:t") {
+        if !c.eat(b"2:ro") {
+            return or(buf);
+        }
+        read_only = if c.eat(b"i0e") {
+            false
+        } else if c.eat(b"i1e") {
+            true
+        } else {
+            return or(buf);
+        };
+        if !c.eat(b"1:t") {
+            return or(buf);
+        }
+    }
+    let t = need!(c.bytes_fast());
+    if t.is_empty() || t.len() > TransactionId::MAX_LEN {
+        return or(buf);
+    }
+    let version = if c.eat(b"1:v") {
+        Some(need!(c.bytes_fast()))
+    } else {
+        None
+    };
+    if !c.eat(b"1:y1:re") || !c.rest.is_empty() {
+        return or(buf);
+    }
+    Ok(Message {
+        transaction_id: TransactionId::from_checked(t),
+        version,
+        requester_ip,
+        read_only,
+        body: Body::Response(Response {
+            id: NodeId(*id),
+            nodes,
+            nodes6,
+            token,
+            values,
+            seeds_bloom: None,
+            peers_bloom: None,
+            value: None,
+            key: None,
+            signature: None,
+            seq: None,
+            samples: None,
+            num: None,
+            interval: None,
+        }),
+    })
+}
+
+/// [`decode`] of any datagram (after its first byte was checked to be `d`).
+#[inline(never)]
+fn decode_any(buf: &[u8]) -> Result<Message<'_>> {
     let mut c = Cursor::at(buf, 1);
     let mut s = Scan {
         t: None,
@@ -975,7 +1119,7 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>> {
     let head = || Head {
         transaction_id: TransactionId::from_checked(t_bytes),
         version,
-        requester_ip: ip.and_then(decode_peer),
+        requester_ip: ip.and_then(CompactAddr::from_compact),
         read_only,
     };
     // Each arm builds the whole message where it is returned (no large moves).
@@ -1018,7 +1162,7 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>> {
 struct Head<'a> {
     transaction_id: TransactionId,
     version: Option<&'a [u8]>,
-    requester_ip: Option<SocketAddr>,
+    requester_ip: Option<CompactAddr>,
     read_only: bool,
 }
 
@@ -1342,6 +1486,80 @@ mod tests {
         let e = response(&format!("2:id{ID}6:valuesl06:abcdefe")).unwrap_err();
         assert_eq!(e.kind, DecodeErrorKind::InvalidValue("values"));
         assert!(response(&format!("2:id{ID}6:valuesl6:abcdef18:abcdefghijklmnopqre")).is_ok());
+    }
+
+    /// The fast path alone.
+    fn canonical_response(buf: &[u8]) -> Option<Message<'_>> {
+        decode_canonical_or(buf, |_| err(DecodeErrorKind::NotADict)).ok()
+    }
+
+    /// Responses the fast path reads, in canonical form.
+    fn canonical_responses() -> Vec<Vec<u8>> {
+        let node = |i: u8| {
+            format!(
+                "{}{}",
+                "n".repeat(20),
+                char::from(b'a' + i).to_string().repeat(6)
+            )
+        };
+        let nodes: String = (0..8).map(node).collect();
+        let node6 = format!("{}{}", "m".repeat(20), "6".repeat(18));
+        let peers = "l6:abcdef6:ghijkl18:abcdefghijklmnopqre";
+        let tok = "x".repeat(64);
+        [
+            format!("d2:ip6:abcdef1:rd2:id{ID}5:nodes208:{nodes}e1:t2:aa1:v4:XO011:y1:re"),
+            format!("d1:rd2:id{ID}5:nodes0:e1:t1:a1:y1:re"),
+            format!("d2:ip6:abcdef1:rd2:id{ID}1:pi57022ee1:t3:xyz1:v4:LT..1:y1:re"),
+            format!("d1:rd2:id{ID}5:nodes26:{}1:pi0e5:token4:abcde1:t2:aa1:y1:re", node(2)),
+            format!("d2:ip18:abcdefghijklmnopqr1:rd2:id{ID}6:nodes638:{node6}e2:roi1e1:t2:aa1:y1:re"),
+            format!("d1:rd2:id{ID}5:token8:tok123456:values{peers}e2:roi0e1:t4:abcd1:v0:1:y1:re"),
+            format!("d2:ip5:abcde1:rd2:id{ID}5:nodes26:{}6:nodes638:{node6}5:token64:{tok}6:valueslee1:t32:{}1:y1:re", node(1), "t".repeat(32)),
+        ]
+        .into_iter()
+        .map(String::into_bytes)
+        .collect()
+    }
+
+    /// Where the fast path returns a message, the general decoder returns the same one: for
+    /// canonical responses, and for every truncation and every one-byte change, insertion or
+    /// removal of them.
+    #[test]
+    fn fast_path_agrees_with_the_general_decoder() {
+        let check = |m: &[u8]| {
+            if let Some(fast) = canonical_response(m) {
+                assert_eq!(decode_any(m), Ok(fast), "{}", m.escape_ascii());
+            }
+        };
+        let mut fast = 0;
+        for m in canonical_responses() {
+            assert_eq!(canonical_response(&m), Some(decode_any(&m).unwrap()));
+            for end in 0..m.len() {
+                check(&m[..end]);
+            }
+            for i in 0..m.len() {
+                let original = m[i];
+                let mut changed = m.clone();
+                for b in [
+                    0, 1, b'0', b'1', b'2', b'5', b'9', b':', b'a', b'd', b'e', b'i', b'l', b'r',
+                    b'x', 0xff,
+                ]
+                .into_iter()
+                .chain([original.wrapping_add(1), original.wrapping_sub(1)])
+                {
+                    changed[i] = b;
+                    check(&changed);
+                    fast += usize::from(canonical_response(&changed).is_some());
+                    let mut inserted = m.clone();
+                    inserted.insert(i, b);
+                    check(&inserted);
+                }
+                let mut removed = m.clone();
+                removed.remove(i);
+                check(&removed);
+            }
+        }
+        // The changes inside values (ids, addresses, the transaction id) keep the fast path.
+        assert!(fast > 1000, "{fast}");
     }
 
     #[test]

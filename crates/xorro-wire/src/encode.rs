@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 
 use crate::compact::{
-    Family, NODE_V4_LEN, NODE_V6_LEN, NodeInfo, Nodes, PEER_V4_LEN, PEER_V6_LEN, Peers,
+    CompactAddr, Family, NODE_V4_LEN, NODE_V6_LEN, NodeInfo, Nodes, PEER_V4_LEN, PEER_V6_LEN, Peers,
 };
 use crate::id::ID_LEN;
 use crate::message::{Body, Message, PutQuery, Query, QueryKind, Response, Want};
@@ -194,17 +194,13 @@ fn write_message(msg: &Message<'_>, out: &mut Vec<u8>, limits: &Limits) {
 fn write_ip(msg: &Message<'_>, out: &mut Vec<u8>) {
     match msg.requester_ip {
         None => {}
-        Some(SocketAddr::V4(a)) => {
-            let [i0, i1, i2, i3] = a.ip().octets();
-            let [p0, p1] = a.port().to_be_bytes();
-            put(
-                out,
-                &[b'2', b':', b'i', b'p', b'6', b':', i0, i1, i2, i3, p0, p1],
-            );
-        }
-        Some(ip) => {
-            put(out, b"2:ip");
-            peer(out, &ip);
+        Some(CompactAddr::V4([i0, i1, i2, i3, p0, p1])) => put(
+            out,
+            &[b'2', b':', b'i', b'p', b'6', b':', i0, i1, i2, i3, p0, p1],
+        ),
+        Some(CompactAddr::V6(b)) => {
+            put(out, b"2:ip18:");
+            put(out, &b);
         }
     }
 }

@@ -42,7 +42,7 @@ pub mod message;
 pub mod value;
 
 pub use bytes::{PublicKey, Signature, Token, TokenRef, TransactionId};
-pub use compact::{Family, NodeInfo, Nodes, Peers, Samples};
+pub use compact::{CompactAddr, Family, NodeInfo, Nodes, Peers, Samples};
 pub use decode::{DecodeError, DecodeErrorKind, decode};
 pub use encode::{EncodeError, MAX_DATAGRAM_LEN, encode, encode_append, encode_with_limit};
 pub use id::{Distance, ID_LEN, InfoHash, NodeId, ParseIdError};

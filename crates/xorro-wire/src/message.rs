@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::bytes::{TokenRef, TransactionId};
-use crate::compact::{Nodes, Peers, Samples};
+use crate::compact::{CompactAddr, Nodes, Peers, Samples};
 use crate::id::{InfoHash, NodeId};
 
 /// One KRPC message: the top-level dictionary of a datagram (BEP 5).
@@ -17,12 +17,20 @@ pub struct Message<'a> {
     pub transaction_id: TransactionId,
     /// `v`: the sender's client version (BEP 5 suggests 2 letters and 2 bytes of version).
     pub version: Option<&'a [u8]>,
-    /// `ip`: BEP 42, the requester's address as the responder sees it.
-    pub requester_ip: Option<SocketAddr>,
+    /// `ip`: BEP 42, the requester's address as the responder sees it, in compact form
+    /// ([`Message::requester_addr`] converts it).
+    pub requester_ip: Option<CompactAddr>,
     /// `ro`: BEP 43, the sender is read-only and must not be added to routing tables.
     pub read_only: bool,
     /// `y` and what goes with it.
     pub body: Body<'a>,
+}
+
+impl Message<'_> {
+    /// `ip` (BEP 42) as a socket address.
+    pub fn requester_addr(&self) -> Option<SocketAddr> {
+        self.requester_ip.map(SocketAddr::from)
+    }
 }
 
 /// `y`: a query (`q`), a response (`r`) or an error (`e`).

@@ -750,7 +750,10 @@ fn bep42_ip_in_responses() {
         ]
         .concat();
         let m = roundtrip(&bytes);
-        assert_eq!(m.requester_ip, Some(SocketAddr::new(IpAddr::V4(ip), 6881)));
+        assert_eq!(
+            m.requester_addr(),
+            Some(SocketAddr::new(IpAddr::V4(ip), 6881))
+        );
         // The responder's id is secure for the address the vector gives it.
         assert!(bep42::is_secure(&response(&m).id, IpAddr::V4(ip)), "{ip}");
     }
@@ -764,7 +767,10 @@ fn bep42_ip_in_responses() {
     ]
     .concat();
     let m = roundtrip(&bytes);
-    assert_eq!(m.requester_ip, Some(SocketAddr::new(IpAddr::V6(v6), 51413)));
+    assert_eq!(
+        m.requester_addr(),
+        Some(SocketAddr::new(IpAddr::V6(v6), 51413))
+    );
 
     // "Nodes that enforce the node-ID will respond with an error message": `ip` there too.
     let bytes = [
@@ -774,7 +780,10 @@ fn bep42_ip_in_responses() {
     ]
     .concat();
     let m = roundtrip(&bytes);
-    assert_eq!(m.requester_ip, Some("124.31.75.21:6881".parse().unwrap()));
+    assert_eq!(
+        m.requester_addr(),
+        Some("124.31.75.21:6881".parse().unwrap())
+    );
     assert!(matches!(m.body, Body::Error(_)));
 
     // An `ip` of another length is ignored, not an error.

@@ -88,7 +88,7 @@ fn client_key() -> PublicKey {
 fn lt_requester_port() -> u16 {
     // Every libtorrent reply mirrors the harness's address; read it once from the ping reply.
     let bytes = load("libtorrent/response_ping.bin");
-    decode(&bytes).unwrap().requester_ip.unwrap().port()
+    decode(&bytes).unwrap().requester_addr().unwrap().port()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -692,7 +692,7 @@ fn lt_reply(m: &Message<'_>) {
 
 /// BEP 42 `ip`: the harness's address as libtorrent saw it.
 fn assert_lt_requester_ip(m: &Message<'_>) {
-    let ip = m.requester_ip.expect("libtorrent sends BEP 42 ip");
+    let ip = m.requester_addr().expect("libtorrent sends BEP 42 ip");
     assert_eq!(ip.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
     assert_eq!(ip.port(), lt_requester_port());
 }

@@ -267,7 +267,7 @@ impl Spec {
         Message {
             transaction_id: TransactionId::new(&self.tid).unwrap(),
             version: self.version.as_deref(),
-            requester_ip: self.ip,
+            requester_ip: self.ip.map(Into::into),
             read_only: self.read_only,
             body,
         }
@@ -361,7 +361,7 @@ fn long_values_are_trimmed_to_fit() {
     let m = Message {
         transaction_id: TransactionId::from_u16(7),
         version: Some(b"XO01"),
-        requester_ip: Some("1.2.3.4:5".parse().unwrap()),
+        requester_ip: Some("1.2.3.4:5".parse::<std::net::SocketAddr>().unwrap().into()),
         read_only: false,
         body: Body::Response(r),
     };
