@@ -6,7 +6,9 @@
 //! live ones while fewer than α requests are in flight and not slow; a slow request (past its
 //! soft timeout) lets one more go out. Once a few of the `k` closest live candidates have
 //! answered (`burst_after`), the search has reached the target's neighbourhood and α no
-//! longer holds back the others among them: they are all asked at once. The leg is done
+//! longer holds back the others among them: they are all asked at once. Among equally close
+//! new candidates (as many leading bits shared with the target) a user's lookup may ask the
+//! fastest first, by the RTT our routing table knows (`set_rtt_choice`). The leg is done
 //! when the `k` closest live candidates have all answered, or nothing is left to ask. This
 //! module decides; the node sends.
 
@@ -107,10 +109,7 @@ impl Leg {
 
     /// Adds a node if it is new, of this family, and close enough to be kept.
     pub fn add(&mut self, node: NodeInfo, hop: u32, hint: Hint) {
-        if Family::of(&node.addr) != self.family {
-            return;
-        }
-        if self.position(&node.addr).is_some() {
+        if Family::of(&node.addr) != self.family || self.position(&node.addr).is_some() {
             return;
         }
         let distance = node.id.distance(&self.target);
