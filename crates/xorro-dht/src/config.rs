@@ -43,6 +43,14 @@ pub struct Config {
     /// with churn, two seeds: median lookup 696 → 632 ms, p90 1,313 → 1,203 ms, exactness
     /// and queries a lookup unchanged (see docs/SIMULATION.md).
     pub lookup_burst_after: usize,
+    /// Among the new candidates as close to the target as the closest one (sharing as many
+    /// leading bits with it, so the same expected progress), a user's lookup asks first the
+    /// one with the fewest failures in our routing table, then the lowest RTT known from it
+    /// (a contact of unknown RTT ranks at the node's smoothed RTT), rather than the closest.
+    /// Internal lookups (joining, refresh) keep to distance order. Simulated at 10^4 nodes
+    /// with churn, two seeds: median lookup 632 → 616 ms, announce median 955 → 908 ms,
+    /// exactness 95.90 % on both (see docs/SIMULATION.md).
+    pub lookup_rtt_choice: bool,
     /// Candidates a lookup remembers beyond the closest (bounds its memory).
     pub lookup_candidates_max: usize,
     /// After this long without an answer a request counts as slow and the lookup sends one
@@ -109,6 +117,7 @@ impl Default for Config {
             lookup_parallelism: 4,
             lookup_closest: K,
             lookup_burst_after: 1,
+            lookup_rtt_choice: true,
             lookup_candidates_max: 64,
             lookup_soft_timeout: Duration::from_millis(1000),
             request_timeout: Duration::from_secs(4),

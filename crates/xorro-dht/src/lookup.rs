@@ -6,7 +6,9 @@
 //! live ones while fewer than α requests are in flight and not slow; a slow request (past its
 //! soft timeout) lets one more go out. Once a few of the `k` closest live candidates have
 //! answered (`burst_after`), the search has reached the target's neighbourhood and α no
-//! longer holds back the others among them: they are all asked at once. The leg is done
+//! longer holds back the others among them: they are all asked at once. Among equally close
+//! new candidates (as many leading bits shared with the target) a user's lookup may ask the
+//! fastest first, by the RTT our routing table knows (`set_rtt_choice`). The leg is done
 //! when the `k` closest live candidates have all answered, or nothing is left to ask. This
 //! module decides; the node sends.
 
@@ -28,6 +30,15 @@ pub(crate) enum State {
     Failed,
 }
 
+/// What our routing table knows of a contact when the lookup learns it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Hint {
+    /// Smoothed RTT of its answers to us.
+    pub rtt: Option<Duration>,
+    /// Queries it failed since its last answer.
+    pub failures: u8,
+}
+
 /// A node the lookup knows of.
 #[derive(Debug, Clone)]
 pub(crate) struct Candidate {
@@ -38,6 +49,8 @@ pub(crate) struct Candidate {
     pub hop: u32,
     /// RTT known from our routing table, to set the soft timeout.
     pub rtt: Option<Duration>,
+    /// Queries our routing table saw it fail since its last answer (0 if not a member).
+    pub failures: u8,
     /// Write token it gave us (get_peers / get).
     pub token: Option<Token>,
     /// Requests sent to it by this lookup (the first and its retransmissions).
@@ -64,6 +77,9 @@ pub(crate) struct Leg {
     target: NodeId,
     candidates: Vec<Candidate>,
     max: usize,
+    /// Set: among new candidates as close as the closest one (same shared prefix with the
+    /// target), ask the one expected to answer first; the value stands for an unknown RTT.
+    by_rtt: Option<Duration>,
 }
 
 impl Leg {
@@ -81,11 +97,18 @@ impl Leg {
             // in the heap.
             candidates: Vec::new(),
             max: max.max(1),
+            by_rtt: None,
         }
     }
 
+    /// Chooses among equally close new candidates by RTT (`None`: by distance alone);
+    /// `unknown` ranks a candidate of unknown RTT.
+    pub fn set_rtt_choice(&mut self, unknown: Option<Duration>) {
+        self.by_rtt = unknown;
+    }
+
     /// Adds a node if it is new, of this family, and close enough to be kept.
-    pub fn add(&mut self, node: NodeInfo, hop: u32, rtt: Option<Duration>) {
+    pub fn add(&mut self, node: NodeInfo, hop: u32, hint: Hint) {
         if Family::of(&node.addr) != self.family || self.position(&node.addr).is_some() {
             return;
         }
@@ -101,7 +124,8 @@ impl Leg {
                 distance,
                 state: State::New,
                 hop,
-                rtt,
+                rtt: hint.rtt,
+                failures: hint.failures,
                 token: None,
                 attempts: 0,
                 pending: 0,
@@ -171,15 +195,54 @@ impl Leg {
                 pick = Some(i);
             }
         }
-        let i = pick?;
+        let mut i = pick?;
         if active >= alpha && answered < burst_after {
             return None;
+        }
+        if let Some(unknown) = self.by_rtt
+            && self.candidates[i].state == State::New
+        {
+            i = self.fastest_in_band(i, k, attempts, unknown);
         }
         let c = &mut self.candidates[i];
         c.state = State::InFlight { slow: false };
         c.attempts = c.attempts.saturating_add(1);
         c.pending = c.pending.saturating_add(1);
         Some(&self.candidates[i])
+    }
+
+    /// Among the new candidates of the `k` closest live ones that share as many leading bits
+    /// with the target as candidate `i` (the closest new one), the one with the fewest
+    /// failures in our table, then the lowest RTT (`unknown` if none is known), then the
+    /// closest. Within such a band the expected progress towards the target is the same
+    /// (the remaining bits are random), the time to the answer is not.
+    fn fastest_in_band(&self, i: usize, k: usize, attempts: u8, unknown: Duration) -> usize {
+        let band = self.candidates[i].distance.leading_zeros();
+        let mut best = (
+            i,
+            self.candidates[i].failures,
+            self.candidates[i].rtt.unwrap_or(unknown),
+        );
+        for (j, c) in self
+            .candidates
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_live(attempts))
+            .take(k)
+            .skip_while(|(j, _)| *j <= i)
+        {
+            if c.distance.leading_zeros() != band {
+                break;
+            }
+            if c.state != State::New {
+                continue;
+            }
+            let key = (c.failures, c.rtt.unwrap_or(unknown));
+            if key < (best.1, best.2) {
+                best = (j, key.0, key.1);
+            }
+        }
+        best.0
     }
 
     /// The request to `addr` got an answer; returns the candidate's hop count, or `None` when
@@ -305,7 +368,7 @@ mod tests {
     fn asks_closest_first_and_respects_alpha() {
         let mut leg = Leg::new(Family::V4, NodeId::ZERO, 16);
         for i in (1..=10).rev() {
-            leg.add(node(i), 1, None);
+            leg.add(node(i), 1, Hint::default());
         }
         let first: Vec<u8> = (0..3)
             .filter_map(|_| leg.next_to_query(3, 8, 1, 0).map(|c| c.node.id.0[0]))
@@ -324,7 +387,7 @@ mod tests {
     fn done_when_k_closest_answered() {
         let mut leg = Leg::new(Family::V4, NodeId::ZERO, 16);
         for i in 1..=4 {
-            leg.add(node(i), 1, None);
+            leg.add(node(i), 1, Hint::default());
         }
         assert!(!leg.is_done(2, 1));
         for i in 1..=2 {
@@ -336,7 +399,7 @@ mod tests {
         leg.add(
             NodeInfo::new(NodeId::ZERO, "10.1.1.1:1".parse().unwrap()),
             2,
-            None,
+            Hint::default(),
         );
         assert!(!leg.is_done(2, 1));
         leg.next_to_query(2, 2, 1, 0);
@@ -350,10 +413,10 @@ mod tests {
         leg.add(
             NodeInfo::new(NodeId::ZERO, "[::1]:1".parse().unwrap()),
             1,
-            None,
+            Hint::default(),
         );
-        leg.add(node(1), 1, None);
-        leg.add(node(1), 1, None);
+        leg.add(node(1), 1, Hint::default());
+        leg.add(node(1), 1, Hint::default());
         assert_eq!(leg.candidates.len(), 1);
         assert!(!leg.is_done(8, 1));
     }
@@ -362,7 +425,7 @@ mod tests {
     fn slow_close_node_is_retransmitted_then_fails_after_all_attempts() {
         let mut leg = Leg::new(Family::V4, NodeId::ZERO, 16);
         for i in 1..=3 {
-            leg.add(node(i), 1, None);
+            leg.add(node(i), 1, Hint::default());
         }
         let a = node(1).addr;
         assert_eq!(leg.next_to_query(1, 8, 3, 0).map(|c| c.node.addr), Some(a));
@@ -397,7 +460,7 @@ mod tests {
     #[test]
     fn timed_out_node_with_attempts_left_is_asked_again() {
         let mut leg = Leg::new(Family::V4, NodeId::ZERO, 16);
-        leg.add(node(1), 1, None);
+        leg.add(node(1), 1, Hint::default());
         let a = node(1).addr;
         assert!(leg.next_to_query(3, 8, 2, 0).is_some());
         leg.on_timeout(&a, 2);
@@ -411,7 +474,7 @@ mod tests {
     fn slow_on_last_attempt_does_not_hold_the_lookup_up() {
         let mut leg = Leg::new(Family::V4, NodeId::ZERO, 16);
         for i in 1..=3 {
-            leg.add(node(i), 1, None);
+            leg.add(node(i), 1, Hint::default());
         }
         // k = 2, two attempts: node 1 never answers.
         let a = node(1).addr;
@@ -445,7 +508,7 @@ mod tests {
     fn neighbourhood_reached_asks_the_rest_of_the_k_closest_at_once() {
         let mut leg = Leg::new(Family::V4, NodeId::ZERO, 16);
         for i in 1..=6 {
-            leg.add(node(i), 1, None);
+            leg.add(node(i), 1, Hint::default());
         }
         let ask = |leg: &mut Leg| leg.next_to_query(1, 4, 2, 2).map(|c| c.node.id.0[0]);
         // α = 1, k = 4: one request at a time while fewer than two of the four closest answered.
@@ -462,7 +525,7 @@ mod tests {
         // Without the burst the second one waits for the slot.
         let mut plain = Leg::new(Family::V4, NodeId::ZERO, 16);
         for i in 1..=6 {
-            plain.add(node(i), 1, None);
+            plain.add(node(i), 1, Hint::default());
         }
         for i in 1..=2 {
             plain.next_to_query(1, 4, 2, 0);
@@ -470,6 +533,50 @@ mod tests {
         }
         assert!(plain.next_to_query(1, 4, 2, 0).is_some());
         assert!(plain.next_to_query(1, 4, 2, 0).is_none());
+    }
+
+    #[test]
+    fn equally_close_candidates_are_asked_fastest_first() {
+        // Targets 0: nodes 0x40..0x43 share one leading bit with it, node 0x20 two.
+        let ms = |n: u64| Hint {
+            rtt: Some(Duration::from_millis(n)),
+            failures: 0,
+        };
+        let mk = |b: u8, i: u8| {
+            let mut id = [0u8; 20];
+            id[0] = b;
+            NodeInfo::new(NodeId(id), SocketAddr::from(([10, 0, 1, i], 1000)))
+        };
+        let fill = |leg: &mut Leg| {
+            leg.add(mk(0x20, 1), 1, ms(400));
+            leg.add(mk(0x40, 2), 1, ms(300));
+            leg.add(mk(0x41, 3), 1, Hint::default());
+            leg.add(mk(0x42, 4), 1, ms(50));
+            leg.add(
+                mk(0x43, 5),
+                1,
+                Hint {
+                    rtt: Some(Duration::from_millis(10)),
+                    failures: 1,
+                },
+            );
+        };
+        let mut leg = Leg::new(Family::V4, NodeId::ZERO, 16);
+        fill(&mut leg);
+        leg.set_rtt_choice(Some(Duration::from_millis(100)));
+        let order: Vec<u8> = (0..5)
+            .filter_map(|_| leg.next_to_query(5, 8, 1, 0).map(|c| c.node.id.0[0]))
+            .collect();
+        // The closest band (0x20) first whatever its RTT; in the next band the 50 ms one,
+        // then the unknown one (ranked at 100 ms), then 300 ms; the one that failed last.
+        assert_eq!(order, [0x20, 0x42, 0x41, 0x40, 0x43]);
+        // Without the choice: by distance.
+        let mut plain = Leg::new(Family::V4, NodeId::ZERO, 16);
+        fill(&mut plain);
+        let order: Vec<u8> = (0..5)
+            .filter_map(|_| plain.next_to_query(5, 8, 1, 0).map(|c| c.node.id.0[0]))
+            .collect();
+        assert_eq!(order, [0x20, 0x40, 0x41, 0x42, 0x43]);
     }
 
     proptest! {
@@ -480,12 +587,17 @@ mod tests {
         fn lookup_terminates_on_any_response_script(
             ids in proptest::collection::vec(any::<[u8; 20]>(), 1..40),
             burst in 0usize..4,
+            by_rtt in any::<bool>(),
+            rtts in proptest::collection::vec(proptest::option::of(0u64..2000), 40),
             script in proptest::collection::vec((0u8..4, any::<proptest::sample::Index>(), proptest::collection::vec(any::<[u8; 20]>(), 0..8)), 0..200),
         ) {
             let mut leg = Leg::new(Family::V4, NodeId::ZERO, 32);
             let mut n = 0u32;
             let mut mk = |id: [u8; 20]| { n += 1; NodeInfo::new(NodeId(id), SocketAddr::from(([10, (n >> 16) as u8, (n >> 8) as u8, n as u8], 1))) };
-            for id in ids { leg.add(mk(id), 1, None); }
+            if by_rtt { leg.set_rtt_choice(Some(Duration::from_millis(100))); }
+            for (id, r) in ids.into_iter().zip(&rtts) {
+                leg.add(mk(id), 1, Hint { rtt: r.map(Duration::from_millis), failures: (r.unwrap_or(0) % 3) as u8 });
+            }
             let mut sent = 0;
             let mut steps = script.into_iter();
             loop {
@@ -501,7 +613,7 @@ mod tests {
                 match op {
                     0 => {
                         leg.on_response(&addr, None);
-                        for id in more { leg.add(mk(id), 2, None); }
+                        for id in more { leg.add(mk(id), 2, Hint::default()); }
                     }
                     1 => leg.on_timeout(&addr, 3),
                     2 => leg.on_slow(&addr),

@@ -18,7 +18,7 @@ use xorro_wire::{
 
 use crate::config::Config;
 use crate::event::{CommandError, CommandId, Event, LookupStats, Outcome, Stats};
-use crate::lookup::Leg;
+use crate::lookup::{Hint, Leg};
 use crate::ratelimit::{InboundLimiter, OutgoingBudget};
 use crate::routing::{FailureOutcome, Insertion, RoutingTable, SavedContact};
 use crate::rpc::{Deadline, Purpose, Request, Requests};
@@ -652,7 +652,14 @@ impl Node {
                     l.seeds_pending = l.seeds_pending.saturating_sub(1);
                     l.stats.responses += 1;
                     for leg in &mut l.legs {
-                        leg.add(node, 1, Some(rtt));
+                        leg.add(
+                            node,
+                            1,
+                            Hint {
+                                rtt: Some(rtt),
+                                failures: 0,
+                            },
+                        );
                         leg.on_response(&from, None);
                     }
                 }
@@ -1046,8 +1053,7 @@ impl Node {
                 &mut closest,
             );
             for n in &closest {
-                let rtt = table.get(n.addr).and_then(|e| e.rtt());
-                leg.add(*n, 1, rtt);
+                leg.add(*n, 1, table_hint(table, n.addr));
             }
             legs.push(leg);
         }
@@ -1088,6 +1094,14 @@ impl Node {
         }
         Ok(id)
     }
+}
+
+/// What `table` knows of the contact at `addr` (nothing if it is not a member).
+fn table_hint(table: &RoutingTable, addr: SocketAddr) -> Hint {
+    table.get(addr).map_or(Hint::default(), |e| Hint {
+        rtt: e.rtt(),
+        failures: e.failures(),
+    })
 }
 
 /// The query a lookup sends to search.
@@ -1140,6 +1154,12 @@ impl Node {
         // A contact of unknown RTT gets the node's retransmission timeout (RFC 6298 over every
         // answer it had); one of known RTT twice its own.
         let unknown = self.rto.timeout().map_or(soft, |t| t.min(soft));
+        // Ranks a contact of unknown RTT among known ones (a user's lookup only): the node's
+        // smoothed RTT.
+        let rtt_choice = self
+            .config
+            .lookup_rtt_choice
+            .then(|| self.rto.srtt.unwrap_or(unknown));
         loop {
             let Some(l) = self.lookups.get_mut(&id) else {
                 return;
@@ -1151,6 +1171,7 @@ impl Node {
             let burst_after = if l.internal { 0 } else { burst_after };
             let mut next = None;
             for (i, leg) in l.legs.iter_mut().enumerate() {
+                leg.set_rtt_choice(rtt_choice.filter(|_| !l.internal));
                 if let Some(c) = leg.next_to_query(alpha, k, attempts, burst_after) {
                     next = Some((i, c.node, c.rtt));
                     break;
@@ -1299,7 +1320,7 @@ impl Node {
         l.stats.rounds = l.stats.rounds.max(hop);
         for leg in &mut l.legs {
             for n in &acceptable {
-                leg.add(*n, hop + 1, None);
+                leg.add(*n, hop + 1, Hint::default());
             }
         }
         match &l.kind {

@@ -317,6 +317,9 @@ pub struct EngineConfig {
     /// `lookup_burst_after` (answers among the k closest after which the rest of them are
     /// asked at once, 0 = never); `None` keeps the engine default.
     pub lookup_burst_after: Option<usize>,
+    /// `lookup_rtt_choice` (equally close candidates asked fastest first); `None` keeps the
+    /// engine default.
+    pub lookup_rtt_choice: Option<bool>,
     /// `lookup_soft_timeout` in ms; `None` keeps the engine default.
     pub lookup_soft_timeout_ms: Option<u64>,
     /// `request_timeout` in ms; `None` keeps the engine default.
@@ -342,6 +345,9 @@ impl EngineConfig {
         }
         if let Some(n) = self.lookup_burst_after {
             c.lookup_burst_after = n;
+        }
+        if let Some(b) = self.lookup_rtt_choice {
+            c.lookup_rtt_choice = b;
         }
         if let Some(ms) = self.lookup_soft_timeout_ms {
             c.lookup_soft_timeout = Duration::from_millis(ms);
