@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -283,12 +284,15 @@ impl Node {
         let id = config.id.unwrap_or_else(|| NodeId(rng.r#gen()));
         let secret: [u8; 20] = rng.r#gen();
         let first_tid: u32 = rng.r#gen();
+        // One copy of each for both tables and both stores.
+        let routing = Arc::new(config.routing.clone());
+        let store = Arc::new(config.store);
         Node {
-            table4: RoutingTable::new(id, config.routing.clone()),
-            table6: RoutingTable::new(id, config.routing.clone()),
+            table4: RoutingTable::with_config(id, Arc::clone(&routing)),
+            table6: RoutingTable::with_config(id, routing),
             tokens: Tokens::new(config.tokens, secret, now),
-            peers: PeerStore::new(config.store, id),
-            items: ItemStore::new(config.store, id),
+            peers: PeerStore::with_config(Arc::clone(&store), id),
+            items: ItemStore::with_config(store, id),
             limiter: InboundLimiter::new(&config.rate_limit),
             budget: OutgoingBudget::new(&config.rate_limit, now),
             requests: Requests::new(first_tid),
