@@ -58,6 +58,7 @@ use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -703,7 +704,8 @@ enum Slot {
 #[derive(Debug, Clone)]
 pub struct RoutingTable {
     own_id: NodeId,
-    config: RoutingConfig,
+    /// Shared by the tables of one node (and may be by many nodes).
+    config: Arc<RoutingConfig>,
     /// Never empty; at most [`MAX_BUCKETS`].
     buckets: Vec<Bucket>,
     /// Every entry, members and cache, by address (and by IP for the one-node-per-IP rule).
@@ -713,6 +715,12 @@ pub struct RoutingTable {
 impl RoutingTable {
     /// An empty table around `own_id`.
     pub fn new(own_id: NodeId, config: RoutingConfig) -> Self {
+        Self::with_config(own_id, Arc::new(config))
+    }
+
+    /// An empty table around `own_id` whose settings are shared (one copy for a node's two
+    /// tables).
+    pub fn with_config(own_id: NodeId, config: Arc<RoutingConfig>) -> Self {
         Self {
             own_id,
             index: AddrIndex::new(&config),

@@ -105,12 +105,26 @@ impl Requests {
         if req.to != from {
             return None;
         }
-        self.in_flight.remove(&key)
+        let req = self.in_flight.remove(&key);
+        self.give_back_room();
+        req
     }
 
     /// Removes every request for which `f` is true (a cancelled lookup's).
     pub fn remove_where(&mut self, mut f: impl FnMut(&Request) -> bool) {
         self.in_flight.retain(|_, r| !f(r));
+        self.give_back_room();
+    }
+
+    /// An emptied B-tree keeps its root node (over a kilobyte here) until it is dropped: a
+    /// node between bursts of requests holds none.
+    fn give_back_room(&mut self) {
+        if self.in_flight.is_empty() {
+            self.in_flight = BTreeMap::new();
+        }
+        if self.deadlines.is_empty() {
+            self.deadlines = BTreeSet::new();
+        }
     }
 
     /// The next deadline that may be due, possibly of a finished request.
@@ -130,6 +144,7 @@ impl Requests {
                 Deadline::Soft => self.in_flight.get(&tid).copied(),
                 Deadline::Hard => self.in_flight.remove(&tid),
             };
+            self.give_back_room();
             if let Some(req) = found {
                 return Some((kind, req));
             }

@@ -49,6 +49,7 @@ use std::cmp::Reverse;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -210,7 +211,8 @@ struct Torrent {
 /// Peers announced to us, per info-hash, with expiry and bounded by [`StoreConfig`].
 #[derive(Debug, Clone)]
 pub struct PeerStore {
-    config: StoreConfig,
+    /// Shared with the node's other store.
+    config: Arc<StoreConfig>,
     own_id: NodeId,
     torrents: BTreeMap<InfoHash, Torrent>,
     /// Every info-hash by retention rank, lowest (first evicted) first.
@@ -239,6 +241,11 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
 impl PeerStore {
     /// An empty store for the node `own_id`.
     pub fn new(config: StoreConfig, own_id: NodeId) -> Self {
+        Self::with_config(Arc::new(config), own_id)
+    }
+
+    /// An empty store for the node `own_id` whose settings are shared.
+    pub fn with_config(config: Arc<StoreConfig>, own_id: NodeId) -> Self {
         Self {
             config,
             own_id,
@@ -697,7 +704,8 @@ struct ItemEntry {
 /// BEP 44 items stored on us, by target, with expiry and bounded by [`StoreConfig`].
 #[derive(Debug, Clone)]
 pub struct ItemStore {
-    config: StoreConfig,
+    /// Shared with the node's other store.
+    config: Arc<StoreConfig>,
     own_id: NodeId,
     items: BTreeMap<NodeId, ItemEntry>,
     /// Every item by expiry; since each put sets `now + item_ttl`, also by last put.
@@ -708,6 +716,11 @@ pub struct ItemStore {
 impl ItemStore {
     /// An empty store for the node `own_id`.
     pub fn new(config: StoreConfig, own_id: NodeId) -> Self {
+        Self::with_config(Arc::new(config), own_id)
+    }
+
+    /// An empty store for the node `own_id` whose settings are shared.
+    pub fn with_config(config: Arc<StoreConfig>, own_id: NodeId) -> Self {
         Self {
             config,
             own_id,
