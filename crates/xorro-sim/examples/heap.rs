@@ -35,12 +35,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     for kv in overrides {
-        let (k, v) = kv
-            .split_once('=')
-            .with_context(|| format!("expected name=value, got {kv:?}"))?;
-        scenario
-            .set(k, v)
-            .with_context(|| format!("override {kv}"))?;
+        scenario.apply(&kv)?;
     }
     let profiler = if profile {
         dhat::Profiler::builder().trim_backtraces(Some(40)).build()

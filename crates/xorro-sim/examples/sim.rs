@@ -52,12 +52,7 @@ fn real_main() -> anyhow::Result<bool> {
         }
     }
     for kv in overrides {
-        let (k, v) = kv
-            .split_once('=')
-            .with_context(|| format!("expected name=value, got {kv:?}"))?;
-        scenario
-            .set(k, v)
-            .with_context(|| format!("override {kv}"))?;
+        scenario.apply(&kv)?;
     }
     let start = std::time::Instant::now();
     let (report, info) = xorro_sim::run_measured(&scenario, &mut |p| {

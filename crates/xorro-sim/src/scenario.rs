@@ -400,6 +400,15 @@ impl Scenario {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot serialize: {e}\n"))
     }
 
+    /// Applies one override in its command-line form, `dotted.name=value` (see
+    /// [`Scenario::set`]).
+    pub fn apply(&mut self, override_: &str) -> Result<(), ScenarioError> {
+        let (key, value) = override_.split_once('=').ok_or_else(|| {
+            ScenarioError::Override(override_.to_string(), "expected name=value".into())
+        })?;
+        self.set(key, value)
+    }
+
     /// Sets one field by its dotted name from a TOML value: `set("link.loss", "0.01")`,
     /// `set("engine.bucket_sizes_far", "[128, 64]")`, `set("name", "\"x\"")` (a bare word
     /// is taken as a string).
@@ -536,10 +545,12 @@ mod tests {
         assert_eq!(Scenario::from_toml(&s.to_toml()).unwrap(), s);
         let mut again = Scenario::default();
         for o in s.overrides() {
-            let (k, v) = o.split_once('=').unwrap();
-            again.set(k, v).unwrap();
+            again.apply(&o).unwrap();
         }
         assert_eq!(again, s);
+        assert!(again.apply("link.loss").is_err(), "no '='");
+        again.apply("link.loss=0.03").unwrap();
+        assert_eq!(again.link.loss, 0.03);
         assert!(s.set("link.nope", "1").is_err());
         assert!(s.set("link.loss", "2").is_err());
     }

@@ -1067,20 +1067,11 @@ fn decode_canonical_or<'a>(
         requester_ip,
         read_only,
         body: Body::Response(Response {
-            id: NodeId(*id),
             nodes,
             nodes6,
             token,
             values,
-            seeds_bloom: None,
-            peers_bloom: None,
-            value: None,
-            key: None,
-            signature: None,
-            seq: None,
-            samples: None,
-            num: None,
-            interval: None,
+            ..Response::new(NodeId(*id))
         }),
     })
 }
