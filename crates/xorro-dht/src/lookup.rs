@@ -8,7 +8,7 @@
 //! answered (`burst_after`), the search has reached the target's neighbourhood and α no
 //! longer holds back the others among them: they are all asked at once. Among equally close
 //! new candidates (as many leading bits shared with the target) a user's lookup may ask the
-//! fastest first, by the RTT our routing table knows (`set_rtt_choice`). The leg is done
+//! fastest first, by the RTT our routing table knows (`by_rtt`). The leg is done
 //! when the `k` closest live candidates have all answered, or nothing is left to ask. This
 //! module decides; the node sends.
 
@@ -77,9 +77,6 @@ pub(crate) struct Leg {
     target: NodeId,
     candidates: Vec<Candidate>,
     max: usize,
-    /// Set: among new candidates as close as the closest one (same shared prefix with the
-    /// target), ask the one expected to answer first; the value stands for an unknown RTT.
-    by_rtt: Option<Duration>,
 }
 
 impl Leg {
@@ -97,14 +94,7 @@ impl Leg {
             // in the heap.
             candidates: Vec::new(),
             max: max.max(1),
-            by_rtt: None,
         }
-    }
-
-    /// Chooses among equally close new candidates by RTT (`None`: by distance alone);
-    /// `unknown` ranks a candidate of unknown RTT.
-    pub fn set_rtt_choice(&mut self, unknown: Option<Duration>) {
-        self.by_rtt = unknown;
     }
 
     /// Adds a node if it is new, of this family, and close enough to be kept.
@@ -162,12 +152,17 @@ impl Leg {
     /// answered: the search is among the target's neighbours, the `k` closest will change
     /// little, and each of them must answer before the lookup ends, so waiting for a slot
     /// only delays the end.
+    ///
+    /// With `by_rtt` set, among new candidates as close as the closest one (same shared
+    /// prefix with the target) the one expected to answer first is asked; the value ranks a
+    /// candidate of unknown RTT. `None`: by distance alone.
     pub fn next_to_query(
         &mut self,
         alpha: usize,
         k: usize,
         attempts: u8,
         burst_after: usize,
+        by_rtt: Option<Duration>,
     ) -> Option<&Candidate> {
         let active = self
             .candidates
@@ -199,7 +194,7 @@ impl Leg {
         if active >= alpha && answered < burst_after {
             return None;
         }
-        if let Some(unknown) = self.by_rtt
+        if let Some(unknown) = by_rtt
             && self.candidates[i].state == State::New
         {
             i = self.fastest_in_band(i, k, attempts, unknown);
@@ -371,13 +366,16 @@ mod tests {
             leg.add(node(i), 1, Hint::default());
         }
         let first: Vec<u8> = (0..3)
-            .filter_map(|_| leg.next_to_query(3, 8, 1, 0).map(|c| c.node.id.0[0]))
+            .filter_map(|_| leg.next_to_query(3, 8, 1, 0, None).map(|c| c.node.id.0[0]))
             .collect();
         assert_eq!(first, [1, 2, 3]);
-        assert!(leg.next_to_query(3, 8, 1, 0).is_none(), "alpha reached");
+        assert!(
+            leg.next_to_query(3, 8, 1, 0, None).is_none(),
+            "alpha reached"
+        );
         leg.on_slow(&node(1).addr);
         assert_eq!(
-            leg.next_to_query(3, 8, 1, 0).map(|c| c.node.id.0[0]),
+            leg.next_to_query(3, 8, 1, 0, None).map(|c| c.node.id.0[0]),
             Some(4),
             "a slow request frees a slot"
         );
@@ -391,7 +389,7 @@ mod tests {
         }
         assert!(!leg.is_done(2, 1));
         for i in 1..=2 {
-            leg.next_to_query(2, 2, 1, 0);
+            leg.next_to_query(2, 2, 1, 0, None);
             leg.on_response(&node(i).addr, None);
         }
         assert!(leg.is_done(2, 1));
@@ -402,7 +400,7 @@ mod tests {
             Hint::default(),
         );
         assert!(!leg.is_done(2, 1));
-        leg.next_to_query(2, 2, 1, 0);
+        leg.next_to_query(2, 2, 1, 0, None);
         leg.on_failure(&"10.1.1.1:1".parse().unwrap());
         assert!(leg.is_done(2, 1));
     }
@@ -428,16 +426,25 @@ mod tests {
             leg.add(node(i), 1, Hint::default());
         }
         let a = node(1).addr;
-        assert_eq!(leg.next_to_query(1, 8, 3, 0).map(|c| c.node.addr), Some(a));
+        assert_eq!(
+            leg.next_to_query(1, 8, 3, 0, None).map(|c| c.node.addr),
+            Some(a)
+        );
         leg.on_slow(&a);
         // Node 1 is the closest: it is asked again before node 2.
-        assert_eq!(leg.next_to_query(1, 8, 3, 0).map(|c| c.node.addr), Some(a));
+        assert_eq!(
+            leg.next_to_query(1, 8, 3, 0, None).map(|c| c.node.addr),
+            Some(a)
+        );
         leg.on_slow(&a);
-        assert_eq!(leg.next_to_query(1, 8, 3, 0).map(|c| c.node.addr), Some(a));
+        assert_eq!(
+            leg.next_to_query(1, 8, 3, 0, None).map(|c| c.node.addr),
+            Some(a)
+        );
         leg.on_slow(&a);
         // Three attempts made: the slot goes to node 2.
         assert_eq!(
-            leg.next_to_query(1, 8, 3, 0).map(|c| c.node.id.0[0]),
+            leg.next_to_query(1, 8, 3, 0, None).map(|c| c.node.id.0[0]),
             Some(2)
         );
         leg.on_timeout(&a, 3);
@@ -462,10 +469,13 @@ mod tests {
         let mut leg = Leg::new(Family::V4, NodeId::ZERO, 16);
         leg.add(node(1), 1, Hint::default());
         let a = node(1).addr;
-        assert!(leg.next_to_query(3, 8, 2, 0).is_some());
+        assert!(leg.next_to_query(3, 8, 2, 0, None).is_some());
         leg.on_timeout(&a, 2);
         assert!(!leg.is_done(8, 2));
-        assert_eq!(leg.next_to_query(3, 8, 2, 0).map(|c| c.node.addr), Some(a));
+        assert_eq!(
+            leg.next_to_query(3, 8, 2, 0, None).map(|c| c.node.addr),
+            Some(a)
+        );
         leg.on_timeout(&a, 2);
         assert!(leg.is_done(8, 2), "failed after two attempts");
     }
@@ -478,19 +488,19 @@ mod tests {
         }
         // k = 2, two attempts: node 1 never answers.
         let a = node(1).addr;
-        leg.next_to_query(3, 2, 2, 0);
-        leg.next_to_query(3, 2, 2, 0);
+        leg.next_to_query(3, 2, 2, 0, None);
+        leg.next_to_query(3, 2, 2, 0, None);
         leg.on_response(&node(2).addr, None);
         leg.on_slow(&a);
         assert_eq!(
-            leg.next_to_query(3, 2, 2, 0).map(|c| c.node.addr),
+            leg.next_to_query(3, 2, 2, 0, None).map(|c| c.node.addr),
             Some(a),
             "retransmitted"
         );
         leg.on_slow(&a);
         // Its last attempt is slow too: node 3 takes its place among the two closest.
         assert_eq!(
-            leg.next_to_query(3, 2, 2, 0).map(|c| c.node.id.0[0]),
+            leg.next_to_query(3, 2, 2, 0, None).map(|c| c.node.id.0[0]),
             Some(3)
         );
         assert!(!leg.is_done(2, 2));
@@ -510,7 +520,7 @@ mod tests {
         for i in 1..=6 {
             leg.add(node(i), 1, Hint::default());
         }
-        let ask = |leg: &mut Leg| leg.next_to_query(1, 4, 2, 2).map(|c| c.node.id.0[0]);
+        let ask = |leg: &mut Leg| leg.next_to_query(1, 4, 2, 2, None).map(|c| c.node.id.0[0]);
         // α = 1, k = 4: one request at a time while fewer than two of the four closest answered.
         assert_eq!(ask(&mut leg), Some(1));
         assert_eq!(ask(&mut leg), None);
@@ -528,11 +538,11 @@ mod tests {
             plain.add(node(i), 1, Hint::default());
         }
         for i in 1..=2 {
-            plain.next_to_query(1, 4, 2, 0);
+            plain.next_to_query(1, 4, 2, 0, None);
             plain.on_response(&node(i).addr, None);
         }
-        assert!(plain.next_to_query(1, 4, 2, 0).is_some());
-        assert!(plain.next_to_query(1, 4, 2, 0).is_none());
+        assert!(plain.next_to_query(1, 4, 2, 0, None).is_some());
+        assert!(plain.next_to_query(1, 4, 2, 0, None).is_none());
     }
 
     #[test]
@@ -563,9 +573,12 @@ mod tests {
         };
         let mut leg = Leg::new(Family::V4, NodeId::ZERO, 16);
         fill(&mut leg);
-        leg.set_rtt_choice(Some(Duration::from_millis(100)));
+        let by_rtt = Some(Duration::from_millis(100));
         let order: Vec<u8> = (0..5)
-            .filter_map(|_| leg.next_to_query(5, 8, 1, 0).map(|c| c.node.id.0[0]))
+            .filter_map(|_| {
+                leg.next_to_query(5, 8, 1, 0, by_rtt)
+                    .map(|c| c.node.id.0[0])
+            })
             .collect();
         // The closest band (0x20) first whatever its RTT; in the next band the 50 ms one,
         // then the unknown one (ranked at 100 ms), then 300 ms; the one that failed last.
@@ -574,7 +587,11 @@ mod tests {
         let mut plain = Leg::new(Family::V4, NodeId::ZERO, 16);
         fill(&mut plain);
         let order: Vec<u8> = (0..5)
-            .filter_map(|_| plain.next_to_query(5, 8, 1, 0).map(|c| c.node.id.0[0]))
+            .filter_map(|_| {
+                plain
+                    .next_to_query(5, 8, 1, 0, None)
+                    .map(|c| c.node.id.0[0])
+            })
             .collect();
         assert_eq!(order, [0x20, 0x40, 0x41, 0x42, 0x43]);
     }
@@ -594,14 +611,14 @@ mod tests {
             let mut leg = Leg::new(Family::V4, NodeId::ZERO, 32);
             let mut n = 0u32;
             let mut mk = |id: [u8; 20]| { n += 1; NodeInfo::new(NodeId(id), SocketAddr::from(([10, (n >> 16) as u8, (n >> 8) as u8, n as u8], 1))) };
-            if by_rtt { leg.set_rtt_choice(Some(Duration::from_millis(100))); }
+            let by_rtt = by_rtt.then_some(Duration::from_millis(100));
             for (id, r) in ids.into_iter().zip(&rtts) {
                 leg.add(mk(id), 1, Hint { rtt: r.map(Duration::from_millis), failures: (r.unwrap_or(0) % 3) as u8 });
             }
             let mut sent = 0;
             let mut steps = script.into_iter();
             loop {
-                while let Some(c) = leg.next_to_query(3, 8, 3, burst) { let _ = c; sent += 1; }
+                while let Some(c) = leg.next_to_query(3, 8, 3, burst, by_rtt) { let _ = c; sent += 1; }
                 if leg.is_done(8, 3) { break; }
                 let waiting: Vec<SocketAddr> = leg.in_flight().map(|c| c.node.addr).collect();
                 prop_assert!(!waiting.is_empty(), "not done, nothing to ask and nothing in flight");

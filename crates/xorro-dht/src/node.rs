@@ -409,10 +409,7 @@ impl Node {
     /// The next datagram to send: copies it into `buf` (cleared first) and returns the
     /// destination. Drain until `None` after every input.
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
-        let Some(t) = self.transmits.pop_front() else {
-            self.give_back_room();
-            return None;
-        };
+        let t = self.transmits.pop_front()?;
         buf.clear();
         buf.extend_from_slice(&self.transmit_buf[t.range]);
         if self.transmits.is_empty() {
@@ -430,12 +427,14 @@ impl Node {
         Some(t.to)
     }
 
-    /// Frees what a burst left behind once it is over: an emptied B-tree keeps its root node
-    /// until it is dropped, and the lookups' one holds eleven lookups (about 8.7 KB).
-    fn give_back_room(&mut self) {
+    /// Takes a lookup out. The last one out frees the map's room: an emptied B-tree keeps its
+    /// root node until it is dropped, and this one holds eleven lookups (about 8.7 KB).
+    fn remove_lookup(&mut self, id: CommandId) -> Option<Lookup> {
+        let l = self.lookups.remove(&id);
         if self.lookups.is_empty() {
             self.lookups = BTreeMap::new();
         }
+        l
     }
 
     /// When [`Node::handle_timeout`] must be called next.
@@ -1026,7 +1025,7 @@ impl Node {
 
     /// Stops a command: it finishes with `Failed(Cancelled)`; late answers are ignored.
     pub fn cancel(&mut self, id: CommandId, now: Instant) {
-        if let Some(l) = self.lookups.remove(&id) {
+        if let Some(l) = self.remove_lookup(id) {
             self.requests.remove_where(|r| {
                 r.purpose.lookup() == Some(id) || r.purpose == Purpose::Ping { command: Some(id) }
             });
@@ -1192,9 +1191,9 @@ impl Node {
             // Nobody waits for an internal lookup (joining, refresh): α is enough.
             let burst_after = if l.internal { 0 } else { burst_after };
             let mut next = None;
+            let by_rtt = rtt_choice.filter(|_| !l.internal);
             for (i, leg) in l.legs.iter_mut().enumerate() {
-                leg.set_rtt_choice(rtt_choice.filter(|_| !l.internal));
-                if let Some(c) = leg.next_to_query(alpha, k, attempts, burst_after) {
+                if let Some(c) = leg.next_to_query(alpha, k, attempts, burst_after, by_rtt) {
                     next = Some((i, c.node, c.rtt));
                     break;
                 }
@@ -1578,7 +1577,7 @@ impl Node {
 
     /// Ends a lookup and reports its outcome.
     pub(crate) fn finish(&mut self, id: CommandId, now: Instant) {
-        let Some(l) = self.lookups.remove(&id) else {
+        let Some(l) = self.remove_lookup(id) else {
             return;
         };
         self.requests
