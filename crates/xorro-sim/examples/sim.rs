@@ -36,9 +36,8 @@ fn real_main() -> anyhow::Result<bool> {
         match a.as_str() {
             "--scenario" => {
                 let path = args.next().context("--scenario needs a file")?;
-                let text =
-                    std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-                scenario = Scenario::from_toml(&text).with_context(|| format!("parsing {path}"))?;
+                scenario = Scenario::from_file(path.as_ref())
+                    .with_context(|| format!("scenario {path}"))?;
             }
             "--out" => out = PathBuf::from(args.next().context("--out needs a directory")?),
             "--quiet" => quiet = true,

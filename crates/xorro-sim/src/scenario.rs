@@ -29,6 +29,9 @@ pub enum ScenarioError {
     /// The TOML text does not parse or does not match the scenario's fields.
     #[error("scenario does not parse: {0}")]
     Parse(#[from] toml::de::Error),
+    /// A scenario file (the path) cannot be read.
+    #[error("cannot read the file: {1}")]
+    Read(String, std::io::Error),
     /// An override is not of the form `dotted.name=value`, or names no field.
     #[error("bad override {0:?}: {1}")]
     Override(String, String),
@@ -393,6 +396,13 @@ impl Scenario {
         let s: Scenario = toml::from_str(text)?;
         s.validate()?;
         Ok(s)
+    }
+
+    /// Reads a scenario file (TOML, see [`Scenario::from_toml`]).
+    pub fn from_file(path: &std::path::Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ScenarioError::Read(path.display().to_string(), e))?;
+        Scenario::from_toml(&text)
     }
 
     /// The scenario as TOML text (every field), which [`Scenario::from_toml`] reads back.

@@ -152,8 +152,7 @@ fn outputs_are_written() {
         let len = std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0);
         assert!(len > 100, "{f} written ({len} bytes)");
     }
-    let back =
-        Scenario::from_toml(&std::fs::read_to_string(dir.join("scenario.toml")).unwrap()).unwrap();
+    let back = Scenario::from_file(&dir.join("scenario.toml")).unwrap();
     assert_eq!(back, s);
     let _ = std::fs::remove_dir_all(&dir);
 }
