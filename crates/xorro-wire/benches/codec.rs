@@ -10,13 +10,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::hint::black_box;
-use std::net::SocketAddr;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use xorro_wire::{
-    Body, Message, NodeId, NodeInfo, Nodes, Peers, Query, QueryKind, Response, Token,
-    TransactionId, decode, encode,
-};
+use xorro_wire::{Body, decode, encode};
+
+mod messages;
+use messages::{find_node_response, get_peers_response, nodes, peers, ping_query, token};
 
 /// `r` as bt_bencode borrows it: the keys of the benchmark's responses, unvalidated.
 #[derive(serde::Deserialize)]
@@ -60,66 +59,10 @@ struct RefMessage<'a> {
     v: Option<&'a [u8]>,
 }
 
-fn nodes() -> Vec<NodeInfo> {
-    (0..8u8)
-        .map(|i| {
-            NodeInfo::new(
-                NodeId([i.wrapping_mul(31); 20]),
-                SocketAddr::from(([10, 1, 2, i], 6881 + u16::from(i))),
-            )
-        })
-        .collect()
-}
-
-fn find_node_response(nodes: &[NodeInfo]) -> Message<'_> {
-    let mut r = Response::new(NodeId([0xab; 20]));
-    r.nodes = Some(Nodes::from_slice(nodes));
-    Message {
-        transaction_id: TransactionId::new(b"aa").unwrap(),
-        version: Some(b"XO\x00\x01"),
-        requester_ip: Some(SocketAddr::from(([192, 0, 2, 7], 51413)).into()),
-        read_only: false,
-        body: Body::Response(r),
-    }
-}
-
-fn get_peers_response<'a>(
-    peers: &'a [SocketAddr],
-    nodes: &'a [NodeInfo],
-    token: &'a Token,
-) -> Message<'a> {
-    let mut r = Response::new(NodeId([0xab; 20]));
-    r.values = Some(Peers::from_slice(peers));
-    r.nodes = Some(Nodes::from_slice(nodes));
-    r.token = Some(token.as_token_ref());
-    Message {
-        transaction_id: TransactionId::new(b"ab").unwrap(),
-        version: Some(b"XO\x00\x01"),
-        requester_ip: Some(SocketAddr::from(([192, 0, 2, 7], 51413)).into()),
-        read_only: false,
-        body: Body::Response(r),
-    }
-}
-
-fn ping_query() -> Message<'static> {
-    Message {
-        transaction_id: TransactionId::new(b"aa").unwrap(),
-        version: None,
-        requester_ip: None,
-        read_only: false,
-        body: Body::Query(Query {
-            id: NodeId([0x11; 20]),
-            kind: QueryKind::Ping,
-        }),
-    }
-}
-
 fn bench(c: &mut Criterion) {
     let nodes = nodes();
-    let token = Token::new(b"tok12345").unwrap();
-    let peers: Vec<SocketAddr> = (0..50u16)
-        .map(|i| SocketAddr::from(([10, 9, (i >> 8) as u8, i as u8], 6881)))
-        .collect();
+    let token = token().unwrap();
+    let peers = peers();
     let cases = [
         ("find_node_response_8_nodes", find_node_response(&nodes)),
         (

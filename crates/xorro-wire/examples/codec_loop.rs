@@ -16,37 +16,14 @@
 //! count per call. `size` prints the size of the message types.
 
 use std::hint::black_box;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use xorro_wire::{
-    Body, Message, NodeId, NodeInfo, Nodes, Peers, Query, QueryKind, Response, Token, TokenRef,
-    TransactionId, decode, encode,
-};
+use xorro_wire::{Body, Message, QueryKind, Response, decode, encode};
+
+#[path = "../benches/messages/mod.rs"]
+mod messages;
 
 const CALLS: usize = 100_000;
-
-fn tid(b: &[u8]) -> TransactionId {
-    TransactionId::new(b).unwrap_or(TransactionId::from_u16(0))
-}
-
-fn response<'a>(
-    nodes: &'a [NodeInfo],
-    peers: Option<&'a [SocketAddr]>,
-    token: Option<TokenRef<'a>>,
-) -> Message<'a> {
-    let mut r = Response::new(NodeId([0xab; 20]));
-    r.nodes = Some(Nodes::from_slice(nodes));
-    r.values = peers.map(Peers::from_slice);
-    r.token = token;
-    Message {
-        transaction_id: tid(if peers.is_some() { b"ab" } else { b"aa" }),
-        version: Some(b"XO\x00\x01"),
-        requester_ip: Some(SocketAddr::from(([192, 0, 2, 7], 51413)).into()),
-        read_only: false,
-        body: Body::Response(r),
-    }
-}
 
 #[inline(never)]
 fn run_decode(bytes: &[u8]) {
@@ -92,35 +69,15 @@ fn main() -> ExitCode {
         eprintln!("usage: codec_loop find_node|get_peers|ping decode|walk|encode|empty|size");
         return ExitCode::FAILURE;
     };
-    let nodes: Vec<NodeInfo> = (0..8u8)
-        .map(|i| {
-            NodeInfo::new(
-                NodeId([i.wrapping_mul(31); 20]),
-                SocketAddr::from(([10, 1, 2, i], 6881 + u16::from(i))),
-            )
-        })
-        .collect();
-    let peers: Vec<SocketAddr> = (0..50u16)
-        .map(|i| SocketAddr::from(([10, 9, (i >> 8) as u8, i as u8], 6881)))
-        .collect();
-    let token = Token::new(b"tok12345");
+    let nodes = messages::nodes();
+    let peers = messages::peers();
+    let Some(token) = messages::token() else {
+        return ExitCode::FAILURE;
+    };
     let msg = match which.as_str() {
-        "find_node" => response(&nodes, None, None),
-        "get_peers" => response(
-            &nodes,
-            Some(&peers),
-            token.as_ref().map(Token::as_token_ref),
-        ),
-        _ => Message {
-            transaction_id: tid(b"aa"),
-            version: None,
-            requester_ip: None,
-            read_only: false,
-            body: Body::Query(Query {
-                id: NodeId([0x11; 20]),
-                kind: QueryKind::Ping,
-            }),
-        },
+        "find_node" => messages::find_node_response(&nodes),
+        "get_peers" => messages::get_peers_response(&peers, &nodes, &token),
+        _ => messages::ping_query(),
     };
     let mut buf = Vec::with_capacity(1500);
     if encode(&msg, &mut buf).is_err() {
