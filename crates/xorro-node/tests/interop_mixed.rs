@@ -266,6 +266,39 @@ async fn mixed_network() {
         }
         assert!(missing.is_empty(), "not found:\n{}", missing.join("\n"));
 
+        // Xorro never sent the others what they refuse: over the whole run, no third-party
+        // node answered a Xorro node with an error, and every datagram a Xorro node sent them
+        // decoded (bittorrent-dht's driver counts an undecodable one as "?"). Each of them
+        // did answer Xorro nodes.
+        let xorro_addrs: Vec<String> = xs.iter().map(|x| x.local_addr().to_string()).collect();
+        for p in ls.iter_mut().chain(bs.iter_mut()) {
+            let traffic = p.traffic().await;
+            let mut answers = 0;
+            for a in &xorro_addrs {
+                let sent = &traffic["sent"][a];
+                let got = &traffic["received"][a];
+                assert!(
+                    sent.get("e").is_none(),
+                    "{} {} sent Xorro node {a} an error: {traffic}",
+                    p.kind.name(),
+                    p.addr
+                );
+                assert!(
+                    got.get("?").is_none(),
+                    "{} {} could not decode a datagram from {a}: {traffic}",
+                    p.kind.name(),
+                    p.addr
+                );
+                answers += sent["r"].as_u64().unwrap_or(0);
+            }
+            assert!(
+                answers > 0,
+                "{} {} answered Xorro nodes: {traffic}",
+                p.kind.name(),
+                p.addr
+            );
+        }
+
         for p in ls.into_iter().chain(bs) {
             p.quit().await;
         }
