@@ -173,12 +173,12 @@ struct Tally {
 pub fn run(settings: BenchSettings) -> anyhow::Result<()> {
     let report = measure(&settings)?;
     if settings.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&report).context("cannot encode JSON")?
-        );
+        )?;
     } else {
-        print_report(&report);
+        print_report(&report)?;
     }
     if report.answered + report.echoed == 0 {
         return Err(Exit::failed(
@@ -189,28 +189,38 @@ pub fn run(settings: BenchSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_report(r: &BenchReport) {
-    println!(
+fn print_report(r: &BenchReport) -> std::io::Result<()> {
+    outln!(
         "{} -> {}: {} sources ({}), {} in flight each, {:.1} s",
-        r.query, r.target, r.sources, r.source_addrs, r.window, r.duration_secs
-    );
+        r.query,
+        r.target,
+        r.sources,
+        r.source_addrs,
+        r.window,
+        r.duration_secs
+    )?;
     #[allow(clippy::cast_precision_loss)]
     let pct = if r.sent == 0 {
         0.0
     } else {
         100.0 * (r.answered + r.echoed) as f64 / r.sent as f64
     };
-    println!(
+    outln!(
         "sent {}, answered {}, echoed {} ({pct:.1}%), errors {}, timed out {}",
-        r.sent, r.answered, r.echoed, r.errors, r.timeouts
-    );
-    println!("replies/s {:.0}", r.answered_per_sec);
+        r.sent,
+        r.answered,
+        r.echoed,
+        r.errors,
+        r.timeouts
+    )?;
+    outln!("replies/s {:.0}", r.answered_per_sec)?;
     if let (Some(cpu), Some(per)) = (r.target_cpu_secs, r.answers_per_cpu_sec) {
-        println!(
+        outln!(
             "target CPU {cpu:.2} s ({:.0}% of one core), {per:.0} replies per CPU-second",
             100.0 * cpu / r.duration_secs.max(f64::MIN_POSITIVE)
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// The source address of socket `i` for `target`.
@@ -650,7 +660,7 @@ pub fn echo_server(a: &BenchEchoArgs) -> anyhow::Result<()> {
         )
     })?;
     let local = sock.local_addr().context("the socket has no address")?;
-    println!("echo: listening on {local}");
+    outln!("echo: listening on {local}")?;
     let mut buf = vec![0u8; 65_536];
     loop {
         match sock.recv_from(&mut buf) {

@@ -6,6 +6,19 @@
 //! is the one place that prints an error: the chain of causes on one line, then a hint when
 //! there is one. Exit codes (see [`error::Code`]): 0 ok, 1 the operation failed or found
 //! nothing, 2 usage error, 3 no daemon answers.
+//!
+//! Output goes through [`outln!`], which returns the write's error instead of panicking as
+//! `println!` does: when the reader of a pipe goes away (`xorro probe --json | head`), the
+//! command stops at its next line and exits 0 without a message, as ripgrep does.
+
+/// `println!` that returns the `io::Result` of the write (a closed pipe is an error to
+/// propagate, not a panic).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
 
 mod api;
 mod bench;
@@ -31,6 +44,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if closed_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             let (code, hint) = error::classify(&err);
             eprintln!("error: {}", error::one_line(&err));
@@ -40,6 +54,15 @@ fn main() -> ExitCode {
             ExitCode::from(code as u8)
         }
     }
+}
+
+/// Whether `err` comes from writing to a pipe whose reader has gone.
+fn closed_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn run(command: Command) -> anyhow::Result<()> {

@@ -25,9 +25,9 @@ pub fn run(a: &ProbeArgs) -> anyhow::Result<()> {
         .context("starting the runtime")?;
     let report = runtime.block_on(probe(target, &opts));
     if a.json {
-        println!("{}", report.to_json());
+        outln!("{}", report.to_json())?;
     } else {
-        println!("{report}");
+        outln!("{report}")?;
     }
     let failed = report.count(Verdict::Fail);
     // The node must answer the first ping, and still answer at the end.

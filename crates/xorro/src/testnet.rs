@@ -58,15 +58,15 @@ async fn serve(settings: TestnetSettings) -> anyhow::Result<()> {
     let boot = node0.local_addr();
 
     let server = tokio::spawn(api::serve(listener, node0.clone()));
-    println!("testnet: {} nodes on 127.0.0.1, starting", nodes.len());
-    println!("bootstrap: {boot}");
-    println!("api: http://{api_addr} (node 0)");
-    println!(
+    outln!("testnet: {} nodes on 127.0.0.1, starting", nodes.len())?;
+    outln!("bootstrap: {boot}")?;
+    outln!("api: http://{api_addr} (node 0)")?;
+    outln!(
         "try: xorro status | xorro routing-table | xorro announce <infohash> | xorro peers <infohash> | \
          xorro put hello | xorro get <target>"
-    );
+    )?;
     if api_addr.to_string() != crate::settings::DEFAULT_API {
-        println!("     (with --api {api_addr}, or XORRO_API={api_addr} in the environment)");
+        outln!("     (with --api {api_addr}, or XORRO_API={api_addr} in the environment)")?;
     }
 
     tokio::select! {
@@ -82,10 +82,10 @@ async fn serve(settings: TestnetSettings) -> anyhow::Result<()> {
             } else {
                 ", short of full-enough tables"
             };
-            println!(
+            outln!(
                 "testnet ready: {n} nodes, {avg:.1} contacts each on average (fewest {min}), \
                  {took:.2} s after start{short}"
-            );
+            )?;
         }
         r = daemon::signal() => { r?; return shutdown(&nodes).await; }
     }
@@ -103,7 +103,7 @@ async fn serve(settings: TestnetSettings) -> anyhow::Result<()> {
 }
 
 async fn shutdown(nodes: &[Dht]) -> anyhow::Result<()> {
-    println!("testnet: stopping");
+    outln!("testnet: stopping")?;
     for n in nodes {
         // Nothing is persisted in a testnet; a node that already stopped is fine.
         let _ = n.shutdown().await;

@@ -594,3 +594,20 @@ fn probe_of_a_xorro_node_passes_every_check_and_a_silent_address_fails() {
     let out = run(&["probe", &silent, "--timeout-ms", "200"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_closed_output_pipe_ends_a_command_quietly() {
+    // `xorro probe ... | head -0`: the reader is gone before the report is written. The
+    // command stops there and exits 0, with no panic message (println! would panic).
+    let silent = format!("127.0.0.1:{}", free_udp_port());
+    let mut child = xorro()
+        .args(["probe", &silent, "--timeout-ms", "200", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+}

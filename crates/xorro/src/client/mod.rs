@@ -29,10 +29,10 @@ fn block_on<T>(fut: impl std::future::Future<Output = anyhow::Result<T>>) -> any
 }
 
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).context("cannot encode JSON")?
-    );
+    )?;
     Ok(())
 }
 
@@ -107,7 +107,7 @@ pub fn status(args: &ClientArgs) -> anyhow::Result<()> {
         ),
     ];
     for (k, v) in rows {
-        println!("{k:<14} {v}");
+        outln!("{k:<14} {v}")?;
     }
     Ok(())
 }
@@ -119,10 +119,14 @@ pub fn routing_table(args: &ClientArgs) -> anyhow::Result<()> {
     if args.json {
         return print_json(&t);
     }
-    println!(
+    outln!(
         "{:<40}  {:<22} {:<12} {:>9} {:>10}",
-        "ID", "ADDRESS", "STATE", "RTT", "LAST SEEN"
-    );
+        "ID",
+        "ADDRESS",
+        "STATE",
+        "RTT",
+        "LAST SEEN"
+    )?;
     for c in &t.contacts {
         let rtt = c
             .rtt_ms
@@ -136,12 +140,16 @@ pub fn routing_table(args: &ClientArgs) -> anyhow::Result<()> {
                 )
             },
         );
-        println!(
+        outln!(
             "{:<40}  {:<22} {:<12} {:>9} {:>10}",
-            c.id, c.addr, c.state, rtt, seen
-        );
+            c.id,
+            c.addr,
+            c.state,
+            rtt,
+            seen
+        )?;
     }
-    println!("{} contacts", t.contacts.len());
+    outln!("{} contacts", t.contacts.len())?;
     Ok(())
 }
 
@@ -153,18 +161,21 @@ pub fn ping(args: &PingArgs) -> anyhow::Result<()> {
     if args.client.json {
         return print_json(&p);
     }
-    println!(
+    outln!(
         "pong from {} at {} in {:.1} ms",
-        p.node.id, p.node.addr, p.rtt_ms
-    );
+        p.node.id,
+        p.node.addr,
+        p.rtt_ms
+    )?;
     Ok(())
 }
 
-fn print_nodes(nodes: &[types::Node]) {
-    println!("{:<40}  ADDRESS", "ID");
+fn print_nodes(nodes: &[types::Node]) -> std::io::Result<()> {
+    outln!("{:<40}  ADDRESS", "ID")?;
     for n in nodes {
-        println!("{:<40}  {}", n.id, n.addr);
+        outln!("{:<40}  {}", n.id, n.addr)?;
     }
+    Ok(())
 }
 
 fn lookup_summary(l: &types::Lookup) -> String {
@@ -182,8 +193,8 @@ pub fn find_node(args: &FindNodeArgs) -> anyhow::Result<()> {
     if args.client.json {
         return print_json(&r);
     }
-    print_nodes(&r.nodes);
-    println!("{} nodes ({})", r.nodes.len(), lookup_summary(&r.lookup));
+    print_nodes(&r.nodes)?;
+    outln!("{} nodes ({})", r.nodes.len(), lookup_summary(&r.lookup))?;
     Ok(())
 }
 
@@ -203,7 +214,7 @@ pub fn peers(args: &PeersArgs) -> anyhow::Result<()> {
                 types::PeersLine::Peers { peers } => {
                     if !json {
                         for p in peers {
-                            println!("{p}");
+                            outln!("{p}")?;
                         }
                     }
                 }
@@ -251,12 +262,12 @@ pub fn announce(args: &AnnounceArgs) -> anyhow::Result<()> {
         let port = args
             .port
             .map_or_else(|| "the node's DHT port".to_owned(), |p| format!("port {p}"));
-        println!(
+        outln!(
             "announced {info_hash} ({port}) to {} nodes ({})",
             r.stored_at.len(),
             lookup_summary(&r.lookup)
-        );
-        println!("the node re-announces it every 15 minutes until `xorro unannounce {info_hash}`");
+        )?;
+        outln!("the node re-announces it every 15 minutes until `xorro unannounce {info_hash}`")?;
     }
     if r.stored_at.is_empty() {
         return Err(Exit::failed(
@@ -275,7 +286,7 @@ pub fn unannounce(args: &UnannounceArgs) -> anyhow::Result<()> {
     if args.client.json {
         return print_json(&r);
     }
-    println!("no longer announcing {info_hash} (peers drop it within 30 minutes)");
+    outln!("no longer announcing {info_hash} (peers drop it within 30 minutes)")?;
     Ok(())
 }
 
@@ -344,14 +355,14 @@ pub fn put(args: &PutArgs) -> anyhow::Result<()> {
     if args.client.json {
         print_json(&r)?;
     } else {
-        println!("{:<11} {}", "target", r.target);
+        outln!("{:<11} {}", "target", r.target)?;
         if let Some(pk) = &r.public_key {
-            println!("{:<11} {pk}", "public key");
+            outln!("{:<11} {pk}", "public key")?;
         }
         if let Some(seq) = r.seq {
-            println!("{:<11} {seq}", "seq");
+            outln!("{:<11} {seq}", "seq")?;
         }
-        println!("{:<11} {} nodes", "stored at", r.stored_at.len());
+        outln!("{:<11} {} nodes", "stored at", r.stored_at.len())?;
         match (&r.public_key, salt_text) {
             (Some(pk), Some(salt)) if !salt.is_empty() => {
                 eprintln!("fetch it with: xorro get --mutable --key {pk} --salt {salt}");
@@ -406,10 +417,10 @@ pub fn get(args: &GetArgs) -> anyhow::Result<()> {
     if args.client.json {
         return print_json(&item);
     }
-    println!(
+    outln!(
         "{}",
         item.value_utf8.as_deref().unwrap_or(&item.value_display)
-    );
+    )?;
     if let Some(seq) = item.seq {
         eprintln!("seq {seq}");
     }
@@ -428,7 +439,7 @@ pub fn samples(args: &SamplesArgs) -> anyhow::Result<()> {
         print_json(&r)?;
     } else {
         for s in &r.samples {
-            println!("{s}");
+            outln!("{s}")?;
         }
         eprintln!(
             "{} info-hashes sampled around {}",
