@@ -558,6 +558,27 @@ impl Prober {
         }
     }
 
+    /// The key, entry size and description of the contacts a query without `want` gets back:
+    /// BEP 32 says a node answers with contacts of the family the query came in on, so
+    /// `nodes` (26 bytes each) over IPv4 and `nodes6` (38 bytes each) over IPv6.
+    fn own_family(&self) -> (&'static [u8], usize, &'static str) {
+        if self.target.is_ipv4() {
+            (b"nodes", 26, "`nodes`: compact nodes, 26 bytes each")
+        } else {
+            (
+                b"nodes6",
+                38,
+                "`nodes6` (over IPv6, BEP 32): compact nodes, 38 bytes each",
+            )
+        }
+    }
+
+    /// [`Self::nodes_ok`] for the contacts of the query's own family ([`Self::own_family`]).
+    fn own_nodes_ok(&self, r: &Value) -> Result<usize, String> {
+        let (key, size, _) = self.own_family();
+        Self::nodes_ok(r, key, size)
+    }
+
     async fn bep5(&mut self) {
         let target: [u8; 20] = rand::random();
 
@@ -566,19 +587,13 @@ impl Prober {
             .ask("find_node", args([("target", bytes(target))]))
             .await;
         let (v, o) = match a.r() {
-            Some(r) => match Self::nodes_ok(r, b"nodes", 26) {
+            Some(r) => match self.own_nodes_ok(r) {
                 Ok(n) => (Verdict::Pass, format!("{n} nodes")),
                 Err(e) => (Verdict::Fail, e),
             },
             None => Self::unanswered(&a),
         };
-        self.record(
-            "find_node",
-            5,
-            "`nodes`: compact nodes, 26 bytes each",
-            v,
-            o,
-        );
+        self.record("find_node", 5, self.own_family().2, v, o);
 
         // BEP 32 want.
         let a = self
@@ -628,7 +643,7 @@ impl Prober {
         let token = token.filter(|t| !t.is_empty()).map(<[u8]>::to_vec);
         let (v, o) = match (a.r(), &token) {
             (Some(r), Some(token)) => {
-                let nodes = Self::nodes_ok(r, b"nodes", 26);
+                let nodes = self.own_nodes_ok(r);
                 let values = r
                     .get(b"values")
                     .and_then(Value::as_list)
@@ -648,7 +663,12 @@ impl Prober {
             (Some(_), None) => (Verdict::Fail, "no token".to_owned()),
             (None, _) => Self::unanswered(&a),
         };
-        self.record("get_peers", 5, "`token` and `nodes` (or `values`)", v, o);
+        let expected = if self.target.is_ipv4() {
+            "`token` and `nodes` (or `values`)"
+        } else {
+            "`token` and `nodes6` (or `values`)"
+        };
+        self.record("get_peers", 5, expected, v, o);
 
         // announce_peer with that token, then with a bad one.
         let token = token.unwrap_or_else(|| b"none".to_vec());
@@ -1022,7 +1042,7 @@ impl Prober {
                 let samples = r.get(b"samples").and_then(Value::as_bytes);
                 let num = r.get(b"num").and_then(Value::as_int);
                 let interval = r.get(b"interval").and_then(Value::as_int);
-                let nodes = Self::nodes_ok(r, b"nodes", 26);
+                let nodes = self.own_nodes_ok(r);
                 match (samples, num, interval, nodes) {
                     (Some(s), Some(num), Some(i), Ok(n))
                         if s.len() % 20 == 0 && num >= 0 && (0..=21600).contains(&i) =>
@@ -1043,13 +1063,12 @@ impl Prober {
             }
             None => Self::unsupported(&a),
         };
-        self.record(
-            "sample_infohashes",
-            51,
-            "`samples` (20 bytes each), `num`, `interval` (0–21600), `nodes`",
-            v,
-            o,
-        );
+        let expected = if self.target.is_ipv4() {
+            "`samples` (20 bytes each), `num`, `interval` (0–21600), `nodes`"
+        } else {
+            "`samples` (20 bytes each), `num`, `interval` (0–21600), `nodes6`"
+        };
+        self.record("sample_infohashes", 51, expected, v, o);
 
         // Unknown methods.
         let a = self.ask("xorro_probe_unknown", BTreeMap::new()).await;
@@ -1068,7 +1087,7 @@ impl Prober {
             )
             .await;
         let (v, o) = match &a {
-            Answer::Response { r, .. } => match Self::nodes_ok(r, b"nodes", 26) {
+            Answer::Response { r, .. } => match self.own_nodes_ok(r) {
                 Ok(n) => (Verdict::Pass, format!("answered like find_node: {n} nodes")),
                 Err(e) => (Verdict::Deviation, e),
             },

@@ -13,6 +13,9 @@ use crate::flags::ProbeArgs;
 /// Runs the probe; exit 1 when a check failed or the node stopped answering (with
 /// `--strict`: when any check did not pass).
 pub fn run(a: &ProbeArgs) -> anyhow::Result<()> {
+    if a.timeout_ms == 0 {
+        return Err(Exit::usage("--timeout-ms must be above 0".to_owned()));
+    }
     let target = resolve(&a.target)?;
     let opts = ProbeOptions {
         timeout: Duration::from_millis(a.timeout_ms),

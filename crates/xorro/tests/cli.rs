@@ -589,10 +589,30 @@ fn probe_of_a_xorro_node_passes_every_check_and_a_silent_address_fails() {
         "{report}"
     );
 
+    // The same node over IPv6: BEP 32 answers carry `nodes6` there, and every check passes.
+    let target6 = format!("[::1]:{}", a.udp);
+    let out = run(&["probe", &target6, "--strict"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("`nodes6`"),
+        "{}",
+        text(&out.stdout)
+    );
+
     // Nobody listens there: the node never answers, exit 1.
     let silent = format!("127.0.0.1:{}", free_udp_port());
     let out = run(&["probe", &silent, "--timeout-ms", "200"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+
+    // A zero timeout is a usage error, before any traffic.
+    let out = run(&["probe", &target, "--timeout-ms", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--timeout-ms"));
 }
 
 #[test]
