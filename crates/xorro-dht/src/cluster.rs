@@ -72,6 +72,18 @@ pub struct Cluster {
     buf: Vec<u8>,
     /// Datagrams delivered so far.
     pub delivered: u64,
+    drop_filter: Option<DropFilter>,
+}
+
+/// A test's choice of datagrams to lose: `(from, to, bytes)` → true to drop.
+type DropFn = Box<dyn FnMut(SocketAddr, SocketAddr, &[u8]) -> bool>;
+
+struct DropFilter(DropFn);
+
+impl std::fmt::Debug for DropFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DropFilter")
+    }
 }
 
 impl Cluster {
@@ -92,6 +104,7 @@ impl Cluster {
             events: Vec::new(),
             buf: Vec::with_capacity(1500),
             delivered: 0,
+            drop_filter: None,
         }
     }
 
@@ -232,6 +245,11 @@ impl Cluster {
             let Some(&j) = self.by_addr.get(&to) else {
                 continue;
             };
+            if let Some(DropFilter(drop)) = &mut self.drop_filter
+                && drop(from, to, &self.buf)
+            {
+                continue;
+            }
             let jitter = if self.link.jitter.is_zero() {
                 Duration::ZERO
             } else {
@@ -281,6 +299,15 @@ impl Cluster {
             }
         }
         true
+    }
+
+    /// Loses, besides the link's random loss, every datagram for which `drop(from, to,
+    /// bytes)` returns true (a test's targeted loss).
+    pub fn drop_datagrams(
+        &mut self,
+        drop: impl FnMut(SocketAddr, SocketAddr, &[u8]) -> bool + 'static,
+    ) {
+        self.drop_filter = Some(DropFilter(Box::new(drop)));
     }
 
     /// Runs until virtual time `d` from now.

@@ -61,7 +61,8 @@ pub struct Config {
     /// Requests a lookup sends to one node before giving up on it: a slow request (past its
     /// soft timeout) to one of the `k` closest is retransmitted until this many were sent, and
     /// the node fails when all of them timed out; a bootstrap seed is asked again this many
-    /// times in all. With loss `p` each way one request goes unanswered with probability
+    /// times in all, and so is each node of a store phase (announce_peer / put) whose store
+    /// query passed its soft timeout (once the last passed it, the store ends without it). With loss `p` each way one request goes unanswered with probability
     /// `1 - (1 - p)²`, and a lookup returns the true k closest only if each of them answered
     /// once: for 99 % of lookups exact at 20 % loss that takes 7 attempts, at 5 % loss 3.
     /// The default, 2, suits the ~1 % loss of the Internet: a node that left the network costs

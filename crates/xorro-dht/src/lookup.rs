@@ -240,15 +240,23 @@ impl Leg {
         best.0
     }
 
-    /// The request to `addr` got an answer; returns the candidate's hop count, or `None` when
-    /// it is unknown or had answered already (a late answer to a retransmitted request).
-    pub fn on_response(&mut self, addr: &SocketAddr, token: Option<Token>) -> Option<u32> {
+    /// The request to `addr` got an answer after `rtt`; returns the candidate's hop count, or
+    /// `None` when it is unknown or had answered already (a late answer to a retransmitted
+    /// request). The measured RTT replaces the table's hint: the store phase times its
+    /// queries to the node by it.
+    pub fn on_response(
+        &mut self,
+        addr: &SocketAddr,
+        token: Option<Token>,
+        rtt: Duration,
+    ) -> Option<u32> {
         let c = self.get_mut(addr)?;
         c.pending = c.pending.saturating_sub(1);
         if c.state == State::Responded {
             return None;
         }
         c.state = State::Responded;
+        c.rtt = Some(rtt);
         if token.is_some() {
             c.token = token;
         }
@@ -390,7 +398,7 @@ mod tests {
         assert!(!leg.is_done(2, 1));
         for i in 1..=2 {
             leg.next_to_query(2, 2, 1, 0, None);
-            leg.on_response(&node(i).addr, None);
+            leg.on_response(&node(i).addr, None, Duration::ZERO);
         }
         assert!(leg.is_done(2, 1));
         // A closer node appears: not done until it answers.
@@ -457,8 +465,8 @@ mod tests {
         assert!(!leg.in_flight().any(|c| c.node.addr == a));
         assert!(!leg.responded(&a));
         // A late answer to a retransmission still counts, once.
-        assert_eq!(leg.on_response(&a, None), Some(1));
-        assert_eq!(leg.on_response(&a, None), None);
+        assert_eq!(leg.on_response(&a, None, Duration::ZERO), Some(1));
+        assert_eq!(leg.on_response(&a, None, Duration::ZERO), None);
         // A timeout of a sibling request does not undo the answer.
         leg.on_timeout(&a, 3);
         assert!(leg.responded(&a));
@@ -490,7 +498,7 @@ mod tests {
         let a = node(1).addr;
         leg.next_to_query(3, 2, 2, 0, None);
         leg.next_to_query(3, 2, 2, 0, None);
-        leg.on_response(&node(2).addr, None);
+        leg.on_response(&node(2).addr, None, Duration::ZERO);
         leg.on_slow(&a);
         assert_eq!(
             leg.next_to_query(3, 2, 2, 0, None).map(|c| c.node.addr),
@@ -504,13 +512,13 @@ mod tests {
             Some(3)
         );
         assert!(!leg.is_done(2, 2));
-        leg.on_response(&node(3).addr, None);
+        leg.on_response(&node(3).addr, None, Duration::ZERO);
         assert!(
             leg.is_done(2, 2),
             "done without waiting for node 1's hard timeout"
         );
         // Its late answer still counts.
-        assert_eq!(leg.on_response(&a, None), Some(1));
+        assert_eq!(leg.on_response(&a, None, Duration::ZERO), Some(1));
         assert_eq!(leg.closest_responded(2).count(), 2);
     }
 
@@ -524,10 +532,10 @@ mod tests {
         // α = 1, k = 4: one request at a time while fewer than two of the four closest answered.
         assert_eq!(ask(&mut leg), Some(1));
         assert_eq!(ask(&mut leg), None);
-        leg.on_response(&node(1).addr, None);
+        leg.on_response(&node(1).addr, None, Duration::ZERO);
         assert_eq!(ask(&mut leg), Some(2));
         assert_eq!(ask(&mut leg), None);
-        leg.on_response(&node(2).addr, None);
+        leg.on_response(&node(2).addr, None, Duration::ZERO);
         // Two of the four closest answered: the other two go out together, past α.
         assert_eq!(ask(&mut leg), Some(3));
         assert_eq!(ask(&mut leg), Some(4));
@@ -539,7 +547,7 @@ mod tests {
         }
         for i in 1..=2 {
             plain.next_to_query(1, 4, 2, 0, None);
-            plain.on_response(&node(i).addr, None);
+            plain.on_response(&node(i).addr, None, Duration::ZERO);
         }
         assert!(plain.next_to_query(1, 4, 2, 0, None).is_some());
         assert!(plain.next_to_query(1, 4, 2, 0, None).is_none());
@@ -629,7 +637,7 @@ mod tests {
                 let addr = waiting[at];
                 match op {
                     0 => {
-                        leg.on_response(&addr, None);
+                        leg.on_response(&addr, None, Duration::ZERO);
                         for id in more { leg.add(mk(id), 2, Hint::default()); }
                     }
                     1 => leg.on_timeout(&addr, 3),

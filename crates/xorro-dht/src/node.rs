@@ -87,6 +87,15 @@ pub enum PutRequest {
     },
 }
 
+impl PutRequest {
+    /// The bencoded value to store.
+    pub fn value(&self) -> &[u8] {
+        match self {
+            PutRequest::Immutable { value } | PutRequest::Mutable { value, .. } => value,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant)] // one per lookup
 pub(crate) enum Kind {
@@ -104,10 +113,56 @@ pub(crate) enum Kind {
 pub(crate) enum Phase {
     Search,
     Store {
-        pending: usize,
+        /// The nodes asked to store, in the order they were asked.
+        targets: Vec<StoreTarget>,
         stored_at: Vec<NodeInfo>,
         errors: Vec<xorro_wire::ErrorCode>,
+        /// A mutable put's signed fields, kept to send the put again.
+        signed: Option<Box<SignedPut>>,
     },
+}
+
+/// A node of a store phase (announce_peer / put) and what we heard from it.
+///
+/// Its store query is sent again when it passes its soft timeout, as a lookup's queries are,
+/// until `lookup_attempts` were sent: a lost datagram (1 % each way on the Internet, so one
+/// store in seven of eight nodes) costs one soft timeout instead of `request_timeout`.
+#[derive(Debug)]
+pub(crate) struct StoreTarget {
+    node: NodeInfo,
+    token: Token,
+    /// Its RTT as measured by the search, for the soft timeout.
+    rtt: Option<Duration>,
+    /// Store queries sent to it.
+    sent: u8,
+    /// Of those, the ones neither answered nor timed out.
+    in_flight: u8,
+    state: StoreState,
+}
+
+/// Where a [`StoreTarget`] stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoreState {
+    /// Waiting for an answer.
+    Waiting,
+    /// Its last attempt passed its soft timeout: it no longer holds the store phase up (a node
+    /// that left since the search would otherwise cost `request_timeout`), but its late answer
+    /// still counts while the phase runs.
+    Slow,
+    /// It answered: stored.
+    Stored,
+    /// It answered with an error, or every attempt timed out.
+    Failed,
+}
+
+/// The fields of a BEP 44 mutable put that the store phase signed once.
+#[derive(Debug, Clone)]
+pub(crate) struct SignedPut {
+    key: PublicKey,
+    salt: Vec<u8>,
+    seq: i64,
+    signature: Signature,
+    cas: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -523,15 +578,18 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some((kind, req)) = self.requests.pop_due(now) {
             match kind {
-                Deadline::Soft => {
-                    if let Purpose::Search { lookup, leg } = req.purpose
-                        && let Some(l) = self.lookups.get_mut(&lookup)
-                        && let Some(leg) = l.legs.get_mut(usize::from(leg))
-                    {
-                        leg.on_slow(&req.to);
-                        self.drive(lookup, now);
+                Deadline::Soft => match req.purpose {
+                    Purpose::Search { lookup, leg } => {
+                        if let Some(l) = self.lookups.get_mut(&lookup)
+                            && let Some(leg) = l.legs.get_mut(usize::from(leg))
+                        {
+                            leg.on_slow(&req.to);
+                            self.drive(lookup, now);
+                        }
                     }
-                }
+                    Purpose::Store { lookup, target } => self.on_store_slow(lookup, target, now),
+                    Purpose::Seed { .. } | Purpose::Ping { .. } => {}
+                },
                 Deadline::Hard => self.on_request_failed(now, req, true),
             }
         }
@@ -677,7 +735,7 @@ impl Node {
                                 failures: 0,
                             },
                         );
-                        leg.on_response(&from, None);
+                        leg.on_response(&from, None, rtt);
                     }
                 }
                 self.on_search_response(lookup, node, r, 1, now);
@@ -690,20 +748,25 @@ impl Node {
                         l.stats.responses += 1;
                         l.legs.get_mut(usize::from(leg))
                     })
-                    .and_then(|leg| leg.on_response(&from, r.token.map(Token::from)));
+                    .and_then(|leg| leg.on_response(&from, r.token.map(Token::from), rtt));
                 if let Some(hop) = hop {
                     self.on_search_response(lookup, node, r, hop, now);
                 }
             }
-            Purpose::Store { lookup, .. } => {
+            Purpose::Store { lookup, target } => {
                 if let Some(l) = self.lookups.get_mut(&lookup) {
                     l.stats.responses += 1;
                     if let Phase::Store {
-                        pending, stored_at, ..
+                        targets, stored_at, ..
                     } = &mut l.phase
+                        && let Some(t) = targets.get_mut(usize::from(target))
                     {
-                        *pending = pending.saturating_sub(1);
-                        stored_at.push(node);
+                        t.in_flight = t.in_flight.saturating_sub(1);
+                        // The answer to a retransmitted store after the first one's: counted once.
+                        if matches!(t.state, StoreState::Waiting | StoreState::Slow) {
+                            t.state = StoreState::Stored;
+                            stored_at.push(node);
+                        }
                     }
                 }
                 self.drive(lookup, now);
@@ -724,15 +787,19 @@ impl Node {
         };
         self.stats.errors_in += 1;
         match req.purpose {
-            Purpose::Store { lookup, .. } => {
+            Purpose::Store { lookup, target } => {
                 if let Some(l) = self.lookups.get_mut(&lookup) {
                     l.stats.errors += 1;
                     if let Phase::Store {
-                        pending, errors, ..
+                        targets, errors, ..
                     } = &mut l.phase
+                        && let Some(t) = targets.get_mut(usize::from(target))
                     {
-                        *pending = pending.saturating_sub(1);
-                        errors.push(code);
+                        t.in_flight = t.in_flight.saturating_sub(1);
+                        if matches!(t.state, StoreState::Waiting | StoreState::Slow) {
+                            t.state = StoreState::Failed;
+                            errors.push(code);
+                        }
                     }
                 }
                 self.drive(lookup, now);
@@ -761,6 +828,14 @@ impl Node {
                 .get(&lookup)
                 .and_then(|l| l.legs.get(usize::from(leg)))
                 .is_some_and(|leg| leg.responded(&req.to)),
+            Purpose::Store { lookup, target } => {
+                self.lookups.get(&lookup).is_some_and(|l| match &l.phase {
+                    Phase::Store { targets, .. } => targets
+                        .get(usize::from(target))
+                        .is_some_and(|t| t.state == StoreState::Stored),
+                    Phase::Search => false,
+                })
+            }
             _ => false,
         };
         if timed_out && !answered_anyway {
@@ -816,11 +891,19 @@ impl Node {
                 }
                 self.drive(lookup, now);
             }
-            Purpose::Store { lookup, .. } => {
+            Purpose::Store { lookup, target } => {
                 if let Some(l) = self.lookups.get_mut(&lookup) {
                     l.stats.timeouts += u32::from(timed_out);
-                    if let Phase::Store { pending, .. } = &mut l.phase {
-                        *pending = pending.saturating_sub(1);
+                    if let Phase::Store { targets, .. } = &mut l.phase
+                        && let Some(t) = targets.get_mut(usize::from(target))
+                    {
+                        t.in_flight = t.in_flight.saturating_sub(1);
+                        // Failed once no attempt can still be answered.
+                        if t.in_flight == 0
+                            && matches!(t.state, StoreState::Waiting | StoreState::Slow)
+                        {
+                            t.state = StoreState::Failed;
+                        }
                     }
                 }
                 self.drive(lookup, now);
@@ -1171,10 +1254,7 @@ impl Node {
         let k = self.config.lookup_closest.max(1);
         let attempts = self.config.lookup_attempts.max(1);
         let burst_after = self.config.lookup_burst_after;
-        let soft = self.config.lookup_soft_timeout;
-        // A contact of unknown RTT gets the node's retransmission timeout (RFC 6298 over every
-        // answer it had); one of known RTT twice its own.
-        let unknown = self.rto.timeout().map_or(soft, |t| t.min(soft));
+        let unknown = self.soft_timeout(None);
         // Ranks a contact of unknown RTT among known ones (a user's lookup only): the node's
         // smoothed RTT.
         let rtt_choice = self
@@ -1200,9 +1280,7 @@ impl Node {
             }
             let Some((leg, node, rtt)) = next else { break };
             let query = search_query(l);
-            let soft_after = rtt.map_or(unknown, |r| {
-                soft.min((r * 2 + Duration::from_millis(50)).max(MIN_SOFT_TIMEOUT))
-            });
+            let soft_after = self.soft_timeout(rtt);
             let purpose = Purpose::Search {
                 lookup: id,
                 leg: leg as u8,
@@ -1239,11 +1317,23 @@ impl Node {
                     self.on_search_done(id, now);
                 }
             }
-            Phase::Store { pending, .. } => {
-                if *pending == 0 {
+            Phase::Store { targets, .. } => {
+                if targets.iter().all(|t| t.state != StoreState::Waiting) {
                     self.finish(id, now);
                 }
             }
+        }
+    }
+
+    /// How long a request to a contact may go unanswered before it counts as slow (and is
+    /// sent again): twice the contact's RTT when known, else the node's retransmission timeout
+    /// (RFC 6298 over every answer it had); never over `lookup_soft_timeout`, never under
+    /// [`MIN_SOFT_TIMEOUT`] for a known RTT.
+    fn soft_timeout(&self, rtt: Option<Duration>) -> Duration {
+        let soft = self.config.lookup_soft_timeout;
+        match rtt {
+            Some(r) => soft.min((r * 2 + Duration::from_millis(50)).max(MIN_SOFT_TIMEOUT)),
+            None => self.rto.timeout().map_or(soft, |t| t.min(soft)),
         }
     }
 
@@ -1440,36 +1530,25 @@ impl Node {
         let Some(l) = self.lookups.get_mut(&id) else {
             return;
         };
-        let stores: Vec<(u8, NodeInfo, Token)> = l
+        let targets: Vec<StoreTarget> = l
             .legs
             .iter()
-            .enumerate()
-            .flat_map(|(i, leg)| {
-                leg.closest_responded(k)
-                    .filter_map(move |c| c.token.map(|t| (i as u8, c.node, t)))
+            .flat_map(|leg| {
+                leg.closest_responded(k).filter_map(|c| {
+                    c.token.map(|token| StoreTarget {
+                        node: c.node,
+                        token,
+                        rtt: c.rtt,
+                        sent: 0,
+                        in_flight: 0,
+                        state: StoreState::Waiting,
+                    })
+                })
             })
             .collect();
-        let kind = l.kind.clone();
         let seen_seq = l.seen_seq;
-        match kind {
-            Kind::Announce { port, seed } => {
-                l.phase = Phase::Store {
-                    pending: 0,
-                    stored_at: Vec::new(),
-                    errors: Vec::new(),
-                };
-                let info_hash: InfoHash = l.target.into();
-                for (leg, node, token) in stores {
-                    let q = QueryKind::AnnouncePeer {
-                        info_hash,
-                        port: port.unwrap_or(0),
-                        implied_port: port.is_none(),
-                        token: token.as_token_ref(),
-                        seed,
-                    };
-                    self.store_to(id, leg, node, q, now);
-                }
-            }
+        let signed = match &l.kind {
+            Kind::Announce { .. } => None,
             Kind::PutItem(req) => {
                 // The search saw the highest seq the network holds. A put that every holder
                 // would refuse (BEP 44: cas first, then seq) fails here: sent anyway, it is
@@ -1483,7 +1562,7 @@ impl Node {
                         ..
                     },
                     Some(current),
-                ) = (&req, seen_seq)
+                ) = (req, seen_seq)
                 {
                     l.failure = if cas.is_some_and(|c| c != current) {
                         Some(CommandError::CasMismatch {
@@ -1499,80 +1578,143 @@ impl Node {
                         return;
                     }
                 }
-                let (value, mutable) = match &req {
-                    PutRequest::Immutable { value } => (value.clone(), None),
-                    PutRequest::Mutable {
-                        keypair,
-                        salt,
-                        value,
-                        seq,
-                        cas,
-                    } => {
-                        let seq =
-                            seq.unwrap_or_else(|| seen_seq.map_or(1, |s| s.saturating_add(1)));
-                        let raw = RawValue::new(value).ok();
-                        let sig = raw.map(|raw| keypair.sign(Some(salt), seq, &raw));
-                        (
-                            value.clone(),
-                            sig.map(|sig| (keypair.public_key(), salt.clone(), seq, sig, *cas)),
-                        )
-                    }
-                };
-                l.put_seq = mutable.as_ref().map(|m| m.2);
-                l.phase = Phase::Store {
-                    pending: 0,
-                    stored_at: Vec::new(),
-                    errors: Vec::new(),
-                };
-                let Ok(raw) = RawValue::new(&value) else {
+                let Ok(raw) = RawValue::new(req.value()) else {
                     self.finish(id, now);
                     return;
                 };
-                for (leg, node, token) in stores {
-                    let mutable =
-                        mutable
-                            .as_ref()
-                            .map(|(key, salt, seq, signature, cas)| MutablePut {
-                                key: &key.0,
-                                signature: &signature.0,
-                                seq: *seq,
-                                salt: (!salt.is_empty()).then_some(salt.as_slice()),
-                                cas: *cas,
-                            });
-                    let q = QueryKind::Put(PutQuery {
-                        token: token.as_token_ref(),
-                        value: raw,
-                        mutable,
-                    });
-                    self.store_to(id, leg, node, q, now);
+                match req {
+                    PutRequest::Immutable { .. } => None,
+                    PutRequest::Mutable {
+                        keypair,
+                        salt,
+                        seq,
+                        cas,
+                        ..
+                    } => {
+                        let seq =
+                            seq.unwrap_or_else(|| seen_seq.map_or(1, |s| s.saturating_add(1)));
+                        l.put_seq = Some(seq);
+                        Some(Box::new(SignedPut {
+                            key: keypair.public_key(),
+                            salt: salt.clone(),
+                            seq,
+                            signature: keypair.sign(Some(salt), seq, &raw),
+                            cas: *cas,
+                        }))
+                    }
                 }
             }
             _ => {
                 self.finish(id, now);
                 return;
             }
+        };
+        let count = targets.len();
+        l.phase = Phase::Store {
+            targets,
+            stored_at: Vec::new(),
+            errors: Vec::new(),
+            signed,
+        };
+        for i in 0..count {
+            self.send_store(id, i, now);
         }
         self.drive(id, now);
     }
 
-    fn store_to(&mut self, id: CommandId, leg: u8, node: NodeInfo, q: QueryKind<'_>, now: Instant) {
-        if !self.acceptable(&node) {
+    /// Sends (again) the store query of lookup `id` to its store target `index`. A target
+    /// whose first query cannot be sent (BEP 42 refuses it, or the outgoing budget is spent)
+    /// has failed; a retransmission that cannot be sent leaves the first one in flight.
+    fn send_store(&mut self, id: CommandId, index: usize, now: Instant) {
+        let Some(l) = self.lookups.get(&id) else {
+            return;
+        };
+        let Phase::Store {
+            targets, signed, ..
+        } = &l.phase
+        else {
+            return;
+        };
+        let Some(t) = targets.get(index) else {
+            return;
+        };
+        let (node, token, rtt) = (t.node, t.token, t.rtt);
+        let (kind, signed, info_hash) = (l.kind.clone(), signed.clone(), InfoHash::from(l.target));
+        let query = match &kind {
+            Kind::Announce { port, seed } => Some(QueryKind::AnnouncePeer {
+                info_hash,
+                port: port.unwrap_or(0),
+                implied_port: port.is_none(),
+                token: token.as_token_ref(),
+                seed: *seed,
+            }),
+            Kind::PutItem(req) => RawValue::new(req.value()).ok().map(|value| {
+                QueryKind::Put(PutQuery {
+                    token: token.as_token_ref(),
+                    value,
+                    mutable: signed.as_deref().map(|s| MutablePut {
+                        key: &s.key.0,
+                        signature: &s.signature.0,
+                        seq: s.seq,
+                        salt: (!s.salt.is_empty()).then_some(s.salt.as_slice()),
+                        cas: s.cas,
+                    }),
+                })
+            }),
+            _ => None,
+        };
+        let soft = self.soft_timeout(rtt);
+        let sent = match (query, u16::try_from(index)) {
+            (Some(q), Ok(target)) if self.acceptable(&node) => self.send_query(
+                now,
+                node.addr,
+                Some(node.id),
+                Purpose::Store { lookup: id, target },
+                q,
+                Some(soft),
+            ),
+            _ => false,
+        };
+        let Some(l) = self.lookups.get_mut(&id) else {
+            return;
+        };
+        let Phase::Store { targets, .. } = &mut l.phase else {
+            return;
+        };
+        let Some(t) = targets.get_mut(index) else {
+            return;
+        };
+        if sent {
+            l.stats.messages_sent += 1;
+            t.sent += 1;
+            t.in_flight += 1;
+        } else if t.in_flight == 0 {
+            t.state = StoreState::Failed;
+        }
+    }
+
+    /// A store query passed its soft timeout: send it again while attempts are left; after
+    /// the last one the target no longer holds the store phase up.
+    fn on_store_slow(&mut self, id: CommandId, target: u16, now: Instant) {
+        let attempts = self.config.lookup_attempts.max(1);
+        let Some(l) = self.lookups.get_mut(&id) else {
+            return;
+        };
+        let Phase::Store { targets, .. } = &mut l.phase else {
+            return;
+        };
+        let Some(t) = targets.get_mut(usize::from(target)) else {
+            return;
+        };
+        if t.state != StoreState::Waiting {
             return;
         }
-        if self.send_query(
-            now,
-            node.addr,
-            Some(node.id),
-            Purpose::Store { lookup: id, leg },
-            q,
-            None,
-        ) && let Some(l) = self.lookups.get_mut(&id)
-        {
-            l.stats.messages_sent += 1;
-            if let Phase::Store { pending, .. } = &mut l.phase {
-                *pending += 1;
-            }
+        if t.sent < attempts {
+            self.send_store(id, usize::from(target), now);
+        } else {
+            t.state = StoreState::Slow;
         }
+        self.drive(id, now);
     }
 
     /// Ends a lookup and reports its outcome.

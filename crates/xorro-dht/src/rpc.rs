@@ -19,8 +19,8 @@ pub(crate) enum Purpose {
     Search { lookup: CommandId, leg: u8 },
     /// A bootstrap find_node to an address whose id we do not know.
     Seed { lookup: CommandId },
-    /// announce_peer / put of a lookup's store phase.
-    Store { lookup: CommandId, leg: u8 },
+    /// announce_peer / put of a lookup's store phase, to its store target `target`.
+    Store { lookup: CommandId, target: u16 },
     /// A ping: maintenance (`command` None) or a user's ping command.
     Ping { command: Option<CommandId> },
 }

@@ -25,6 +25,75 @@ fn cluster(seed: u64, n: usize) -> Cluster {
     c
 }
 
+/// The first announce_peer and the first put to every node are lost: each is sent again at
+/// its soft timeout, as a lookup's queries are, so both stores reach all k closest nodes and
+/// end long before `request_timeout` (with the store queries sent once, both ended at
+/// `request_timeout` with nothing stored).
+#[test]
+fn lost_store_queries_are_sent_again() {
+    let seed = 21;
+    let mut c = cluster(seed, 40);
+    let mut lost = BTreeSet::new();
+    c.drop_datagrams(move |_, to, bytes| {
+        let kind = match decode(bytes).map(|m| m.body) {
+            Ok(Body::Query(q)) => match q.kind {
+                QueryKind::AnnouncePeer { .. } => 0,
+                QueryKind::Put(_) => 1,
+                _ => return false,
+            },
+            _ => return false,
+        };
+        lost.insert((to, kind))
+    });
+    let request_timeout = Config::default().request_timeout;
+    let ih = InfoHash(id_from(seed, 7).0);
+    let (out, stats) = run(&mut c, 0, |n, now| {
+        n.start_announce(ih, Some(7000), false, now).unwrap()
+    });
+    match &out {
+        Outcome::Stored { stored_at, .. } => assert_eq!(
+            stored_at.len(),
+            8,
+            "seed {seed}: announce stored at {stored_at:?}, {stats:?}"
+        ),
+        other => panic!("seed {seed}: announce: {other:?} {stats:?}"),
+    }
+    assert!(
+        stats.duration < request_timeout,
+        "seed {seed}: announce took {:?}",
+        stats.duration
+    );
+    let req = PutRequest::Immutable {
+        value: b"4:lost".to_vec(),
+    };
+    let (out, stats) = run(&mut c, 1, |n, now| n.start_put_item(req, now).unwrap());
+    match &out {
+        Outcome::Stored { stored_at, .. } => assert_eq!(
+            stored_at.len(),
+            8,
+            "seed {seed}: put stored at {stored_at:?}, {stats:?}"
+        ),
+        other => panic!("seed {seed}: put: {other:?} {stats:?}"),
+    }
+    assert!(
+        stats.duration < request_timeout,
+        "seed {seed}: put took {:?}",
+        stats.duration
+    );
+    // What was stored is found from elsewhere.
+    let (out, _) = run(&mut c, 30, |n, now| {
+        n.start_get_peers(ih, false, false, now).unwrap()
+    });
+    let Outcome::Peers { peers, .. } = out else {
+        panic!("seed {seed}: get_peers: {out:?}")
+    };
+    assert_eq!(
+        peers,
+        vec![SocketAddr::new(c.addr(0).ip(), 7000)],
+        "seed {seed}"
+    );
+}
+
 /// Three nodes find each other: each ends up in the two others' routing tables.
 #[test]
 fn three_nodes_find_each_other() {

@@ -19,9 +19,10 @@ fn ci_scenario(seed: u64) -> Scenario {
     s.workload.announces = 30;
     s.workload.puts = 15;
     s.workload.duration_s = 240;
-    // A regression guard, not the goal: measured 94 % here (600 nodes in debug builds,
-    // 10 % NAT, churn); the 99.5 % at 10^6 is tracked in docs/SIMULATION.md.
-    s.expect.lookup_success_min = Some(0.9);
+    // A regression guard for one seed, not the goal: the pooled guard over five seeds is in
+    // `ci_scenario_succeeds_and_is_deterministic`; the 99.5 % at 10^6 is tracked in
+    // docs/SIMULATION.md.
+    s.expect.lookup_success_min = Some(0.85);
     s.expect.announce_found_min = Some(0.9);
     s.expect.put_found_min = Some(0.9);
     s
@@ -33,11 +34,39 @@ fn assert_passed(r: &Report) {
     }
 }
 
+/// Seeds of the CI scenario. One seed's 150 lookups (600 nodes in debug builds) move by up
+/// to 4 points whenever an engine change reorders events (one lookup is 0.67 points), so the
+/// exactness guard is on the mean of five: measured 92.5 % (seeds 42-46: 89.3, 96.6, 87.3,
+/// 94.0, 95.3 %) on 4 Dec 2026.
+const CI_SEEDS: std::ops::Range<u64> = 42..47;
+
+/// Mean exactness of the CI seeds' lookups that the guard asks for.
+const CI_MEAN_EXACT_MIN: f64 = 0.9;
+
 #[test]
 fn ci_scenario_succeeds_and_is_deterministic() {
+    let runs: Vec<Report> = CI_SEEDS
+        .map(|seed| xorro_sim::run(&ci_scenario(seed)))
+        .collect();
+    for r in &runs {
+        assert_passed(r);
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let mean = runs.iter().map(|r| r.lookups.closest_success).sum::<f64>() / runs.len() as f64;
+    assert!(
+        mean >= CI_MEAN_EXACT_MIN,
+        "mean exactness {mean:.4} < {CI_MEAN_EXACT_MIN} over the seeds:\n{}",
+        runs.iter()
+            .map(|r| format!(
+                "{:.4}: {}",
+                r.lookups.closest_success,
+                r.reproduce_command()
+            ))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let s = ci_scenario(42);
-    let a = xorro_sim::run(&s);
-    assert_passed(&a);
+    let a = &runs[0];
     assert!(a.network.departures > 0, "churn happened");
     assert!(
         a.network.returns > 0,
@@ -52,8 +81,7 @@ fn ci_scenario_succeeds_and_is_deterministic() {
         "same seed, different summary; reproduce with: {}",
         a.reproduce_command()
     );
-    let c = xorro_sim::run(&ci_scenario(43));
-    assert_ne!(a.to_json(), c.to_json(), "the seed changes the run");
+    assert_ne!(a.to_json(), runs[1].to_json(), "the seed changes the run");
 }
 
 #[test]
