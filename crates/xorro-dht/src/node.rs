@@ -1624,7 +1624,8 @@ impl Node {
 
     /// Sends (again) the store query of lookup `id` to its store target `index`. A target
     /// whose first query cannot be sent (BEP 42 refuses it, or the outgoing budget is spent)
-    /// has failed; a retransmission that cannot be sent leaves the first one in flight.
+    /// has failed; one whose retransmission cannot be sent is slow (its first query may
+    /// still be answered, but it no longer holds the store up).
     fn send_store(&mut self, id: CommandId, index: usize, now: Instant) {
         let Some(l) = self.lookups.get(&id) else {
             return;
@@ -1690,6 +1691,9 @@ impl Node {
             t.in_flight += 1;
         } else if t.in_flight == 0 {
             t.state = StoreState::Failed;
+        } else {
+            // The retransmission of a slow query: nothing more will be sent.
+            t.state = StoreState::Slow;
         }
     }
 
