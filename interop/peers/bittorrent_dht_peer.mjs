@@ -33,7 +33,9 @@
 //    "seq": n}                               -> {"target": hex, "success": n}
 //   {"cmd": "get_mutable", "key": hex32, "salt": "text"}
 //       -> {"value": hex | null, "seq": n, "signature": hex}
-//   {"cmd": "traffic"}  -> {"sent": {"ip:port": {"q:ping": n, "r": n, ...}}, "received": {...}}
+//   {"cmd": "traffic"}  -> {"sent": {"ip:port": {"q:ping": n, "r": n, ...}}, "received": {...},
+//                           "refused_repeats": {"ip:port": n}}
+//       (refused_repeats: errors sent for a mutable put of the very item it holds, see below)
 //   {"cmd": "quit"}
 
 import crypto from 'node:crypto'
@@ -139,6 +141,27 @@ sock.send = (...args) => {
   return origSend(...args)
 }
 sock.on('message', (buf, rinfo) => count(received, `${rinfo.address}:${rinfo.port}`, buf))
+
+// bittorrent-dht refuses a mutable put whose seq equals the one it holds (302, "sequence
+// number less than current"; 301 when the put carries a cas), even for the very item it
+// holds, where BEP 44 says a node SHOULD take it and reset its timeout. A put sent again
+// because its first answer was slow (or lost) meets exactly that. Such errors are counted
+// apart, by the address they go to, so that a test can tell them from real refusals.
+const refusedRepeats = {}
+const rpcError = dht._rpc.error.bind(dht._rpc)
+dht._rpc.error = (peer, query, err, ...rest) => {
+  const a = query && query.a
+  if (a && query.q && Buffer.from(query.q).toString() === 'put' && a.k && a.v !== undefined) {
+    const key = dht._hash(a.salt ? Buffer.concat([a.k, a.salt]) : a.k).toString('hex')
+    const held = dht._values.get(key)
+    if (held && held.seq === a.seq && Buffer.compare(bencode.encode(held.v), bencode.encode(a.v)) === 0) {
+      const ep = `${peer.address || peer.host}:${peer.port}`
+      refusedRepeats[ep] = (refusedRepeats[ep] || 0) + 1
+      log(`refused a repeat of the put it holds (seq ${a.seq}) from ${ep}: error ${err[0]}`)
+    }
+  }
+  return rpcError(peer, query, err, ...rest)
+}
 
 await new Promise((resolve) => dht.listening ? resolve() : dht.once('listening', resolve))
 await new Promise((resolve) => dht.ready ? resolve() : dht.once('ready', resolve))
@@ -265,7 +288,7 @@ const commands = {
     return { value: hex(bencode.encode(res.v)), seq: res.seq, signature: hex(res.sig) }
   },
   async traffic () {
-    return { sent, received }
+    return { sent, received, refused_repeats: refusedRepeats }
   }
 }
 

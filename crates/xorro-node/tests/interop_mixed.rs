@@ -269,7 +269,10 @@ async fn mixed_network() {
         // Xorro never sent the others what they refuse: over the whole run, no third-party
         // node answered a Xorro node with an error, and every datagram a Xorro node sent them
         // decoded (bittorrent-dht's driver counts an undecodable one as "?"). Each of them
-        // did answer Xorro nodes.
+        // did answer Xorro nodes. One exception, bittorrent-dht's deviation from BEP 44: it
+        // refuses a mutable put of the very item it holds (same seq and value), which a put
+        // sent again after a slow answer is; its driver counts those errors apart
+        // ("refused_repeats"), and they are the only errors allowed.
         let xorro_addrs: Vec<String> = xs.iter().map(|x| x.local_addr().to_string()).collect();
         for p in ls.iter_mut().chain(bs.iter_mut()) {
             let traffic = p.traffic().await;
@@ -277,9 +280,12 @@ async fn mixed_network() {
             for a in &xorro_addrs {
                 let sent = &traffic["sent"][a];
                 let got = &traffic["received"][a];
+                let errors = sent["e"].as_u64().unwrap_or(0);
+                let repeats = traffic["refused_repeats"][a].as_u64().unwrap_or(0);
                 assert!(
-                    sent.get("e").is_none(),
-                    "{} {} sent Xorro node {a} an error: {traffic}",
+                    errors == repeats,
+                    "{} {} sent Xorro node {a} {errors} errors ({repeats} of them refusing a \
+                     repeated put of the item it holds): {traffic}",
                     p.kind.name(),
                     p.addr
                 );
