@@ -358,6 +358,26 @@ pub fn markdown(r: &Report, info: Option<&RunInfo>) -> String {
         "Routing tables at the end: {:.1} members, {:.1} waiting in replacement caches, {:.1} buckets per node (mean).\n",
         n.table_members_mean, n.table_cache_mean, n.table_buckets_mean
     );
+    let w = &r.workload_traffic;
+    if w.span_ns > 0 {
+        let node_minutes = n.online_end.max(1) as f64 * w.span_ns as f64 / 60e9;
+        let _ = writeln!(
+            o,
+            "Workload phase ({:.0} s): {} datagrams, {} bytes ({:.1} datagrams and {:.0} bytes per node per minute, nodes online at the end); queries sent: {} ping, {} find_node, {} get_peers, {} other ({:.2} pings per node per minute). The measured lookups asked {} nodes that had left the network ({} lookups asked at least one).\n",
+            w.span_ns as f64 / 1e9,
+            w.datagrams,
+            w.bytes,
+            w.datagrams as f64 / node_minutes,
+            w.bytes as f64 / node_minutes,
+            w.ping,
+            w.find_node,
+            w.get_peers,
+            w.other_queries,
+            w.ping as f64 / node_minutes,
+            w.lookup_departed_asked,
+            w.lookups_meeting_departed
+        );
+    }
     let m = &n.lookup_misses;
     if m.missed > 0 {
         let _ = writeln!(

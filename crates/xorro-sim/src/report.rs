@@ -414,6 +414,32 @@ pub struct MissCounts {
     pub found_rtt_over_300ms: u64,
 }
 
+/// Datagrams of the workload phase (from its start to the end of the run), by kind, and the
+/// departed nodes the measured lookups asked. Written to `report.md` only (not to
+/// `summary.json`, so that summaries of earlier trees stay comparable byte for byte).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadTraffic {
+    /// Virtual time the counts cover (ns): the workload's start to the end of the run.
+    pub span_ns: u64,
+    /// Datagrams sent.
+    pub datagrams: u64,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// Queries sent: ping.
+    pub ping: u64,
+    /// Queries sent: find_node.
+    pub find_node: u64,
+    /// Queries sent: get_peers.
+    pub get_peers: u64,
+    /// Queries sent: any other kind.
+    pub other_queries: u64,
+    /// Distinct (measured lookup, node) pairs where the lookup asked a node that had left
+    /// the network.
+    pub lookup_departed_asked: u64,
+    /// Measured lookups that asked at least one node that had left the network.
+    pub lookups_meeting_departed: u64,
+}
+
 /// The engine's own counters, summed over every node.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EngineCounters {
@@ -473,6 +499,9 @@ pub struct Report {
     pub analytic_rounds: f64,
     /// The expectations checked.
     pub checks: Vec<Check>,
+    /// Workload-phase traffic and departed nodes asked (`report.md` only).
+    #[serde(skip)]
+    pub workload_traffic: WorkloadTraffic,
 }
 
 impl Report {
@@ -558,6 +587,7 @@ impl Report {
             over_time,
             analytic_rounds: round3(n.log2() / (1.0 + (k + 1.0).log2())),
             checks: Vec::new(),
+            workload_traffic: sim.workload_traffic(),
             scenario: sc,
         };
         report.checks = report.evaluate();

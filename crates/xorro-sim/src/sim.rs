@@ -14,7 +14,7 @@ use xorro_wire::{Body, InfoHash, Message, NodeId, NodeInfo, Nodes, QueryKind, Ra
 use crate::churn::{Weibull, exponential};
 use crate::link::LinkModel;
 use crate::oracle::Oracle;
-use crate::report::{OpKind, OpRecord, Progress, Totals, TrafficCounts};
+use crate::report::{OpKind, OpRecord, Progress, Totals, TrafficCounts, WorkloadTraffic};
 use crate::scenario::{Behavior, BuildMode, Scenario};
 
 /// UDP port of every simulated node.
@@ -149,6 +149,8 @@ struct Op {
     first_found: Option<u64>,
     bytes: u64,
     tids: Vec<(u32, u64)>,
+    /// Distinct nodes this op asked that had left the network when asked.
+    departed: u32,
 }
 
 /// A running simulation. Build it with [`Simulation::new`], then [`Simulation::run`].
@@ -191,6 +193,8 @@ pub struct Simulation {
     totals: Totals,
     samples: Vec<(u64, u64, u64)>,
     workload_start: u64,
+    /// Traffic since the workload began (`None` before).
+    workload_traffic: Option<WorkloadTraffic>,
     misses: crate::report::MissCounts,
     /// [`BuildMode::Restore`], during the build: every findable node, by id.
     restore_ids: Vec<(NodeId, u32)>,
@@ -238,6 +242,7 @@ impl Simulation {
             totals: Totals::default(),
             samples: Vec::new(),
             workload_start: 0,
+            workload_traffic: None,
             misses: Default::default(),
             restore_ids: Vec::new(),
             sc: sc.clone(),
@@ -650,6 +655,20 @@ impl Simulation {
     fn send(&mut self, from: u32, to: u32, mut bytes: Box<[u8]>) {
         self.traffic.datagrams += 1;
         self.traffic.bytes += bytes.len() as u64;
+        if let Some(w) = self.workload_traffic.as_mut() {
+            w.datagrams += 1;
+            w.bytes += bytes.len() as u64;
+            if let Ok(msg) = xorro_wire::decode(&bytes)
+                && let Body::Query(q) = &msg.body
+            {
+                match q.kind {
+                    QueryKind::Ping => w.ping += 1,
+                    QueryKind::FindNode { .. } => w.find_node += 1,
+                    QueryKind::GetPeers { .. } => w.get_peers += 1,
+                    _ => w.other_queries += 1,
+                }
+            }
+        }
         let now = self.now;
         let fh = &mut self.hosts[from as usize];
         if fh.flags & F_NAT != 0 {
@@ -688,9 +707,13 @@ impl Simulation {
                 _ => None,
             });
             let key = (to, tid_key(msg.transaction_id.as_bytes()));
+            let departed = self.hosts[to as usize].node.is_none();
             for &op in ops {
                 let o = &mut self.ops[op as usize];
                 if target.is_none_or(|t| t == o.target) {
+                    if departed && !o.tids.iter().any(|k| k.0 == to) {
+                        o.departed += 1;
+                    }
                     o.bytes += bytes.len() as u64;
                     o.tids.push(key);
                     break;
@@ -908,6 +931,7 @@ impl Simulation {
         let w = self.sc.workload.clone();
         let t0 = self.now;
         self.workload_start = t0;
+        self.workload_traffic = Some(WorkloadTraffic::default());
         let drain = 90 * NS;
         let end = t0 + w.duration_s * NS + 2 * drain;
         self.horizon = end;
@@ -947,6 +971,7 @@ impl Simulation {
                 first_found: None,
                 bytes: 0,
                 tids: Vec::new(),
+                departed: 0,
             });
             let at = t0 + self.work_rng.gen_range(0..(w.duration_s * NS).max(1));
             self.push(at, EvKind::Start { op });
@@ -1278,6 +1303,18 @@ impl Simulation {
     /// (time ns, online hosts, findable hosts) every `bin_s` during the workload.
     pub fn samples(&self) -> &[(u64, u64, u64)] {
         &self.samples
+    }
+
+    /// Datagrams since the workload began, by kind, and the departed nodes the measured
+    /// lookups asked.
+    pub fn workload_traffic(&self) -> WorkloadTraffic {
+        let mut w = self.workload_traffic.clone().unwrap_or_default();
+        w.span_ns = self.now.saturating_sub(self.workload_start);
+        for o in self.ops.iter().filter(|o| o.kind == OpKind::Lookup) {
+            w.lookup_departed_asked += u64::from(o.departed);
+            w.lookups_meeting_departed += u64::from(o.departed > 0);
+        }
+        w
     }
 
     /// Virtual time when the workload began (ns).
