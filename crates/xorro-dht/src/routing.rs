@@ -131,6 +131,24 @@ pub struct RoutingConfig {
     pub cache_turnover: Duration,
     /// A node is good for this long after it answered us ([`NODE_GOOD_INTERVAL`]).
     pub node_good_interval: Duration,
+    /// Members of the last `near_buckets` buckets (the ones closest to our id, which we hand
+    /// out in answers to queries for targets near us) not heard from for
+    /// `near_ping_interval` are pinged by maintenance (returned by
+    /// [`RoutingTable::stale_to_ping`]) though still good; 0 (the default): none.
+    pub near_buckets: usize,
+    /// See `near_buckets`.
+    pub near_ping_interval: Duration,
+    /// [`RoutingTable::closest_for_answer`] gives the closest good members (good, and no
+    /// failure since their last answer) and only then, when fewer than the count asked for
+    /// are good, the closest questionable ones. Off (the default), it gives the closest
+    /// members that are not bad, as [`RoutingTable::closest`] does.
+    pub answer_good_first: bool,
+    /// A member that failed a query since its last answer (bad ones included) and then
+    /// queries us is pinged ([`QueryOutcome::PingToVerify`], at most once a
+    /// `node_ping_interval`): it is evidently back, and only an answer clears its failures.
+    /// Off (the default), its query only updates its last query time, and a bad member is
+    /// never asked again.
+    pub ping_failed_queriers: bool,
     /// Consecutive failures after which a node is bad ([`NODE_FAIL_LIMIT`]); at least 1.
     pub node_fail_limit: u8,
     /// Least time between two pings of one node ([`NODE_PING_INTERVAL`]).
@@ -151,6 +169,10 @@ impl Default for RoutingConfig {
             replacement_cache_size: REPLACEMENT_CACHE_SIZE,
             cache_turnover: CACHE_TURNOVER,
             node_good_interval: NODE_GOOD_INTERVAL,
+            near_buckets: 0,
+            near_ping_interval: NODE_PING_INTERVAL,
+            answer_good_first: false,
+            ping_failed_queriers: false,
             node_fail_limit: NODE_FAIL_LIMIT,
             node_ping_interval: NODE_PING_INTERVAL,
             one_node_per_ip: true,
@@ -802,7 +824,7 @@ impl RoutingTable {
 
     /// The standing of `entry` at `now`.
     pub fn state(&self, entry: &Entry, now: Instant) -> NodeState {
-        self.state_with(entry, Recent::new(now, self.config.node_good_interval))
+        self.state_with(entry, &self.horizons(now))
     }
 
     /// A node answered one of our queries: `rtt` is the round trip of that query when known.
@@ -866,6 +888,11 @@ impl RoutingTable {
                 && !entry.verified()
                 && entry.ping_due(now, interval)
                 && self.bucket_wants(b);
+            let recheck = self.config.ping_failed_queriers
+                && entry.id == node.id
+                && matches!(slot, Slot::Node(_))
+                && entry.failures > 0
+                && entry.ping_due(now, interval);
             let entry = self.entry_mut(b, slot);
             if entry.id != node.id {
                 // A spoofed source or a restarted node: only an answer can tell.
@@ -877,6 +904,10 @@ impl RoutingTable {
             }
             entry.last_query_from = Stamp::new(now);
             return match slot {
+                Slot::Node(_) if recheck => {
+                    entry.pinged_at = Stamp::new(now);
+                    QueryOutcome::PingToVerify
+                }
                 Slot::Node(_) => QueryOutcome::Member,
                 Slot::Cache(_) if ping => {
                     entry.pinged_at = Stamp::new(now);
@@ -998,7 +1029,47 @@ impl RoutingTable {
     /// distance and a comparison a node), not a sort of the table.
     pub fn closest(&self, target: &NodeId, count: usize, out: &mut Vec<NodeInfo>) {
         out.clear();
-        if count == 0 {
+        let limit = self.fail_limit();
+        self.walk(target, count, out, &|e: &Entry| e.failures < limit);
+    }
+
+    /// The members to put in an answer to a query for `target`: with
+    /// [`RoutingConfig::answer_good_first`] (BEP 5: a node answers with "the K closest good
+    /// nodes in its routing table") the `count` closest good members with no failure since
+    /// their last answer, then, when fewer are good, the closest questionable ones after
+    /// them; otherwise what [`closest`](Self::closest) gives. Good and failing is decided at
+    /// `now`.
+    pub fn closest_for_answer(
+        &self,
+        target: &NodeId,
+        count: usize,
+        now: Instant,
+        out: &mut Vec<NodeInfo>,
+    ) {
+        if !self.config.answer_good_first {
+            return self.closest(target, count, out);
+        }
+        out.clear();
+        let h = self.horizons(now);
+        let limit = self.fail_limit();
+        self.walk(target, count, out, &|e: &Entry| self.good_for_answer(e, &h));
+        if out.len() < count {
+            self.walk(target, count, out, &|e: &Entry| {
+                e.failures < limit && !self.good_for_answer(e, &h)
+            });
+        }
+    }
+
+    /// Appends to `out` the members that `keep` accepts, closest to `target` first, until
+    /// `out` holds `count`.
+    fn walk(
+        &self,
+        target: &NodeId,
+        count: usize,
+        out: &mut Vec<NodeInfo>,
+        keep: &impl Fn(&Entry) -> bool,
+    ) {
+        if count <= out.len() {
             return;
         }
         // Bucket `i` below the target's bucket `d` (nodes sharing `i` bits with us) is at
@@ -1008,11 +1079,13 @@ impl RoutingTable {
         let n = self.buckets.len();
         let d = self.bucket_index(target);
         let key = DistanceKey::of(target);
-        if self.gather(d..d + 1, key, count, out) || self.gather(d + 1..n, key, count, out) {
+        if self.gather(d..d + 1, key, count, out, keep)
+            || self.gather(d + 1..n, key, count, out, keep)
+        {
             return;
         }
         for b in (0..d).rev() {
-            if self.gather(b..b + 1, key, count, out) {
+            if self.gather(b..b + 1, key, count, out, keep) {
                 return;
             }
         }
@@ -1046,11 +1119,11 @@ impl RoutingTable {
     /// recently seen first. They count as pinged from `now`: ping them, then report the answer
     /// or the timeout.
     pub fn stale_to_ping(&mut self, now: Instant, max: usize) -> Vec<NodeInfo> {
-        let (good, pinged) = self.horizons(now);
+        let h = self.horizons(now);
         let mut stale: Vec<(Stamp, usize, usize)> = Vec::new();
         for (b, bucket) in self.buckets.iter().enumerate() {
             for (i, e) in bucket.nodes.iter().enumerate() {
-                if self.is_stale(e, good, pinged) {
+                if self.is_stale(e, &h) {
                     stale.push((e.last_seen(), b, i));
                 }
             }
@@ -1151,7 +1224,8 @@ impl RoutingTable {
         Ok(entry)
     }
 
-    fn state_with(&self, entry: &Entry, good: Recent) -> NodeState {
+    fn state_with(&self, entry: &Entry, h: &Horizons) -> NodeState {
+        let good = h.good;
         if self.is_bad(entry) {
             NodeState::Bad
         } else if good.holds(entry.last_response)
@@ -1165,16 +1239,36 @@ impl RoutingTable {
 
     /// What counts as recent at `now` for "good" and for "pinged lately", computed once for
     /// a scan of many entries.
-    fn horizons(&self, now: Instant) -> (Recent, Recent) {
-        (
-            Recent::new(now, self.config.node_good_interval),
-            Recent::new(now, self.config.node_ping_interval),
-        )
+    fn horizons(&self, now: Instant) -> Horizons {
+        Horizons {
+            good: Recent::new(now, self.config.node_good_interval),
+            near_heard: Recent::new(now, self.config.near_ping_interval),
+            near_from: self.buckets.len().saturating_sub(self.config.near_buckets),
+            pinged: Recent::new(now, self.config.node_ping_interval),
+        }
     }
 
-    /// Questionable and not pinged lately.
-    fn is_stale(&self, entry: &Entry, good: Recent, pinged: Recent) -> bool {
-        !pinged.holds(entry.pinged_at) && self.state_with(entry, good) == NodeState::Questionable
+    /// Not pinged lately, and questionable, or in a near bucket and not heard from for
+    /// `near_ping_interval`.
+    fn is_stale(&self, entry: &Entry, h: &Horizons) -> bool {
+        if h.pinged.holds(entry.pinged_at) {
+            return false;
+        }
+        match self.state_with(entry, h) {
+            NodeState::Questionable => true,
+            NodeState::Good => {
+                h.near_from < self.buckets.len()
+                    && !h.near_heard.holds(entry.last_seen())
+                    && self.bucket_index(&entry.id) >= h.near_from
+            }
+            NodeState::Bad => false,
+        }
+    }
+
+    /// Good, and no query to it failed since its last answer: handed out first by
+    /// [`closest_for_answer`](Self::closest_for_answer).
+    fn good_for_answer(&self, entry: &Entry, h: &Horizons) -> bool {
+        entry.failures == 0 && self.state_with(entry, h) == NodeState::Good
     }
 
     fn fail_limit(&self) -> u8 {
@@ -1567,12 +1661,12 @@ impl RoutingTable {
             }
             self.split();
         };
-        let (good, pinged) = self.horizons(now);
+        let h = self.horizons(now);
         let stale = self.buckets[b]
             .nodes
             .iter()
             .enumerate()
-            .filter(|(_, e)| self.is_stale(e, good, pinged))
+            .filter(|(_, e)| self.is_stale(e, &h))
             .min_by_key(|(_, e)| e.last_seen())
             .map(|(i, _)| i);
         if self.push_cache(b, entry).is_err() {
@@ -1591,7 +1685,7 @@ impl RoutingTable {
         }
     }
 
-    /// Appends to `out` the non-bad members of `range` closest to `target`, sorted, until
+    /// Appends to `out` the members of `range` that `keep` accepts, closest to `target`, sorted, until
     /// `out` holds `count` (everything already in `out` is closer than this group). True when
     /// `out` is full.
     ///
@@ -1606,21 +1700,21 @@ impl RoutingTable {
         target: DistanceKey,
         count: usize,
         out: &mut Vec<NodeInfo>,
+        keep: &impl Fn(&Entry) -> bool,
     ) -> bool {
         let need = count.saturating_sub(out.len());
         if need == 0 {
             return true;
         }
-        let limit = self.fail_limit();
         let buckets = &self.buckets[range];
         if let [bucket] = buckets {
             let nodes = &bucket.nodes;
-            let window = window(nodes, &bucket.by_id, target, need, limit);
+            let window = window(nodes, &bucket.by_id, target, need, keep);
             let members = window.iter().map(|&i| &nodes[usize::from(i)]);
-            Self::select(members, target, count, need, limit, out);
+            Self::select(members, target, count, need, keep, out);
         } else {
             let members = buckets.iter().flat_map(|b| &b.nodes);
-            Self::select(members, target, count, need, limit, out);
+            Self::select(members, target, count, need, keep, out);
         }
         out.len() >= count
     }
@@ -1631,7 +1725,7 @@ impl RoutingTable {
         target: DistanceKey,
         count: usize,
         need: usize,
-        limit: u8,
+        keep: &impl Fn(&Entry) -> bool,
         out: &mut Vec<NodeInfo>,
     ) {
         if need <= SMALL {
@@ -1640,7 +1734,7 @@ impl RoutingTable {
             let mut kept: [&Entry; SMALL] = [&PLACEHOLDER; SMALL];
             let mut len = 0;
             for entry in members {
-                if entry.failures >= limit {
+                if !keep(entry) {
                     continue;
                 }
                 let first = target.0 ^ DistanceKey::first_word(&entry.id);
@@ -1674,7 +1768,7 @@ impl RoutingTable {
             let distance = |id: &NodeId| target.xor(DistanceKey::of(id));
             let mut worst = None;
             for entry in members {
-                if entry.failures >= limit {
+                if !keep(entry) {
                     continue;
                 }
                 let d = distance(&entry.id);
@@ -1714,6 +1808,19 @@ impl RoutingTable {
         }
         NodeId(bytes)
     }
+}
+
+/// What counts as recent at one instant, computed once for a scan of many entries.
+#[derive(Debug, Clone, Copy)]
+struct Horizons {
+    /// Answered (or, verified, queried us) within `node_good_interval`.
+    good: Recent,
+    /// Answered or queried us within `near_ping_interval`.
+    near_heard: Recent,
+    /// The first near bucket (the bucket count when none is near).
+    near_from: usize,
+    /// Pinged within `node_ping_interval`.
+    pinged: Recent,
 }
 
 /// Whether an instant lies less than some interval before `now` (`now - t < interval`, later
@@ -1764,12 +1871,12 @@ static PLACEHOLDER: Entry = Entry {
 };
 
 /// The part of `by_id` (one bucket's positions in `nodes`, in id order) that holds the `need`
-/// non-bad members closest to `target`, or all of them when there are fewer.
+/// members `keep` accepts closest to `target`, or all of them when there are fewer.
 ///
 /// The bits an id shares with the target shrink (or stay) going away from the target's place
 /// in id order, on either side, and sharing more bits means closer by XOR. So the members,
 /// taken outwards from the target's place by merging the two sides on shared bits, come in
-/// order of shared bits: take them until `need` are not bad, then the rest of that last
+/// order of shared bits: take them until `keep` accepted `need`, then the rest of that last
 /// level (one side's block, in no useful order); every member outside is farther than all
 /// those inside. Costs a binary search and a walk of about `need` to `2 × need` members
 /// instead of a look at every member of a wide bucket.
@@ -1778,7 +1885,7 @@ fn window<'a>(
     by_id: &'a [u16],
     target: DistanceKey,
     need: usize,
-    limit: u8,
+    keep: &impl Fn(&Entry) -> bool,
 ) -> &'a [u16] {
     let entry = |i: u16| &nodes[usize::from(i)];
     let shared = |i: u16| -> i32 {
@@ -1809,7 +1916,7 @@ fn window<'a>(
             level = right;
             by_id[hi - 1]
         };
-        if entry(next).failures < limit {
+        if keep(entry(next)) {
             taken += 1;
         }
     }
@@ -2365,6 +2472,49 @@ mod tests {
     }
 
     #[test]
+    fn failed_members_that_query_us_are_pinged() {
+        let mut rng = ChaCha8Rng::seed_from_u64(23);
+        let own = NodeId(rng.r#gen());
+        for on in [false, true] {
+            let config = RoutingConfig {
+                ping_failed_queriers: on,
+                ..RoutingConfig::default()
+            };
+            let mut t = RoutingTable::new(own, config);
+            let start = t0();
+            let n = NodeInfo::new(NodeId(rng.r#gen()), v4(1));
+            t.on_response(n, None, start);
+            // Not failed: a query only updates it.
+            assert_eq!(t.on_query_from(n, start + MIN), QueryOutcome::Member);
+            t.on_failure(n.addr, Some(n.id), start + 2 * MIN);
+            t.on_failure(n.addr, Some(n.id), start + 2 * MIN);
+            assert_eq!(
+                t.state(t.get(n.addr).unwrap(), start + 2 * MIN),
+                NodeState::Bad
+            );
+            let want = if on {
+                QueryOutcome::PingToVerify
+            } else {
+                QueryOutcome::Member
+            };
+            assert_eq!(t.on_query_from(n, start + 3 * MIN), want);
+            // Once a ping interval.
+            assert_eq!(
+                t.on_query_from(n, start + 3 * MIN + Duration::from_secs(30)),
+                QueryOutcome::Member
+            );
+            assert_eq!(t.on_query_from(n, start + 4 * MIN), want);
+            // Its answer clears the failures: a query only updates it again.
+            assert_eq!(t.on_response(n, None, start + 4 * MIN), Insertion::Updated);
+            assert_eq!(
+                t.state(t.get(n.addr).unwrap(), start + 4 * MIN),
+                NodeState::Good
+            );
+            assert_eq!(t.on_query_from(n, start + 6 * MIN), QueryOutcome::Member);
+        }
+    }
+
+    #[test]
     fn queries_alone_do_not_make_members() {
         let mut rng = ChaCha8Rng::seed_from_u64(8);
         let own = NodeId(rng.r#gen());
@@ -2612,6 +2762,162 @@ mod tests {
             t.closest(&target, count, &mut out);
             assert_eq!(out, brute_closest(&t, &target, count), "target {target}");
         }
+    }
+
+    /// What `closest_for_answer` must give with `answer_good_first`: the closest good members
+    /// with no failure, then the closest of the other members that are not bad.
+    fn brute_answer(
+        table: &RoutingTable,
+        target: &NodeId,
+        count: usize,
+        now: Instant,
+    ) -> Vec<NodeInfo> {
+        let good = |e: &Entry| e.failures() == 0 && table.state(e, now) == NodeState::Good;
+        let sorted = |keep: &dyn Fn(&Entry) -> bool| {
+            let mut v: Vec<NodeInfo> = table.iter().filter(|e| keep(e)).map(|e| e.node()).collect();
+            v.sort_by_key(|n| n.id.distance(target));
+            v
+        };
+        let mut out = sorted(&good);
+        out.truncate(count);
+        let rest = sorted(&|e| !table.is_bad(e) && !good(e));
+        let missing = count.saturating_sub(out.len());
+        out.extend(rest.into_iter().take(missing));
+        out
+    }
+
+    #[test]
+    fn answers_hold_good_members_first() {
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        let own = NodeId(rng.r#gen());
+        let config = RoutingConfig {
+            answer_good_first: true,
+            ..RoutingConfig::default()
+        };
+        let mut t = RoutingTable::new(own, config);
+        let start = t0();
+        // Members that answered 20 minutes before `now` (questionable), 5 minutes before
+        // (good), good but failed once, and bad.
+        for i in 0..1500u32 {
+            let id = id_at(own, rng.gen_range(0..12), &mut rng);
+            t.on_response(NodeInfo::new(id, v4(i)), None, start);
+        }
+        let members: Vec<NodeInfo> = t.iter().map(|e| e.node()).collect();
+        for (i, n) in members.iter().enumerate() {
+            if i % 3 == 0 {
+                assert_eq!(
+                    t.on_response(*n, None, start + 15 * MIN),
+                    Insertion::Updated
+                );
+            }
+            match i % 7 {
+                0 => {
+                    t.on_failure(n.addr, Some(n.id), start);
+                }
+                1 => {
+                    t.on_failure(n.addr, Some(n.id), start);
+                    t.on_failure(n.addr, Some(n.id), start);
+                }
+                _ => {}
+            }
+        }
+        check(&t);
+        let now = start + 20 * MIN;
+        let good = t
+            .iter()
+            .filter(|e| e.failures() == 0 && t.state(e, now) == NodeState::Good)
+            .count();
+        let questionable = t
+            .iter()
+            .filter(|e| t.state(e, now) == NodeState::Questionable)
+            .count();
+        assert!(
+            good > 50 && questionable > 100,
+            "{good} good, {questionable} questionable"
+        );
+        let mut out = Vec::new();
+        let mut plain = Vec::new();
+        let mut differ = 0;
+        for i in 0..400 {
+            let target = match i % 2 {
+                0 => NodeId(rng.r#gen()),
+                _ => members[rng.gen_range(0..members.len())].id,
+            };
+            // Up to more than every good member, so that the fallback runs too.
+            let count = if i % 10 == 0 {
+                good + 20
+            } else {
+                rng.gen_range(1..30)
+            };
+            t.closest_for_answer(&target, count, now, &mut out);
+            assert_eq!(
+                out,
+                brute_answer(&t, &target, count, now),
+                "target {target}"
+            );
+            t.closest(&target, count, &mut plain);
+            differ += usize::from(out != plain);
+        }
+        assert!(differ > 100, "good first changed only {differ} answers");
+        // Off, an answer is what `closest` gives.
+        t.config = Arc::new(RoutingConfig::default());
+        for _ in 0..50 {
+            let target = NodeId(rng.r#gen());
+            t.closest_for_answer(&target, 8, now, &mut out);
+            t.closest(&target, 8, &mut plain);
+            assert_eq!(out, plain);
+        }
+    }
+
+    #[test]
+    fn near_buckets_are_pinged_sooner() {
+        let mut rng = ChaCha8Rng::seed_from_u64(22);
+        let own = NodeId(rng.r#gen());
+        let config = RoutingConfig {
+            near_buckets: 2,
+            near_ping_interval: 2 * MIN,
+            ..narrow()
+        };
+        let mut t = RoutingTable::new(own, config);
+        let start = t0();
+        for i in 0..200u32 {
+            let id = id_at(own, rng.gen_range(0..10), &mut rng);
+            t.on_response(NodeInfo::new(id, v4(i)), None, start);
+        }
+        check(&t);
+        assert!(t.stale_to_ping(start + MIN, 1000).is_empty());
+        let buckets = t.bucket_count();
+        assert!(buckets > 4, "{buckets} buckets");
+        let near = |e: &Entry| t.bucket_index(&e.id) + 2 >= buckets;
+        let later = start + 3 * MIN;
+        let (mut n_near, mut n_far) = (0, 0);
+        for e in t.iter() {
+            // Good either way: pinged sooner, not distrusted sooner.
+            assert_eq!(t.state(e, later), NodeState::Good);
+            if near(e) {
+                n_near += 1;
+            } else {
+                n_far += 1;
+            }
+        }
+        assert!(n_near >= 8 && n_far > n_near, "{n_near} near, {n_far} far");
+        // Maintenance pings exactly the near members, once a ping interval.
+        let mut want: Vec<SocketAddr> = t.iter().filter(|e| near(e)).map(|e| e.addr()).collect();
+        let stale = t.stale_to_ping(later, 1000);
+        let mut got: Vec<SocketAddr> = stale.iter().map(|n| n.addr).collect();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
+        assert!(t.stale_to_ping(later + MIN / 2, 1000).is_empty());
+        // One that answers is not pinged again before `near_ping_interval`; the others are,
+        // after `node_ping_interval`.
+        t.on_response(stale[0], None, later + MIN / 2);
+        let again = t.stale_to_ping(later + MIN + MIN / 2, 1000);
+        assert_eq!(again.len(), stale.len() - 1);
+        assert!(!again.contains(&stale[0]));
+        // With no near bucket, nobody is pinged before 15 minutes.
+        t.config = Arc::new(narrow());
+        assert!(t.stale_to_ping(start + 14 * MIN, 1000).is_empty());
     }
 
     #[test]

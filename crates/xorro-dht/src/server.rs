@@ -190,11 +190,13 @@ impl Node {
             bufs.nodes4.clear();
             bufs.nodes6.clear();
             if v4 {
-                self.table4.closest(&target, k, &mut bufs.nodes4);
+                self.table4
+                    .closest_for_answer(&target, k, now, &mut bufs.nodes4);
                 r.nodes = Some(Nodes::from_slice(&bufs.nodes4));
             }
             if v6 {
-                self.table6.closest(&target, k, &mut bufs.nodes6);
+                self.table6
+                    .closest_for_answer(&target, k, now, &mut bufs.nodes6);
                 r.nodes6 = Some(Nodes::from_slice(&bufs.nodes6));
             }
         }

@@ -337,6 +337,29 @@ pub struct EngineConfig {
     pub replacement_cache_size: Option<usize>,
     /// `rate_limit.tracked_ips_max`; `None` keeps the engine default.
     pub tracked_ips_max: Option<usize>,
+    /// `routing.node_good_interval` in seconds; `None` keeps the engine default. Written out
+    /// only when set (as are the knobs below), so that earlier summaries stay the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_good_interval_s: Option<u64>,
+    /// `routing.node_ping_interval` in seconds (least time between two pings of one node);
+    /// `None` keeps the engine default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_ping_interval_s: Option<u64>,
+    /// `routing.near_buckets` (the buckets closest to our id, whose members are pinged once
+    /// silent for `near_ping_interval_s`); `None` keeps the engine default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub near_buckets: Option<usize>,
+    /// `routing.near_ping_interval` in seconds; `None` keeps the engine default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub near_ping_interval_s: Option<u64>,
+    /// `routing.answer_good_first` (answers hold good members first); `None` keeps the
+    /// engine default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer_good_first: Option<bool>,
+    /// `routing.ping_failed_queriers` (a member that failed and then queries us is pinged);
+    /// `None` keeps the engine default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ping_failed_queriers: Option<bool>,
 }
 
 impl EngineConfig {
@@ -369,6 +392,24 @@ impl EngineConfig {
         }
         if let Some(n) = self.tracked_ips_max {
             c.rate_limit.tracked_ips_max = n;
+        }
+        if let Some(s) = self.node_good_interval_s {
+            c.routing.node_good_interval = Duration::from_secs(s);
+        }
+        if let Some(s) = self.node_ping_interval_s {
+            c.routing.node_ping_interval = Duration::from_secs(s);
+        }
+        if let Some(n) = self.near_buckets {
+            c.routing.near_buckets = n;
+        }
+        if let Some(s) = self.near_ping_interval_s {
+            c.routing.near_ping_interval = Duration::from_secs(s);
+        }
+        if let Some(b) = self.answer_good_first {
+            c.routing.answer_good_first = b;
+        }
+        if let Some(b) = self.ping_failed_queriers {
+            c.routing.ping_failed_queriers = b;
         }
         c
     }
@@ -563,5 +604,44 @@ mod tests {
         assert_eq!(again.link.loss, 0.03);
         assert!(s.set("link.nope", "1").is_err());
         assert!(s.set("link.loss", "2").is_err());
+    }
+
+    #[test]
+    fn routing_knobs_are_written_only_when_set() {
+        let knobs = [
+            "node_good_interval_s",
+            "node_ping_interval_s",
+            "near_buckets",
+            "near_ping_interval_s",
+            "answer_good_first",
+            "ping_failed_queriers",
+        ];
+        let mut s = Scenario::default();
+        let json = serde_json::to_string(&s).unwrap();
+        let toml = s.to_toml();
+        for k in knobs {
+            assert!(!json.contains(k) && !toml.contains(k), "{k} written unset");
+        }
+        for (k, v) in [
+            ("node_good_interval_s", "300"),
+            ("node_ping_interval_s", "20"),
+            ("near_buckets", "3"),
+            ("near_ping_interval_s", "60"),
+            ("answer_good_first", "true"),
+            ("ping_failed_queriers", "true"),
+        ] {
+            s.set(&format!("engine.{k}"), v).unwrap();
+        }
+        let json = serde_json::to_string(&s).unwrap();
+        for k in knobs {
+            assert!(json.contains(k), "{k} not written");
+        }
+        assert_eq!(Scenario::from_toml(&s.to_toml()).unwrap(), s);
+        let c = s.engine.node_config().routing;
+        assert_eq!(c.node_good_interval, Duration::from_secs(300));
+        assert_eq!(c.node_ping_interval, Duration::from_secs(20));
+        assert_eq!(c.near_buckets, 3);
+        assert_eq!(c.near_ping_interval, Duration::from_secs(60));
+        assert!(c.answer_good_first && c.ping_failed_queriers);
     }
 }
