@@ -1,7 +1,9 @@
 //! An in-memory network of [`Node`]s in virtual time, for tests and examples.
 //!
-//! One event queue ordered by (time, sequence) delivers datagrams after a configurable delay
-//! with random loss, and fires each node's timer at its [`Node::poll_timeout`]. Everything
+//! One event queue delivers datagrams after a configurable delay with random loss, and fires
+//! each node's timer at its [`Node::poll_timeout`]. Items of the same instant run datagrams
+//! first, in the order they were sent, then timers by node: when a node asks to be woken
+//! (and so where its timer entries fall among the others) does not change the run. Everything
 //! derives from one seed, so a run is reproducible: a failing test prints its seed. Nodes
 //! live at `10.x.y.z:6881` (a private range: exempt from BEP 42 enforcement). The cluster also
 //! knows the truth — every live node's id — so tests can compare lookups with the true
@@ -54,6 +56,18 @@ enum Due {
     Timer { node: usize },
 }
 
+impl Due {
+    /// Order among items of the same instant: timers after datagrams, by node. A timer entry's
+    /// sequence number says when it was queued, which depends on how often its node asks to
+    /// be woken, not on what the node does.
+    fn tie(&self) -> u64 {
+        match self {
+            Due::Datagram { .. } => 0,
+            Due::Timer { node } => 1 + *node as u64,
+        }
+    }
+}
+
 /// A virtual network of nodes.
 #[derive(Debug)]
 pub struct Cluster {
@@ -67,7 +81,8 @@ pub struct Cluster {
     addrs: Vec<SocketAddr>,
     alive: Vec<bool>,
     by_addr: HashMap<SocketAddr, usize>,
-    queue: BinaryHeap<Reverse<(Instant, u64, Due)>>,
+    /// (time, [`Due::tie`], sequence, item), earliest first.
+    queue: BinaryHeap<Reverse<(Instant, u64, u64, Due)>>,
     events: Vec<Vec<Event>>,
     buf: Vec<u8>,
     /// Datagrams delivered so far.
@@ -232,7 +247,7 @@ impl Cluster {
 
     fn push(&mut self, at: Instant, due: Due) {
         self.seq += 1;
-        self.queue.push(Reverse((at, self.seq, due)));
+        self.queue.push(Reverse((at, due.tie(), self.seq, due)));
     }
 
     /// Sends node `i`'s datagrams, schedules its timer, collects its events.
@@ -269,13 +284,13 @@ impl Cluster {
 
     /// Processes the next queued item; false when nothing is queued before `until`.
     fn step(&mut self, until: Instant) -> bool {
-        let Some(Reverse((at, _, _))) = self.queue.peek() else {
+        let Some(Reverse((at, ..))) = self.queue.peek() else {
             return false;
         };
         if *at > until {
             return false;
         }
-        let Some(Reverse((at, _, due))) = self.queue.pop() else {
+        let Some(Reverse((at, _, _, due))) = self.queue.pop() else {
             return false;
         };
         self.now = self.now.max(at);

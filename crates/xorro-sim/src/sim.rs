@@ -117,10 +117,23 @@ struct Ev {
     kind: EvKind,
 }
 
+impl Ev {
+    /// Order among events of the same instant: timers after everything else, by host. A
+    /// timer's sequence number says when it was asked for, which depends on how often its
+    /// node asks to be woken, not on what the node does; the order of the other events
+    /// follows from what the nodes do.
+    fn tie(&self) -> u64 {
+        match self.kind {
+            EvKind::Timer { host } => 1 + u64::from(host),
+            _ => 0,
+        }
+    }
+}
+
 impl Ord for Ev {
     fn cmp(&self, other: &Self) -> Ordering {
-        // BinaryHeap is a max-heap: reverse for the earliest (time, seq) first.
-        (other.at, other.seq).cmp(&(self.at, self.seq))
+        // BinaryHeap is a max-heap: reverse for the earliest (time, tie, seq) first.
+        (other.at, other.tie(), other.seq).cmp(&(self.at, self.tie(), self.seq))
     }
 }
 
@@ -453,7 +466,8 @@ impl Simulation {
 
     // ----- the loop -----
 
-    /// Runs events up to virtual time `until`, or until `stop` holds.
+    /// Runs events up to virtual time `until` (the clock then reads `until`), or until `stop`
+    /// holds (the clock then reads the time of the event after which it held).
     fn run_until(
         &mut self,
         until: u64,
@@ -461,7 +475,11 @@ impl Simulation {
         progress: &mut dyn FnMut(&Progress),
     ) {
         while let Some(ev) = self.queue.peek() {
-            if ev.at > until || stop(self) {
+            if ev.at > until {
+                self.now = self.now.max(until);
+                return;
+            }
+            if stop(self) {
                 return;
             }
             let Some(ev) = self.queue.pop() else { return };
@@ -843,11 +861,12 @@ impl Simulation {
             created += wave;
             let cap = start + spread + 120 * NS;
             let joined_by = start + spread;
-            self.run_until(
-                cap,
-                &|s: &Self| s.now >= joined_by && s.pending_boots == 0,
-                progress,
-            );
+            // The wave ends at `joined_by` or at the event that finishes its last bootstrap,
+            // whichever is later: never at whatever event comes next (an idle timer, say), so
+            // that the next wave's start depends on what the nodes do, not on how often they
+            // ask to be woken.
+            self.run_until(joined_by, &|_| false, progress);
+            self.run_until(cap, &|s: &Self| s.pending_boots == 0, progress);
             progress(&self.progress("wave"));
         }
         self.totals.build_virtual_ns = self.now;
@@ -1002,11 +1021,10 @@ impl Simulation {
         }
         self.push(t0, EvKind::Sample);
         let total_ops = self.ops.len();
-        self.run_until(
-            end,
-            &|s: &Self| s.now > t0 + w.duration_s * NS && s.finished_ops() >= total_ops,
-            progress,
-        );
+        // As for the waves: the workload ends at the end of its duration or at the event that
+        // finishes its last operation, whichever is later.
+        self.run_until(t0 + w.duration_s * NS, &|_| false, progress);
+        self.run_until(end, &|s: &Self| s.finished_ops() >= total_ops, progress);
         // Whatever is still running is reported as unfinished.
         let left: Vec<(u32, Phase)> = self.commands.values().copied().collect();
         for (op, phase) in left {
