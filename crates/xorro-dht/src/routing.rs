@@ -37,6 +37,19 @@
 //!    ([`FailureOutcome::Replaced`]);
 //! 4. otherwise the new node goes to the replacement cache ([`Insertion::Cached`]).
 //!
+//! # Liveness
+//!
+//! A member is good for [`RoutingConfig::node_good_interval`] (15 min, BEP 5) after it
+//! answered, then questionable; maintenance pings questionable members
+//! ([`RoutingTable::stale_to_ping`]). Three defaults found with the simulator keep departed
+//! nodes out of answers sooner (docs/SIMULATION.md, "Good nodes first in answers"):
+//! members of the [`RoutingConfig::near_buckets`] buckets nearest our id, the ones handed out
+//! most, are pinged once silent for [`RoutingConfig::near_ping_interval`] though still good;
+//! [`RoutingTable::closest_for_answer`] gives good members with no failure since their last
+//! answer before the others ([`RoutingConfig::answer_good_first`], BEP 5's "K closest good
+//! nodes"); and a member that failed and then queries us is pinged, since only an answer
+//! clears its failures ([`RoutingConfig::ping_failed_queriers`]).
+//!
 //! # Sybil limits
 //!
 //! One entry per IP address (members and cache together), unless
@@ -212,7 +225,7 @@ pub enum NodeState {
 
 /// What the table knows about one contact.
 ///
-/// 64 bytes: the times are [`Stamp`]s (8 bytes each instead of 16 for an `Option<Instant>`),
+/// 64 bytes: the times are `Stamp`s (8 bytes each instead of 16 for an `Option<Instant>`),
 /// the RTT is nanoseconds in a `u32`, and the address is packed: an IPv4 address and port in
 /// 6 bytes, an IPv6 address (whole, with flow info and scope) boxed, so that an IPv4 entry
 /// does not carry the 32 bytes of a `SocketAddr`.
