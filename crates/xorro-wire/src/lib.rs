@@ -8,12 +8,14 @@
 //! This crate does no I/O, reads no clock and draws no random numbers. It may be fed any
 //! bytes from the network:
 //!
-//! * [`decode`] never panics and never allocates: a [`Message`] borrows the datagram. Nesting
-//!   is bounded ([`decode::MAX_DEPTH`]); unknown keys are ignored. A [`DecodeError`] tells a
-//!   server which KRPC error to answer with ([`DecodeError::reply`]): 203 for malformed
-//!   input, 204 for an unknown method, nothing when there is no transaction id.
-//! * [`encode`] writes canonical bencode (sorted keys) into a reused `Vec<u8>` and never
-//!   produces a datagram over [`MAX_DATAGRAM_LEN`] bytes: long `values` lists are trimmed.
+//! * [`decode`](fn@decode) never panics and never allocates: a [`Message`] borrows the
+//!   datagram. Nesting is bounded ([`decode::MAX_DEPTH`]); unknown keys are ignored. A
+//!   [`DecodeError`] tells a server which KRPC error to answer with
+//!   ([`DecodeError::reply`]): 203 for malformed input, 204 for an unknown method, nothing
+//!   when there is no transaction id.
+//! * [`encode`](fn@encode) writes canonical bencode (sorted keys) into a reused `Vec<u8>` and
+//!   never produces a datagram over [`MAX_DATAGRAM_LEN`] bytes: long `values` lists are
+//!   trimmed.
 //!
 //! ```
 //! use xorro_wire::{Body, Message, NodeId, Query, QueryKind, TransactionId, decode, encode};

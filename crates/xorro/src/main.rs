@@ -7,7 +7,7 @@
 //! there is one. Exit codes (see [`error::Code`]): 0 ok, 1 the operation failed or found
 //! nothing, 2 usage error, 3 no daemon answers.
 //!
-//! Output goes through [`outln!`], which returns the write's error instead of panicking as
+//! Output goes through `outln!`, which returns the write's error instead of panicking as
 //! `println!` does: when the reader of a pipe goes away (`xorro probe --json | head`), the
 //! command stops at its next line and exits 0 without a message, as ripgrep does.
 
