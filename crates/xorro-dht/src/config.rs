@@ -62,9 +62,10 @@ pub struct Config {
     /// soft timeout) to one of the `k` closest is retransmitted until this many were sent, and
     /// the node fails when all of them timed out; a bootstrap seed is asked again this many
     /// times in all, and so is each node of a store phase (announce_peer / put) whose store
-    /// query passed its soft timeout (once the last passed it, the store ends without it). With loss `p` each way one request goes unanswered with probability
-    /// `1 - (1 - p)²`, and a lookup returns the true k closest only if each of them answered
-    /// once: for 99 % of lookups exact at 20 % loss that takes 7 attempts, at 5 % loss 3.
+    /// query passed its soft timeout (once the last passed it, the store ends without it).
+    /// With loss `p` each way one request goes unanswered with probability `1 - (1 - p)²`,
+    /// and a lookup returns the true k closest only if each of them answered once: for 99 %
+    /// of lookups exact at 20 % loss that takes 7 attempts, at 5 % loss 3.
     /// The default, 2, suits the ~1 % loss of the Internet: a node that left the network costs
     /// a lookup two soft timeouts, not three (simulated at 10^4 nodes with churn: median
     /// lookup 692 ms with 2 attempts, 809 ms with 3; see docs/SIMULATION.md).

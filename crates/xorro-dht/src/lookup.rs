@@ -174,13 +174,7 @@ impl Leg {
         }
         let mut pick = None;
         let mut answered = 0;
-        for (i, c) in self
-            .candidates
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.is_live(attempts))
-            .take(k)
-        {
+        for (i, c) in self.closest_live(k, attempts) {
             if c.state == State::Responded {
                 answered += 1;
             } else if pick.is_none()
@@ -206,6 +200,15 @@ impl Leg {
         Some(&self.candidates[i])
     }
 
+    /// The `k` closest live candidates (not failed after `attempts`), with their positions.
+    fn closest_live(&self, k: usize, attempts: u8) -> impl Iterator<Item = (usize, &Candidate)> {
+        self.candidates
+            .iter()
+            .enumerate()
+            .filter(move |(_, c)| c.is_live(attempts))
+            .take(k)
+    }
+
     /// Among the new candidates of the `k` closest live ones that share as many leading bits
     /// with the target as candidate `i` (the closest new one), the one with the fewest
     /// failures in our table, then the lowest RTT (`unknown` if none is known), then the
@@ -218,14 +221,7 @@ impl Leg {
             self.candidates[i].failures,
             self.candidates[i].rtt.unwrap_or(unknown),
         );
-        for (j, c) in self
-            .candidates
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.is_live(attempts))
-            .take(k)
-            .skip_while(|(j, _)| *j <= i)
-        {
+        for (j, c) in self.closest_live(k, attempts).skip_while(|(j, _)| *j <= i) {
             if c.distance.leading_zeros() != band {
                 break;
             }
@@ -322,12 +318,7 @@ impl Leg {
     /// holds the lookup up (a node that left the network would otherwise cost a hard timeout
     /// on every lookup near it); its late answer still counts while the lookup runs.
     pub fn is_done(&self, k: usize, attempts: u8) -> bool {
-        let mut live = self
-            .candidates
-            .iter()
-            .filter(|c| c.is_live(attempts))
-            .take(k)
-            .peekable();
+        let mut live = self.closest_live(k, attempts).map(|(_, c)| c).peekable();
         if live.peek().is_none() {
             return true;
         }

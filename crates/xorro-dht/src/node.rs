@@ -194,6 +194,69 @@ pub(crate) struct Lookup {
     pub failure: Option<CommandError>,
 }
 
+/// How one store query to a [`StoreTarget`] ended.
+#[derive(Debug, Clone, Copy)]
+enum StoreReply {
+    /// Answered: stored there.
+    Stored(NodeInfo),
+    /// Answered with a KRPC error.
+    Refused(xorro_wire::ErrorCode),
+    /// Its hard timeout passed.
+    TimedOut,
+}
+
+impl Lookup {
+    /// Store target `target` of the store phase, if the lookup is in one.
+    fn store_target(&self, target: usize) -> Option<&StoreTarget> {
+        match &self.phase {
+            Phase::Store { targets, .. } => targets.get(target),
+            Phase::Search => None,
+        }
+    }
+
+    /// See [`Lookup::store_target`].
+    fn store_target_mut(&mut self, target: usize) -> Option<&mut StoreTarget> {
+        match &mut self.phase {
+            Phase::Store { targets, .. } => targets.get_mut(target),
+            Phase::Search => None,
+        }
+    }
+
+    /// One of the store queries to `target` ended. A target's first answer decides it (the
+    /// answer to a retransmitted query after the first one's is counted once); a timeout
+    /// fails it only once none of its queries can still be answered.
+    fn on_store_reply(&mut self, target: usize, reply: StoreReply) {
+        let Phase::Store {
+            targets,
+            stored_at,
+            errors,
+            ..
+        } = &mut self.phase
+        else {
+            return;
+        };
+        let Some(t) = targets.get_mut(target) else {
+            return;
+        };
+        t.in_flight = t.in_flight.saturating_sub(1);
+        if !matches!(t.state, StoreState::Waiting | StoreState::Slow) {
+            return;
+        }
+        match reply {
+            StoreReply::Stored(node) => {
+                t.state = StoreState::Stored;
+                stored_at.push(node);
+            }
+            StoreReply::Refused(code) => {
+                t.state = StoreState::Failed;
+                errors.push(code);
+            }
+            StoreReply::TimedOut if t.in_flight == 0 => t.state = StoreState::Failed,
+            StoreReply::TimedOut => {}
+        }
+    }
+}
+
 /// A datagram waiting to be sent.
 #[derive(Debug)]
 struct Transmit {
@@ -756,18 +819,7 @@ impl Node {
             Purpose::Store { lookup, target } => {
                 if let Some(l) = self.lookups.get_mut(&lookup) {
                     l.stats.responses += 1;
-                    if let Phase::Store {
-                        targets, stored_at, ..
-                    } = &mut l.phase
-                        && let Some(t) = targets.get_mut(usize::from(target))
-                    {
-                        t.in_flight = t.in_flight.saturating_sub(1);
-                        // The answer to a retransmitted store after the first one's: counted once.
-                        if matches!(t.state, StoreState::Waiting | StoreState::Slow) {
-                            t.state = StoreState::Stored;
-                            stored_at.push(node);
-                        }
-                    }
+                    l.on_store_reply(usize::from(target), StoreReply::Stored(node));
                 }
                 self.drive(lookup, now);
             }
@@ -790,17 +842,7 @@ impl Node {
             Purpose::Store { lookup, target } => {
                 if let Some(l) = self.lookups.get_mut(&lookup) {
                     l.stats.errors += 1;
-                    if let Phase::Store {
-                        targets, errors, ..
-                    } = &mut l.phase
-                        && let Some(t) = targets.get_mut(usize::from(target))
-                    {
-                        t.in_flight = t.in_flight.saturating_sub(1);
-                        if matches!(t.state, StoreState::Waiting | StoreState::Slow) {
-                            t.state = StoreState::Failed;
-                            errors.push(code);
-                        }
-                    }
+                    l.on_store_reply(usize::from(target), StoreReply::Refused(code));
                 }
                 self.drive(lookup, now);
             }
@@ -828,14 +870,11 @@ impl Node {
                 .get(&lookup)
                 .and_then(|l| l.legs.get(usize::from(leg)))
                 .is_some_and(|leg| leg.responded(&req.to)),
-            Purpose::Store { lookup, target } => {
-                self.lookups.get(&lookup).is_some_and(|l| match &l.phase {
-                    Phase::Store { targets, .. } => targets
-                        .get(usize::from(target))
-                        .is_some_and(|t| t.state == StoreState::Stored),
-                    Phase::Search => false,
-                })
-            }
+            Purpose::Store { lookup, target } => self
+                .lookups
+                .get(&lookup)
+                .and_then(|l| l.store_target(usize::from(target)))
+                .is_some_and(|t| t.state == StoreState::Stored),
             _ => false,
         };
         if timed_out && !answered_anyway {
@@ -894,17 +933,8 @@ impl Node {
             Purpose::Store { lookup, target } => {
                 if let Some(l) = self.lookups.get_mut(&lookup) {
                     l.stats.timeouts += u32::from(timed_out);
-                    if let Phase::Store { targets, .. } = &mut l.phase
-                        && let Some(t) = targets.get_mut(usize::from(target))
-                    {
-                        t.in_flight = t.in_flight.saturating_sub(1);
-                        // Failed once no attempt can still be answered.
-                        if t.in_flight == 0
-                            && matches!(t.state, StoreState::Waiting | StoreState::Slow)
-                        {
-                            t.state = StoreState::Failed;
-                        }
-                    }
+                    // Only a hard timeout ends a store query here: handle_error takes errors.
+                    l.on_store_reply(usize::from(target), StoreReply::TimedOut);
                 }
                 self.drive(lookup, now);
             }
@@ -1679,14 +1709,11 @@ impl Node {
         let Some(l) = self.lookups.get_mut(&id) else {
             return;
         };
-        let Phase::Store { targets, .. } = &mut l.phase else {
-            return;
-        };
-        let Some(t) = targets.get_mut(index) else {
+        l.stats.messages_sent += u32::from(sent);
+        let Some(t) = l.store_target_mut(index) else {
             return;
         };
         if sent {
-            l.stats.messages_sent += 1;
             t.sent += 1;
             t.in_flight += 1;
         } else if t.in_flight == 0 {
@@ -1701,13 +1728,11 @@ impl Node {
     /// the last one the target no longer holds the store phase up.
     fn on_store_slow(&mut self, id: CommandId, target: u16, now: Instant) {
         let attempts = self.config.lookup_attempts.max(1);
-        let Some(l) = self.lookups.get_mut(&id) else {
-            return;
-        };
-        let Phase::Store { targets, .. } = &mut l.phase else {
-            return;
-        };
-        let Some(t) = targets.get_mut(usize::from(target)) else {
+        let Some(t) = self
+            .lookups
+            .get_mut(&id)
+            .and_then(|l| l.store_target_mut(usize::from(target)))
+        else {
             return;
         };
         if t.state != StoreState::Waiting {
