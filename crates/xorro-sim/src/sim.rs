@@ -673,17 +673,23 @@ impl Simulation {
     fn send(&mut self, from: u32, to: u32, mut bytes: Box<[u8]>) {
         self.traffic.datagrams += 1;
         self.traffic.bytes += bytes.len() as u64;
+        let tracked = self.running.get(&from).is_some_and(|ops| !ops.is_empty());
+        // Decoded once for both counts below, and only when one of them needs it. (An
+        // adversary's tampering only rewrites responses: a query's bytes stay these.)
+        let query = if self.workload_traffic.is_some() || tracked {
+            SentQuery::of(&bytes)
+        } else {
+            None
+        };
         if let Some(w) = self.workload_traffic.as_mut() {
             w.datagrams += 1;
             w.bytes += bytes.len() as u64;
-            if let Ok(msg) = xorro_wire::decode(&bytes)
-                && let Body::Query(q) = &msg.body
-            {
-                match q.kind {
-                    QueryKind::Ping => w.ping += 1,
-                    QueryKind::FindNode { .. } => w.find_node += 1,
-                    QueryKind::GetPeers { .. } => w.get_peers += 1,
-                    _ => w.other_queries += 1,
+            if let Some(q) = &query {
+                match q.class {
+                    QueryClass::Ping => w.ping += 1,
+                    QueryClass::FindNode => w.find_node += 1,
+                    QueryClass::GetPeers => w.get_peers += 1,
+                    QueryClass::Other => w.other_queries += 1,
                 }
             }
         }
@@ -716,15 +722,10 @@ impl Simulation {
         }
         if let Some(ops) = self.running.get(&from)
             && !ops.is_empty()
-            && let Ok(msg) = xorro_wire::decode(&bytes)
-            && let Body::Query(q) = &msg.body
+            && let Some(q) = query
         {
-            let target = query_target(&q.kind).or(match &q.kind {
-                QueryKind::AnnouncePeer { info_hash, .. } => Some(NodeId::from(*info_hash)),
-                QueryKind::Put(_) => None,
-                _ => None,
-            });
-            let key = (to, tid_key(msg.transaction_id.as_bytes()));
+            let target = q.target;
+            let key = (to, q.tid);
             let departed = self.hosts[to as usize].node.is_none();
             for &op in ops {
                 let o = &mut self.ops[op as usize];
@@ -1492,6 +1493,49 @@ enum Tamper {
     Keep,
     Drop,
     Replace(Vec<u8>),
+}
+
+/// What the simulator's counts need of a query it carries: its kind, the id its lookup is
+/// after (announce_peer's info-hash included; none for a put), its transaction id key.
+#[derive(Debug, Clone, Copy)]
+struct SentQuery {
+    class: QueryClass,
+    target: Option<NodeId>,
+    tid: u64,
+}
+
+/// Query kinds counted apart in the workload's traffic.
+#[derive(Debug, Clone, Copy)]
+enum QueryClass {
+    Ping,
+    FindNode,
+    GetPeers,
+    Other,
+}
+
+impl SentQuery {
+    /// `None` for anything but a decodable query.
+    fn of(bytes: &[u8]) -> Option<Self> {
+        let msg = xorro_wire::decode(bytes).ok()?;
+        let Body::Query(q) = &msg.body else {
+            return None;
+        };
+        let class = match q.kind {
+            QueryKind::Ping => QueryClass::Ping,
+            QueryKind::FindNode { .. } => QueryClass::FindNode,
+            QueryKind::GetPeers { .. } => QueryClass::GetPeers,
+            _ => QueryClass::Other,
+        };
+        let target = query_target(&q.kind).or(match &q.kind {
+            QueryKind::AnnouncePeer { info_hash, .. } => Some(NodeId::from(*info_hash)),
+            _ => None,
+        });
+        Some(SentQuery {
+            class,
+            target,
+            tid: tid_key(msg.transaction_id.as_bytes()),
+        })
+    }
 }
 
 fn query_target(kind: &QueryKind<'_>) -> Option<NodeId> {
