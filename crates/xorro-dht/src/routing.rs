@@ -1720,9 +1720,9 @@ impl RoutingTable {
         }
     }
 
-    /// Appends to `out` the members of `range` that `keep` accepts, closest to `target`, sorted, until
-    /// `out` holds `count` (everything already in `out` is closer than this group). True when
-    /// `out` is full.
+    /// Appends to `out` the members of `range` that `keep` accepts, closest to `target`,
+    /// sorted, until `out` holds `count` (everything already in `out` is closer than this
+    /// group). True when `out` is full.
     ///
     /// A group of one bucket is narrowed to the members around the target's place in id order
     /// ([`window`]). Then a bounded insertion: a candidate costs one word of distance and one
