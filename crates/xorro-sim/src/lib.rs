@@ -71,10 +71,27 @@ pub mod sim;
 
 use std::time::Instant;
 
-pub use output::{OutputError, write_outputs};
+pub use output::{OutputError, prepare_output_dir, write_outputs};
 pub use report::{NodeMemory, OpKind, OpRecord, Progress, Report, RunInfo};
 pub use scenario::{Behavior, BuildConfig, BuildMode, Expectations, Scenario, ScenarioError};
 pub use sim::Simulation;
+
+/// The peak memory a run of `nodes` nodes with the default engine is expected to take, in
+/// bytes: a projection from the measured headline runs (docs/SIMULATION.md: peak RSS
+/// 0.29 GB at 10^4 nodes, 4.03 GB at 10^5), whose routing tables grow with log N, so that
+/// each tenfold adds ~11 KB a node. Other engine settings, build modes or workloads can
+/// differ from it by tens of percent; it says whether a machine can hold a run at all.
+pub fn projected_peak_bytes(nodes: usize) -> u64 {
+    const AT_1E4: f64 = 29_000.0;
+    const PER_DECADE: f64 = 11_300.0;
+    const BASE: f64 = 16e6;
+    #[allow(clippy::cast_precision_loss)] // node counts are far below 2^52
+    let n = nodes as f64;
+    let per_node = AT_1E4 + PER_DECADE * (n / 1e4).log10().max(0.0);
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // positive, < 2^64
+    let bytes = (BASE + n * per_node) as u64;
+    bytes
+}
 
 /// Runs `scenario` and summarises it.
 pub fn run(scenario: &Scenario) -> Report {
@@ -107,4 +124,22 @@ pub fn run_measured(scenario: &Scenario, progress: &mut dyn FnMut(&Progress)) ->
         node_memory_built,
     };
     (report, info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::projected_peak_bytes;
+
+    #[test]
+    fn peak_projection_matches_the_measured_runs() {
+        let gb = |n| projected_peak_bytes(n) as f64 / 1e9;
+        assert!((gb(10_000) - 0.29).abs() < 0.03, "{}", gb(10_000));
+        assert!((gb(100_000) - 4.03).abs() < 0.1, "{}", gb(100_000));
+        assert!(
+            gb(1_000_000) > 24.0,
+            "10^6 does not fit this machine: {}",
+            gb(1_000_000)
+        );
+        assert!(projected_peak_bytes(10) < projected_peak_bytes(3_000));
+    }
 }

@@ -47,6 +47,19 @@ fn write(path: &Path, text: &str) -> Result<(), OutputError> {
     })
 }
 
+/// Creates `dir` if needed and checks that a file can be written there, so that a run of
+/// many minutes does not end on an unwritable output directory.
+pub fn prepare_output_dir(dir: &Path) -> Result<(), OutputError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| OutputError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let probe = dir.join(".xorro-sim-write-check");
+    std::fs::write(&probe, b"").map_err(io(&probe))?;
+    std::fs::remove_file(&probe).map_err(io(&probe))
+}
+
 /// Writes into `dir`: `summary.json` (the deterministic [`Report`]), `scenario.toml`,
 /// `run_info.json` (when given), `report.md`, and four plots as SVG and PNG:
 /// `latency_cdf`, `rounds`, `success_over_time`, `messages`.

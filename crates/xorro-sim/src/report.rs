@@ -83,6 +83,17 @@ pub struct Progress {
     pub records: usize,
 }
 
+impl std::fmt::Display for Progress {
+    /// One aligned line: phase, virtual time, nodes online, events, operations done.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:<7} virtual {:>8.1} s, {:>8} online, {:>11} events, {:>6} ops",
+            self.phase, self.virtual_s, self.online, self.events, self.records
+        )
+    }
+}
+
 /// What happened to datagrams in the network.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrafficCounts {
@@ -655,13 +666,62 @@ impl Report {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 
-    /// The command that reproduces this run.
+    /// The command that reproduces this run (from a checkout, `cargo run --release -p xorro
+    /// --` in place of `xorro`).
     pub fn reproduce_command(&self) -> String {
-        let mut cmd = String::from("cargo run --release -p xorro-sim --example sim --");
+        let mut cmd = String::from("xorro sim");
         for o in self.scenario.overrides() {
             cmd.push_str(&format!(" '{o}'"));
         }
         cmd
+    }
+
+    /// What a finished run prints: lookups against the oracle, announces, puts, an eclipse,
+    /// then the wall time and memory of `info`, one line each.
+    pub fn headline(&self, info: &RunInfo) -> String {
+        let l = &self.lookups;
+        let mut text = format!(
+            "{} nodes: lookups {} ok {:.2} % of true {} closest; latency p50 {:.0} ms p90 {:.0} ms p99 {:.0} ms; rounds {:.2} (analytic {:.2}); {:.1} queries, {:.0} bytes per lookup\n",
+            self.network.nodes,
+            l.answered,
+            l.closest_success * 100.0,
+            self.scenario.engine.node_config().lookup_closest,
+            l.latency_ms.p50,
+            l.latency_ms.p90,
+            l.latency_ms.p99,
+            l.rounds.mean,
+            self.analytic_rounds,
+            l.messages.mean,
+            l.bytes.mean
+        );
+        if let Some(a) = &self.announces {
+            text += &format!(
+                "announce p50 {:.0} ms p99 {:.0} ms; peer found by get_peers elsewhere {:.2} %\n",
+                a.write.latency_ms.p50,
+                a.write.latency_ms.p99,
+                a.found * 100.0
+            );
+        }
+        if let Some(p) = &self.puts {
+            text += &format!(
+                "put p50 {:.0} ms; item found by get elsewhere {:.2} %\n",
+                p.write.latency_ms.p50,
+                p.found * 100.0
+            );
+        }
+        if let Some(e) = &self.eclipse {
+            text += &format!("eclipsed info-hash: peer found {:.2} %\n", e.found * 100.0);
+        }
+        text += &format!(
+            "wall {:.1} s (build {:.1} s), {:.0} events/s, peak RSS {:.2} GB, {:.0} bytes/node built\n",
+            info.wall_total_s,
+            info.wall_build_s,
+            info.events_per_s,
+            info.peak_rss_bytes as f64 / 1e9,
+            info.bytes_per_node,
+        );
+        text += &format!("engine bytes per node built: {}", info.node_memory_built);
+        text
     }
 
     /// A message for a failed run: which checks failed, the seed and the command.

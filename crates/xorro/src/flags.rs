@@ -12,7 +12,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Xorro: a Kademlia DHT that speaks the BitTorrent Mainline protocol.
 ///
 /// Run a node with `xorro node`, or a local network of many with `xorro testnet`; the other
-/// commands talk to a running node through its HTTP API.
+/// commands talk to a running node through its HTTP API, but for `bench`, `probe` (which
+/// talk to any DHT node) and `sim` (which simulates a whole network in one process).
 #[derive(Debug, Parser)]
 #[command(name = "xorro", version, about, long_about = None, max_term_width = 100)]
 pub struct Cli {
@@ -21,7 +22,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands. (`sim`, the simulator from the xorro-sim crate, is to be added here.)
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a DHT node (the daemon) with its HTTP API.
@@ -54,6 +55,9 @@ pub enum Command {
     BenchEcho(BenchEchoArgs),
     /// Check any DHT node against the BEPs: every query kind, BEP 44 and 51, malformed input.
     Probe(ProbeArgs),
+    /// Simulate a Mainline DHT network of many Xorro nodes in virtual time and report how its
+    /// lookups, announces and puts did (summary.json, report.md and plots in --out).
+    Sim(SimArgs),
 }
 
 /// Log output formats.
@@ -303,6 +307,32 @@ pub struct ProbeArgs {
     /// default only on a broken check or a node that stopped answering.
     #[arg(long)]
     pub strict: bool,
+}
+
+/// `xorro sim`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    xorro sim nodes=2000 churn.enabled=true\n  \
+    xorro sim --scenario crates/xorro-sim/scenarios/headline.toml nodes=10000 --out run1\n  \
+    xorro sim --print-scenario          (every field, with its default)")]
+pub struct SimArgs {
+    /// Start from this scenario file (TOML) instead of the defaults.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Directory for summary.json, report.md, scenario.toml, run_info.json and the plots
+    /// (created if missing; files of an earlier run there are replaced).
+    #[arg(long, value_name = "DIR", default_value = "sim-out")]
+    pub out: PathBuf,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print the scenario (file and overrides applied) as TOML and exit without running it.
+    #[arg(long)]
+    pub print_scenario: bool,
+    /// Scenario fields to change, by dotted name: nodes=100000, seed=2, link.loss=0.02,
+    /// churn.enabled=true, engine.lookup_parallelism=8 (applied in order, after --scenario).
+    #[arg(value_name = "NAME=VALUE")]
+    pub overrides: Vec<String>,
 }
 
 /// `xorro bench`.

@@ -1,6 +1,7 @@
 //! The `xorro` command: the DHT node (`xorro node`), a local test network (`xorro testnet`),
 //! the client commands that talk to a running node's HTTP API, a load generator
-//! (`xorro bench`) and a conformance checker for any DHT node (`xorro probe`).
+//! (`xorro bench`), a conformance checker for any DHT node (`xorro probe`) and the network
+//! simulator (`xorro sim`).
 //!
 //! As in ripgrep, `main` parses the arguments, hands validated settings to the command, and
 //! is the one place that prints an error: the chain of causes on one line, then a hint when
@@ -31,6 +32,7 @@ mod logging;
 mod parse;
 mod probe;
 mod settings;
+mod sim;
 mod testnet;
 
 use std::process::ExitCode;
@@ -72,6 +74,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(bench::BenchSettings::from_args(&a)?),
         Command::BenchEcho(a) => bench::echo_server(&a),
         Command::Probe(a) => probe::run(&a),
+        Command::Sim(a) => sim::run(&a),
         Command::Status(a) => client::status(&a),
         Command::RoutingTable(a) => client::routing_table(&a),
         Command::Ping(a) => client::ping(&a),

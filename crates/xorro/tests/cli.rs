@@ -631,3 +631,182 @@ fn a_closed_output_pipe_ends_a_command_quietly() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
 }
+
+/// A small simulated network: 200 nodes, 20 lookups, 2 announces and 2 puts.
+const SIM_SMALL: [&str; 5] = [
+    "nodes=200",
+    "workload.lookups=20",
+    "workload.announces=2",
+    "workload.puts=2",
+    "workload.duration_s=30",
+];
+
+fn sim(out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["sim", "--quiet", "--out", out.to_str().unwrap()];
+    args.extend_from_slice(&SIM_SMALL);
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+#[test]
+fn sim_runs_a_network_writes_its_outputs_and_repeats_them_for_the_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let out = sim(&a, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("200 nodes: lookups 20 ok"), "{stdout}");
+    assert!(
+        stdout.contains("peer found by get_peers elsewhere"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("outputs in {}", a.display())),
+        "{stdout}"
+    );
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["network"]["nodes"], 200);
+    assert_eq!(summary["lookups"]["started"], 20);
+    for file in [
+        "report.md",
+        "scenario.toml",
+        "run_info.json",
+        "latency_cdf.svg",
+        "rounds.png",
+    ] {
+        assert!(a.join(file).is_file(), "{file} written");
+    }
+    let report = std::fs::read_to_string(a.join("report.md")).unwrap();
+    assert!(report.contains("`xorro sim 'nodes=200'"), "{report}");
+    // The same scenario again: the same summary, byte for byte.
+    assert_eq!(sim(&b, &[]).status.code(), Some(0));
+    assert_eq!(
+        std::fs::read(a.join("summary.json")).unwrap(),
+        std::fs::read(b.join("summary.json")).unwrap()
+    );
+    // Without --quiet, progress goes to stderr and the result to stdout.
+    let out = run(&[
+        "sim",
+        "--out",
+        a.to_str().unwrap(),
+        "nodes=50",
+        "workload.lookups=5",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("s wall] built"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).starts_with("50 nodes:"));
+}
+
+#[test]
+fn sim_failed_check_exits_1_with_the_seed_and_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sim(dir.path(), &["seed=7", "expect.lookup_p50_max_ms=1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("check failed: lookups.latency_ms.p50 <= 1 (measured "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("error: 1 of 1 simulation checks failed (seed 7)"),
+        "{stderr}"
+    );
+    let hint = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("hint: reproduce with: "))
+        .expect("the command that reproduces the run");
+    assert!(
+        hint.starts_with("xorro sim 'expect.lookup_p50_max_ms=1.0' 'nodes=200' 'seed=7'"),
+        "{hint}"
+    );
+    assert!(
+        dir.path().join("summary.json").is_file(),
+        "outputs written anyway"
+    );
+}
+
+#[test]
+fn sim_bad_input_is_a_one_line_error_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], i32, &str, &str); 4] = [
+        (
+            &["sim", "nodes=abc"],
+            2,
+            "error: bad override \"nodes=abc\": invalid type: string \"abc\", expected usize in `nodes`",
+            "hint: see every field and its default with `xorro sim --print-scenario`",
+        ),
+        (
+            &["sim", "link.lossy=0.1"],
+            2,
+            "error: bad override \"link.lossy=0.1\": unknown field `lossy`",
+            "hint: see every field",
+        ),
+        (
+            &["sim", "--scenario", "/nonexistent/scenario.toml"],
+            2,
+            "error: scenario /nonexistent/scenario.toml: cannot read the file",
+            "hint: check the path given to --scenario",
+        ),
+        (
+            &["sim", "nodes=0"],
+            2,
+            "error: invalid scenario:",
+            "hint: see every field",
+        ),
+    ];
+    for (args, code, error, hint) in cases {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        let stderr = text(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 2, "an error line and a hint: {stderr}");
+        assert!(lines[0].starts_with(error), "{args:?}: {stderr}");
+        assert!(lines[1].starts_with(hint), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "nothing ran: {}", text(&out.stdout));
+    }
+    // An output directory that cannot be made is found before the run, not after it.
+    let file = dir.path().join("file");
+    std::fs::write(&file, "mine").unwrap();
+    let out = sim(&file.join("out"), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with("error: cannot write "), "{stderr}");
+    assert!(
+        stderr.contains("hint: choose a writable directory with --out"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing ran");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+}
+
+#[test]
+fn sim_print_scenario_shows_the_fields_with_the_overrides_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "sim",
+        "--print-scenario",
+        "nodes=1234",
+        "churn.enabled=true",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let table: toml::Table = toml::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(table["nodes"].as_integer(), Some(1234));
+    assert_eq!(table["churn"]["enabled"].as_bool(), Some(true));
+    assert!(table["engine"].is_table() && table["link"].is_table());
+    // What it prints is a scenario file that runs.
+    let file = dir.path().join("s.toml");
+    std::fs::write(&file, text(&out.stdout)).unwrap();
+    let out = run(&[
+        "sim",
+        "--print-scenario",
+        "--scenario",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("nodes = 1234"));
+}
