@@ -409,6 +409,24 @@ pub fn markdown(r: &Report, info: Option<&RunInfo>) -> String {
             m.found_rtt_over_300ms
         );
     }
+    let l = &r.lookups;
+    if l.rtt_floor_ms.count > 0 {
+        let (none, some) = (&l.by_departed.none, &l.by_departed.some);
+        let _ = writeln!(
+            o,
+            "Where get_peers lookups spend their time: the RTT from the asker to the slowest of the true k closest nodes, which a lookup must hear, is p50 {:.0} ms, p99 {:.0} ms (the link model's floor). {} lookups asked no departed node: p50 {:.0} ms, p99 {:.0} ms, {:.2} % exact; {} asked one or more: p50 {:.0} ms, p99 {:.0} ms, {:.2} % exact.\n",
+            l.rtt_floor_ms.p50,
+            l.rtt_floor_ms.p99,
+            none.lookups,
+            none.latency_ms.p50,
+            none.latency_ms.p99,
+            none.closest_success * 100.0,
+            some.lookups,
+            some.latency_ms.p50,
+            some.latency_ms.p99,
+            some.closest_success * 100.0,
+        );
+    }
     let _ = writeln!(o, "## Operations\n");
     let _ = writeln!(
         o,

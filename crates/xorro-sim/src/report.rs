@@ -49,6 +49,11 @@ pub struct OpRecord {
     pub closest_found: u8,
     /// How many the oracle had (k, unless the network is tiny).
     pub closest_truth: u8,
+    /// The RTT from the asker to the slowest of those true closest nodes (ns): no lookup
+    /// that hears every one of them can end sooner. `None` where no truth was checked.
+    pub rtt_floor_ns: Option<u64>,
+    /// Distinct nodes the lookup asked that had left the network when asked.
+    pub departed: u32,
     /// For reads after a write: whether the announced peer / stored item was found.
     pub target_found: Option<bool>,
     /// For reads: time from start to the first sight of the peer / item (ns).
@@ -225,6 +230,48 @@ pub struct LookupSummary {
     pub bytes: Percentiles,
     /// Latency CDF: (ms, fraction) at every percent.
     pub latency_cdf: Vec<(f64, f64)>,
+    /// RTT from the asker to the slowest of the true k closest nodes, ms: the floor of a
+    /// lookup's latency that the link model alone sets (the lookup must hear them all).
+    #[serde(default)]
+    pub rtt_floor_ms: Percentiles,
+    /// The answered lookups that asked no departed node, and those that asked one or more.
+    #[serde(default)]
+    pub by_departed: DepartedSplit,
+}
+
+/// Answered lookups split by whether they asked a node that had left the network: what
+/// departed nodes in answers cost.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DepartedSplit {
+    /// Lookups that asked none.
+    pub none: SplitPart,
+    /// Lookups that asked one or more.
+    pub some: SplitPart,
+}
+
+/// One part of a [`DepartedSplit`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SplitPart {
+    /// Answered lookups in this part.
+    pub lookups: u64,
+    /// Fraction of those checked against the oracle that found all the true k closest.
+    pub closest_success: f64,
+    /// Latency, ms.
+    pub latency_ms: Percentiles,
+}
+
+impl SplitPart {
+    fn of(recs: &[&OpRecord]) -> SplitPart {
+        let checked = recs.iter().filter(|r| r.closest_truth > 0);
+        SplitPart {
+            lookups: recs.len() as u64,
+            closest_success: rate(
+                checked.clone().filter(|r| r.closest_ok()).count() as u64,
+                checked.count() as u64,
+            ),
+            latency_ms: Percentiles::of(recs.iter().map(|r| r.latency_ns as f64 / MS)),
+        }
+    }
 }
 
 impl LookupSummary {
@@ -282,6 +329,20 @@ impl LookupSummary {
             timeouts: Percentiles::of(ans.iter().map(|r| f64::from(r.timeouts))),
             bytes: Percentiles::of(ans.iter().map(|r| r.bytes as f64)),
             latency_cdf,
+            rtt_floor_ms: Percentiles::of(
+                checked
+                    .iter()
+                    .filter_map(|r| r.rtt_floor_ns)
+                    .map(|ns| ns as f64 / MS),
+            ),
+            by_departed: {
+                let (some, none): (Vec<&OpRecord>, Vec<&OpRecord>) =
+                    ans.iter().partition(|r| r.departed > 0);
+                DepartedSplit {
+                    none: SplitPart::of(&none),
+                    some: SplitPart::of(&some),
+                }
+            },
         }
         .with_aborted(done.len())
     }

@@ -1100,6 +1100,7 @@ impl Simulation {
         o.first_found = None;
         o.bytes = 0;
         o.tids.clear();
+        o.departed = 0;
         match cmd {
             Some(c) => {
                 self.commands.insert((host, c), (op, phase));
@@ -1210,6 +1211,7 @@ impl Simulation {
             timeouts: stats.timeouts,
             bytes: o.bytes,
             first_found_ns: o.first_found.map(|t| t - o.started),
+            departed: o.departed,
             answered: !matches!(outcome, Outcome::Failed(_)),
             ..OpRecord::default()
         };
@@ -1221,6 +1223,11 @@ impl Simulation {
                 let got: Vec<NodeId> = closest.iter().map(|n| n.id).collect();
                 rec.closest_truth = truth.len() as u8;
                 rec.closest_found = truth.iter().filter(|t| got.contains(t)).count() as u8;
+                rec.rtt_floor_ns = truth
+                    .iter()
+                    .filter_map(|t| self.oracle.host(t))
+                    .map(|j| self.link.rtt_us(host as usize, j as usize) * 1000)
+                    .max();
                 if o.kind == OpKind::Lookup {
                     missed = truth.iter().filter(|t| !got.contains(t)).copied().collect();
                     missed_among = truth;

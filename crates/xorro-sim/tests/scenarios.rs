@@ -189,7 +189,7 @@ fn outputs_are_written() {
 }
 
 #[test]
-fn lookup_misses_are_each_classified_once() {
+fn lookup_misses_are_each_classified_once_and_time_is_accounted() {
     let s = ci_scenario(7);
     let mut sim = xorro_sim::Simulation::new(&s);
     sim.run(&mut |_| {});
@@ -216,6 +216,26 @@ fn lookup_misses_are_each_classified_once() {
         "with churn and loss some lookup misses a node; reproduce with: {}",
         xorro_sim::Report::from_simulation(&sim).reproduce_command()
     );
+    // A lookup that returned every true closest node heard each of them: it took at least
+    // the RTT to the slowest (the link model adds jitter, never takes it off).
+    let exact: Vec<_> = sim
+        .records()
+        .iter()
+        .filter(|r| r.kind == xorro_sim::OpKind::Lookup && r.answered && r.closest_ok())
+        .collect();
+    assert!(!exact.is_empty());
+    for r in &exact {
+        let floor = r.rtt_floor_ns.expect("a checked lookup has a floor");
+        assert!(r.latency_ns >= floor, "{r:?}");
+    }
+    let l = xorro_sim::Report::from_simulation(&sim).lookups;
+    let split = &l.by_departed;
+    assert_eq!(split.none.lookups + split.some.lookups, l.answered);
+    assert!(
+        split.some.lookups > 0,
+        "under churn some lookup asks a departed node"
+    );
+    assert!(l.rtt_floor_ms.p50 > 0.0 && l.rtt_floor_ms.p50 <= l.latency_ms.p50);
 }
 
 #[test]
