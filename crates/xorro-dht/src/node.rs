@@ -762,7 +762,7 @@ impl Node {
                 .table_mut(Family::of(&from))
                 .on_response(node, Some(rtt), now)
             {
-                Insertion::PingFirst { stale } => self.ping_to_verify(now, stale),
+                Insertion::PingFirst { stale } => self.ping_node(now, stale),
                 other => tracing::trace!(?other, %from, "contact seen"),
             }
         }
@@ -1414,8 +1414,9 @@ impl Node {
         self.budget_wakeup = Some(self.budget_wakeup.map_or(at, |w| w.min(at)));
     }
 
-    /// Pings a node that queried us, so that its answer can make it a member.
-    pub(crate) fn ping_to_verify(&mut self, now: Instant, node: NodeInfo) {
+    /// Pings a node for the routing table: one that queried us (its answer can make it a
+    /// member), a stale member, or one just handed out in an answer.
+    pub(crate) fn ping_node(&mut self, now: Instant, node: NodeInfo) {
         self.send_ping(now, node.addr, Some(node.id), None);
     }
 

@@ -178,6 +178,14 @@ pub struct RoutingConfig {
     /// (default on). Off, its query only updates its last query time, and a bad member is
     /// never asked again.
     pub ping_failed_queriers: bool,
+    /// A member handed out in an answer ([`RoutingTable::closest_for_answer`]) that has been
+    /// silent for this long, and not pinged for as long, is pinged
+    /// ([`RoutingTable::due_after_handout`]): a departed member is then found out by the
+    /// nodes that hand it out, soon after they first do, rather than at its next scheduled
+    /// ping. Zero: off (the default). Simulated at 10^4 nodes with churn (docs/SIMULATION.md,
+    /// "Pings of members handed out"): 30 s cuts the median lookup by ~25 ms for 68 % more
+    /// bytes, 10 s by ~45 ms for 2.8 times the bytes; exactness does not move.
+    pub handout_ping_after: Duration,
     /// Consecutive failures after which a node is bad ([`NODE_FAIL_LIMIT`]); at least 1.
     pub node_fail_limit: u8,
     /// Least time between two pings of one node ([`NODE_PING_INTERVAL`]).
@@ -202,6 +210,7 @@ impl Default for RoutingConfig {
             near_ping_interval: NEAR_PING_INTERVAL,
             answer_good_first: true,
             ping_failed_queriers: true,
+            handout_ping_after: Duration::ZERO,
             node_fail_limit: NODE_FAIL_LIMIT,
             node_ping_interval: NODE_PING_INTERVAL,
             one_node_per_ip: true,
@@ -1086,6 +1095,32 @@ impl RoutingTable {
             self.walk(target, count, out, &|e: &Entry| {
                 e.failures < limit && !self.good_for_answer(e, &h)
             });
+        }
+    }
+
+    /// Of `handed` (an answer just built), the members silent and not pinged for
+    /// [`RoutingConfig::handout_ping_after`]: each is marked pinged at `now` and appended to
+    /// `out`, for the caller to ping. Nothing when the setting is zero.
+    pub fn due_after_handout(
+        &mut self,
+        handed: &[NodeInfo],
+        now: Instant,
+        out: &mut Vec<NodeInfo>,
+    ) {
+        let after = self.config.handout_ping_after;
+        if after.is_zero() {
+            return;
+        }
+        let silent = Recent::new(now, after);
+        for node in handed {
+            let Some((b, Slot::Node(i))) = self.locate(&node.addr) else {
+                continue;
+            };
+            let e = &mut self.buckets[b].nodes[i];
+            if !silent.holds(e.last_seen()) && !silent.holds(e.pinged_at) {
+                e.pinged_at = Stamp::new(now);
+                out.push(*node);
+            }
         }
     }
 
@@ -2915,6 +2950,48 @@ mod tests {
             t.closest(&target, 8, &mut plain);
             assert_eq!(out, plain);
         }
+    }
+
+    #[test]
+    fn members_handed_out_after_a_silence_are_pinged_once() {
+        let mut rng = ChaCha8Rng::seed_from_u64(23);
+        let own = NodeId(rng.r#gen());
+        let config = RoutingConfig {
+            handout_ping_after: MIN / 2,
+            ..narrow()
+        };
+        let mut t = RoutingTable::new(own, config);
+        let start = t0();
+        for i in 0..60u32 {
+            let id = id_at(own, rng.gen_range(0..6), &mut rng);
+            t.on_response(NodeInfo::new(id, v4(i)), None, start);
+        }
+        let target = NodeId(rng.r#gen());
+        let mut handed = Vec::new();
+        t.closest_for_answer(&target, 8, start, &mut handed);
+        assert_eq!(handed.len(), 8);
+        let mut due = Vec::new();
+        // Just heard from: nothing to ping.
+        t.due_after_handout(&handed, start + MIN / 4, &mut due);
+        assert!(due.is_empty());
+        // One of them speaks; the others have been silent for the interval.
+        let later = start + MIN / 2;
+        t.on_query_from(handed[0], later);
+        t.due_after_handout(&handed, later, &mut due);
+        assert_eq!(due, handed[1..].to_vec());
+        // Pinged now: not again within the interval, handed out as often as may be.
+        let mut again = Vec::new();
+        t.due_after_handout(&handed, later + MIN / 4, &mut again);
+        assert!(again.is_empty());
+        // Someone not in the table (an answer built from another table) is skipped.
+        let stranger = NodeInfo::new(NodeId(rng.r#gen()), v4(1000));
+        t.due_after_handout(&[stranger], later + MIN, &mut again);
+        assert!(again.is_empty());
+        // Off (the default): never.
+        t.config = Arc::new(narrow());
+        t.due_after_handout(&handed, later + 10 * MIN, &mut again);
+        assert!(again.is_empty());
+        check(&t);
     }
 
     #[test]

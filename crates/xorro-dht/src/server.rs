@@ -55,7 +55,7 @@ impl Node {
             && self.acceptable(&querier)
             && self.table_mut(family).on_query_from(querier, now) == QueryOutcome::PingToVerify
         {
-            self.ping_to_verify(now, querier);
+            self.ping_node(now, querier);
         }
 
         let mut bufs = std::mem::take(&mut self.reply_buffers);
@@ -235,6 +235,12 @@ impl Node {
             body: Body::Response(r),
         };
         self.send(from, &reply);
+        let mut due = Vec::new();
+        self.table4.due_after_handout(&bufs.nodes4, now, &mut due);
+        self.table6.due_after_handout(&bufs.nodes6, now, &mut due);
+        for node in due {
+            self.ping_node(now, node);
+        }
         self.reply_buffers = bufs;
     }
 

@@ -352,6 +352,10 @@ pub struct EngineConfig {
     /// `routing.near_ping_interval` in seconds; `None` keeps the engine default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub near_ping_interval_s: Option<u64>,
+    /// `routing.handout_ping_after` in seconds (a member handed out in an answer, silent for
+    /// this long, is pinged; 0: off); `None` keeps the engine default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handout_ping_after_s: Option<u64>,
     /// `routing.answer_good_first` (answers hold good members first); `None` keeps the
     /// engine default.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -401,6 +405,9 @@ impl EngineConfig {
         }
         if let Some(n) = self.near_buckets {
             c.routing.near_buckets = n;
+        }
+        if let Some(s) = self.handout_ping_after_s {
+            c.routing.handout_ping_after = Duration::from_secs(s);
         }
         if let Some(s) = self.near_ping_interval_s {
             c.routing.near_ping_interval = Duration::from_secs(s);
@@ -613,6 +620,7 @@ mod tests {
             "node_ping_interval_s",
             "near_buckets",
             "near_ping_interval_s",
+            "handout_ping_after_s",
             "answer_good_first",
             "ping_failed_queriers",
         ];
@@ -627,6 +635,7 @@ mod tests {
             ("node_ping_interval_s", "20"),
             ("near_buckets", "3"),
             ("near_ping_interval_s", "60"),
+            ("handout_ping_after_s", "20"),
             ("answer_good_first", "true"),
             ("ping_failed_queriers", "true"),
         ] {
@@ -642,6 +651,7 @@ mod tests {
         assert_eq!(c.node_ping_interval, Duration::from_secs(20));
         assert_eq!(c.near_buckets, 3);
         assert_eq!(c.near_ping_interval, Duration::from_secs(60));
+        assert_eq!(c.handout_ping_after, Duration::from_secs(20));
         assert!(c.answer_good_first && c.ping_failed_queriers);
     }
 }
