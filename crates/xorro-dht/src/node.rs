@@ -710,8 +710,10 @@ impl Node {
         }
     }
 
-    /// Pings stale contacts and refreshes idle buckets.
+    /// Pings stale contacts, refreshes idle buckets and forgets the rate limiter's sources
+    /// whose buckets are full again.
     fn maintain(&mut self, now: Instant) {
+        self.limiter.forget_refilled(now);
         for family in [Family::V4, Family::V6] {
             if self.routing_table(family).is_empty() {
                 continue;

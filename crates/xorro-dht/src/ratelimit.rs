@@ -246,6 +246,38 @@ impl InboundLimiter {
         allowed
     }
 
+    /// Forgets every source whose bucket is full again (TAT not after `now`) and gives their
+    /// room back: a source seen for the first time gets a full bucket too, so no decision
+    /// changes (the proptest against buckets never forgotten calls it between packets). The
+    /// ring otherwise keeps the peak of a burst: [`refilled_near_hand`] reuses such places
+    /// only two at a time. The node calls it at each maintenance tick; O(sources).
+    ///
+    /// [`refilled_near_hand`]: Self::refilled_near_hand
+    pub fn forget_refilled(&mut self, now: Instant) {
+        let now = Stamp::new(now);
+        let before = self.ring.len();
+        self.ring.retain(|s| s.tat > now);
+        if self.ring.len() == before {
+            return;
+        }
+        let (ring, hasher) = (&self.ring, &self.hasher);
+        self.index.clear();
+        for (at, source) in ring.iter().enumerate() {
+            // At most `max` sources, which fits a u32.
+            #[allow(clippy::cast_possible_truncation)]
+            let at = at as u32;
+            self.index
+                .insert_unique(hasher.hash_one(source.key), at, |&i| {
+                    hasher.hash_one(ring[i as usize].key)
+                });
+        }
+        self.index
+            .shrink_to(ring.len(), |&i| hasher.hash_one(ring[i as usize].key));
+        self.ring.shrink_to(self.ring.len().max(16));
+        self.hand = 0;
+        self.sweep = 0;
+    }
+
     /// A position at or just past the sweep whose source has a full bucket again (its TAT is
     /// not after `now`): tracking it changes nothing, since a source seen for the first time
     /// gets a full bucket too. Looks at two positions and moves the sweep past them, so that
@@ -517,9 +549,50 @@ mod tests {
                 let expected = gcra.take(tat, now);
                 prop_assert_eq!(lim.allow(v4(src), now), expected);
                 check(&lim);
+                // Now and then, as a node's maintenance does.
+                if dt_ms % 7 == 0 {
+                    lim.forget_refilled(now);
+                    check(&lim);
+                }
             }
             prop_assert_eq!(lim.evicted(), 0);
         }
+    }
+
+    #[test]
+    fn refilled_sources_are_forgotten_and_their_room_given_back() {
+        let start = t0();
+        let mut lim = InboundLimiter::new(&RateLimitConfig::default());
+        let flooder = v4(0x0a00_0001);
+        // One packet from each of 2,000 sources in the same instant, and a flood from one.
+        for i in 0..2000 {
+            assert!(lim.allow(v4(0x1400_0000 + i), start));
+        }
+        while lim.allow(flooder, start) {}
+        assert_eq!(lim.len(), 2001);
+        let peak = lim.heap_bytes();
+        // A second later every one-packet source has a full bucket again; the flooder's is
+        // still empty for seconds.
+        let later = start + Duration::from_secs(1);
+        lim.forget_refilled(later);
+        check(&lim);
+        assert_eq!(lim.len(), 1, "only the flooder is left");
+        assert!(
+            lim.heap_bytes() < peak / 20,
+            "{} of {peak} bytes",
+            lim.heap_bytes()
+        );
+        // Still held to its rate: a second's worth of packets, not a new burst.
+        let mut allowed = 0;
+        while lim.allow(flooder, later) {
+            allowed += 1;
+        }
+        assert_eq!(allowed, 10);
+        // Forgotten sources start again with a full bucket, as new ones do.
+        for _ in 0..PER_IP_BURST {
+            assert!(lim.allow(v4(0x1400_0000), later));
+        }
+        check(&lim);
     }
 
     #[test]
