@@ -1568,7 +1568,7 @@ impl Node {
             .iter()
             .flat_map(|leg| {
                 leg.closest_responded(k).filter_map(|c| {
-                    c.token.map(|token| StoreTarget {
+                    c.token.as_deref().map(|&token| StoreTarget {
                         node: c.node,
                         token,
                         rtt: c.rtt,
