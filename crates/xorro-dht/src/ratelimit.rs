@@ -249,10 +249,8 @@ impl InboundLimiter {
     /// Forgets every source whose bucket is full again (TAT not after `now`) and gives their
     /// room back: a source seen for the first time gets a full bucket too, so no decision
     /// changes (the proptest against buckets never forgotten calls it between packets). The
-    /// ring otherwise keeps the peak of a burst: [`refilled_near_hand`] reuses such places
+    /// ring otherwise keeps the peak of a burst: [`allow`](Self::allow) reuses such places
     /// only two at a time. The node calls it at each maintenance tick; O(sources).
-    ///
-    /// [`refilled_near_hand`]: Self::refilled_near_hand
     pub fn forget_refilled(&mut self, now: Instant) {
         let now = Stamp::new(now);
         let before = self.ring.len();
