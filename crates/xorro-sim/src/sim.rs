@@ -1,7 +1,6 @@
 //! The discrete-event loop: hosts, the event queue, the link, churn, adversaries, workload.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -130,16 +129,68 @@ impl Ev {
     }
 }
 
-impl Ord for Ev {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // BinaryHeap is a max-heap: reverse for the earliest (time, tie, seq) first.
-        (other.at, other.tie(), other.seq).cmp(&(self.at, self.tie(), self.seq))
-    }
+/// The event queue: a 4-ary min-heap by (time, tie, sequence). Half the depth of a binary
+/// heap, so a pop touches about half as many cache lines of a queue of millions of events;
+/// the order is the same total order either way (sequence numbers are unique).
+#[derive(Debug, Default)]
+struct EventQueue {
+    heap: Vec<Ev>,
 }
 
-impl PartialOrd for Ev {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
+impl EventQueue {
+    fn key(ev: &Ev) -> (u64, u64, u64) {
+        (ev.at, ev.tie(), ev.seq)
+    }
+
+    fn push(&mut self, ev: Ev) {
+        self.heap.push(ev);
+        let mut i = self.heap.len() - 1;
+        let key = Self::key(&self.heap[i]);
+        while i > 0 {
+            let parent = (i - 1) / 4;
+            if key >= Self::key(&self.heap[parent]) {
+                break;
+            }
+            self.heap.swap(i, parent);
+            i = parent;
+        }
+    }
+
+    fn peek(&self) -> Option<&Ev> {
+        self.heap.first()
+    }
+
+    fn pop(&mut self) -> Option<Ev> {
+        if self.heap.is_empty() {
+            return None;
+        }
+        let top = self.heap.swap_remove(0);
+        let n = self.heap.len();
+        let mut i = 0;
+        if n > 0 {
+            let key = Self::key(&self.heap[0]);
+            loop {
+                let first = 4 * i + 1;
+                if first >= n {
+                    break;
+                }
+                let mut min = first;
+                let mut min_key = Self::key(&self.heap[first]);
+                for c in first + 1..(first + 4).min(n) {
+                    let k = Self::key(&self.heap[c]);
+                    if k < min_key {
+                        min = c;
+                        min_key = k;
+                    }
+                }
+                if min_key >= key {
+                    break;
+                }
+                self.heap.swap(i, min);
+                i = min;
+            }
+        }
+        Some(top)
     }
 }
 
@@ -174,7 +225,7 @@ pub struct Simulation {
     base: Instant,
     now: u64,
     seq: u64,
-    queue: BinaryHeap<Ev>,
+    queue: EventQueue,
     hosts: Vec<Host>,
     online: Vec<u32>,
     link: LinkModel,
@@ -225,7 +276,7 @@ impl Simulation {
             base: Instant::now(),
             now: 0,
             seq: 0,
-            queue: BinaryHeap::new(),
+            queue: EventQueue::default(),
             hosts: Vec::with_capacity(sc.nodes),
             online: Vec::with_capacity(sc.nodes),
             link,
@@ -1573,4 +1624,49 @@ fn add_stats(to: &mut xorro_dht::Stats, s: &xorro_dht::Stats) {
     d.outgoing_budget += e.outgoing_budget;
     d.events += e.events;
     d.from_self += e.from_self;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The queue pops in the order of a sort by (time, tie, sequence), whatever the order of
+    /// pushes and pops in between: same-instant timers last and by host, the rest by sequence.
+    #[test]
+    fn event_queue_pops_in_time_tie_sequence_order() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut queue = EventQueue::default();
+        let mut model: Vec<(u64, u64, u64)> = Vec::new();
+        let mut seq = 0;
+        for round in 0..2_000 {
+            for _ in 0..rng.gen_range(0..6) {
+                seq += 1;
+                // Few distinct times, so that ties are common.
+                let at = rng.gen_range(round..round + 20);
+                let kind = if rng.gen_bool(0.5) {
+                    EvKind::Timer {
+                        host: rng.gen_range(0..50),
+                    }
+                } else {
+                    EvKind::Join {
+                        host: rng.gen_range(0..50),
+                    }
+                };
+                let ev = Ev { at, seq, kind };
+                model.push(EventQueue::key(&ev));
+                queue.push(ev);
+            }
+            for _ in 0..rng.gen_range(0..5) {
+                model.sort_unstable();
+                let want = (!model.is_empty()).then(|| model.remove(0));
+                assert_eq!(queue.peek().map(EventQueue::key), want);
+                assert_eq!(queue.pop().as_ref().map(EventQueue::key), want);
+            }
+        }
+        model.sort_unstable();
+        for want in model {
+            assert_eq!(queue.pop().as_ref().map(EventQueue::key), Some(want));
+        }
+        assert!(queue.pop().is_none() && queue.peek().is_none());
+    }
 }
