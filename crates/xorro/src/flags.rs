@@ -55,8 +55,10 @@ pub enum Command {
     BenchEcho(BenchEchoArgs),
     /// Check any DHT node against the BEPs: every query kind, BEP 44 and 51, malformed input.
     Probe(ProbeArgs),
-    /// Simulate a Mainline DHT network of many Xorro nodes in virtual time and report how its
-    /// lookups, announces and puts did (summary.json, report.md and plots in --out).
+    /// Simulate a DHT network of many Xorro nodes in virtual time, with a report and plots.
+    ///
+    /// Lookups, announces and puts are checked against an oracle that knows every live node;
+    /// summary.json, report.md, run_info.json and the plots go to --out.
     Sim(SimArgs),
 }
 
