@@ -720,7 +720,7 @@ impl Node {
             }
             let stale = self.table_mut(family).stale_to_ping(now, 8);
             for node in stale {
-                self.send_ping(now, node.addr, Some(node.id), None);
+                self.ping_node(now, node);
             }
             // Fewer than k contacts: we are still joining (or the network is tiny). Look up
             // our own id at every tick, so that nodes that joined after our bootstrap are

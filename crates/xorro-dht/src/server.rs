@@ -181,14 +181,16 @@ impl Node {
         };
 
         let k = self.config.lookup_closest;
+        // Whatever the query, the buffers hold this answer's nodes only (the pings of members
+        // handed out, after the reply, read them).
+        bufs.nodes4.clear();
+        bufs.nodes6.clear();
         if let Some(target) = target {
             let (v4, v6) = if want.is_unspecified() {
                 (family == Family::V4, family == Family::V6)
             } else {
                 (want.v4, want.v6)
             };
-            bufs.nodes4.clear();
-            bufs.nodes6.clear();
             if v4 {
                 self.table4
                     .closest_for_answer(&target, k, now, &mut bufs.nodes4);

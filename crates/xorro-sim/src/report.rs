@@ -262,16 +262,25 @@ pub struct SplitPart {
 
 impl SplitPart {
     fn of(recs: &[&OpRecord]) -> SplitPart {
-        let checked = recs.iter().filter(|r| r.closest_truth > 0);
+        let checked: Vec<&OpRecord> = recs
+            .iter()
+            .copied()
+            .filter(|r| r.closest_truth > 0)
+            .collect();
         SplitPart {
             lookups: recs.len() as u64,
-            closest_success: rate(
-                checked.clone().filter(|r| r.closest_ok()).count() as u64,
-                checked.count() as u64,
-            ),
+            closest_success: exact_rate(&checked),
             latency_ms: Percentiles::of(recs.iter().map(|r| r.latency_ns as f64 / MS)),
         }
     }
+}
+
+/// Of lookups checked against the oracle, the fraction that found all the true k closest.
+fn exact_rate(checked: &[&OpRecord]) -> f64 {
+    rate(
+        checked.iter().filter(|r| r.closest_ok()).count() as u64,
+        checked.len() as u64,
+    )
 }
 
 impl LookupSummary {
@@ -306,10 +315,7 @@ impl LookupSummary {
             answered: ans.len() as u64,
             failed: (done.len() - ans.len()) as u64,
             aborted: 0,
-            closest_success: rate(
-                checked.iter().filter(|r| r.closest_ok()).count() as u64,
-                checked.len() as u64,
-            ),
+            closest_success: exact_rate(&checked),
             closest_found_mean: if checked.is_empty() {
                 0.0
             } else {

@@ -410,11 +410,11 @@ impl EngineConfig {
         if let Some(n) = self.near_buckets {
             c.routing.near_buckets = n;
         }
-        if let Some(s) = self.handout_ping_after_s {
-            c.routing.handout_ping_after = Duration::from_secs(s);
-        }
         if let Some(s) = self.near_ping_interval_s {
             c.routing.near_ping_interval = Duration::from_secs(s);
+        }
+        if let Some(s) = self.handout_ping_after_s {
+            c.routing.handout_ping_after = Duration::from_secs(s);
         }
         if let Some(b) = self.answer_good_first {
             c.routing.answer_good_first = b;

@@ -1194,6 +1194,7 @@ impl Simulation {
             kind: o.kind,
             read: phase == Phase::Read,
             start_ns: o.started.saturating_sub(self.workload_start),
+            departed: o.departed,
             aborted: true,
             ..OpRecord::default()
         });
@@ -1387,9 +1388,9 @@ impl Simulation {
     pub fn workload_traffic(&self) -> WorkloadTraffic {
         let mut w = self.workload_traffic.clone().unwrap_or_default();
         w.span_ns = self.now.saturating_sub(self.workload_start);
-        for o in self.ops.iter().filter(|o| o.kind == OpKind::Lookup) {
-            w.lookup_departed_asked += u64::from(o.departed);
-            w.lookups_meeting_departed += u64::from(o.departed > 0);
+        for r in self.records.iter().filter(|r| r.kind == OpKind::Lookup) {
+            w.lookup_departed_asked += u64::from(r.departed);
+            w.lookups_meeting_departed += u64::from(r.departed > 0);
         }
         w
     }
