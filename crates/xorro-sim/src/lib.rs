@@ -68,6 +68,7 @@ mod output;
 pub mod report;
 pub mod scenario;
 pub mod sim;
+pub mod sweep;
 
 use std::time::Instant;
 

@@ -25,12 +25,12 @@ pub enum OutputError {
     Plot(String, String),
 }
 
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 static FONT_ONCE: Once = Once::new();
 
 /// Registers the embedded font (Ubuntu Light, shipped by `epaint_default_fonts`): no system
 /// font library is needed.
-fn register_font() {
+pub(crate) fn register_font() {
     FONT_ONCE.call_once(|| {
         let _ = plotters::style::register_font(
             FONT,
@@ -40,7 +40,7 @@ fn register_font() {
     });
 }
 
-fn write(path: &Path, text: &str) -> Result<(), OutputError> {
+pub(crate) fn write(path: &Path, text: &str) -> Result<(), OutputError> {
     std::fs::write(path, text).map_err(|source| OutputError::Io {
         path: path.to_path_buf(),
         source,

@@ -553,7 +553,7 @@ pub struct Check {
 }
 
 /// The deterministic summary of a run: the same scenario and seed give byte-identical JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// The scenario that ran.
     pub scenario: Scenario,

@@ -316,7 +316,8 @@ pub struct ProbeArgs {
 #[command(after_help = "Examples:\n  \
     xorro sim nodes=2000 churn.enabled=true\n  \
     xorro sim --scenario crates/xorro-sim/scenarios/headline.toml nodes=10000 --out run1\n  \
-    xorro sim --print-scenario          (every field, with its default)")]
+    xorro sim --print-scenario          (every field, with its default)\n  \
+    xorro sim nodes=10000 churn.enabled=true --sweep engine.lookup_attempts=2,3 --seeds 1,2 --out sweep1")]
 pub struct SimArgs {
     /// Start from this scenario file (TOML) instead of the defaults.
     #[arg(long, value_name = "FILE")]
@@ -331,6 +332,18 @@ pub struct SimArgs {
     /// Print the scenario (file and overrides applied) as TOML and exit without running it.
     #[arg(long)]
     pub print_scenario: bool,
+    /// Sweep: run the scenario once for each value of a field (NAME=V1,V2,...); repeat the
+    /// flag for more fields (every combination runs). Each run gets a directory in --out,
+    /// and OUT/sweep.md, sweep.json and sweep.svg/png compare them.
+    #[arg(long, value_name = "NAME=V1,V2,...")]
+    pub sweep: Vec<String>,
+    /// Sweep: run each setting with each of these seeds (1,2,3) and average them.
+    #[arg(long, value_name = "SEEDS", value_delimiter = ',')]
+    pub seeds: Vec<u64>,
+    /// Sweep: runs at once, one process each (default: one a core, fewer when the projected
+    /// memory of that many runs is more than the system has available).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
     /// Scenario fields to change, by dotted name: nodes=100000, seed=2, link.loss=0.02,
     /// churn.enabled=true, engine.lookup_parallelism=8 (applied in order, after --scenario).
     #[arg(value_name = "NAME=VALUE")]

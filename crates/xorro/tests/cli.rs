@@ -810,3 +810,124 @@ fn sim_print_scenario_shows_the_fields_with_the_overrides_applied() {
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).contains("nodes = 1234"));
 }
+
+#[test]
+fn sim_sweep_runs_every_point_and_compares_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("sweep");
+    let mut args = vec!["sim", "--quiet", "--out", out_dir.to_str().unwrap()];
+    args.extend_from_slice(&SIM_SMALL);
+    args.extend_from_slice(&[
+        "--sweep",
+        "engine.lookup_attempts=1,2",
+        "--seeds",
+        "3,4",
+        "--jobs",
+        "2",
+    ]);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("# Simulation sweep"), "{stdout}");
+    assert!(
+        stdout.contains("| 1 | engine.lookup_attempts=1 | 2 |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| 2 | engine.lookup_attempts=2 | 2 |"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("4 runs in "), "{stdout}");
+    // Each point is a run of its own, with the seed and setting it was given.
+    for (i, (attempts, seed)) in [(1, 3), (1, 4), (2, 3), (2, 4)].into_iter().enumerate() {
+        let point = out_dir.join(format!(
+            "{i:03}_engine.lookup_attempts={attempts},seed={seed}"
+        ));
+        let summary: Value =
+            serde_json::from_str(&std::fs::read_to_string(point.join("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(summary["scenario"]["seed"], seed, "{}", point.display());
+        assert_eq!(
+            summary["scenario"]["engine"]["lookup_attempts"],
+            attempts,
+            "{}",
+            point.display()
+        );
+        assert_eq!(summary["network"]["nodes"], 200);
+        assert!(point.join("report.md").is_file() && point.join("run.log").is_file());
+    }
+    // The same point run alone gives the same summary: a sweep adds nothing to a run.
+    let alone = dir.path().join("alone");
+    let out = sim(&alone, &["engine.lookup_attempts=2", "seed=4"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read(alone.join("summary.json")).unwrap(),
+        std::fs::read(out_dir.join("003_engine.lookup_attempts=2,seed=4/summary.json")).unwrap()
+    );
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("sweep.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["rows"].as_array().map(Vec::len), Some(2));
+    assert_eq!(json["runs"].as_array().map(Vec::len), Some(4));
+    assert!(
+        json["command"]
+            .as_str()
+            .unwrap()
+            .contains("--sweep engine.lookup_attempts=1,2 --seeds 3,4")
+    );
+    for file in ["sweep.md", "sweep.svg", "sweep.png"] {
+        assert!(out_dir.join(file).is_file(), "{file} written");
+    }
+}
+
+#[test]
+fn sim_sweep_bad_input_is_a_one_line_error_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("never");
+    let out = out_dir.to_str().unwrap();
+    let cases: [(&[&str], &str, &str); 6] = [
+        (
+            &["--sweep", "engine.lookup_attempts"],
+            "error: bad sweep \"engine.lookup_attempts\": expected NAME=VALUE1,VALUE2,…",
+            "hint: see `xorro sim --help`",
+        ),
+        (
+            &["--sweep", "nodes=100,abc"],
+            "error: sweep point nodes=abc: bad override \"nodes=abc\"",
+            "hint: see every field",
+        ),
+        (
+            &["--sweep", "nodes=100", "--sweep", "nodes=200"],
+            "error: nodes is swept twice: give all its values in one --sweep",
+            "hint: see `xorro sim --help`",
+        ),
+        (
+            &["--seeds", "1,2", "--print-scenario"],
+            "error: --print-scenario prints one scenario",
+            "hint: leave out --sweep and --seeds",
+        ),
+        (
+            &["--jobs", "2"],
+            "error: --jobs applies to a sweep only",
+            "hint: add --sweep",
+        ),
+        (
+            &["--seeds", "1", "--jobs", "0"],
+            "error: --jobs 0 would run nothing",
+            "hint: give at least 1",
+        ),
+    ];
+    for (extra, error, hint) in cases {
+        let mut args = vec!["sim", "--quiet", "--out", out, "nodes=100"];
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        let stderr = text(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 2, "an error line and a hint: {stderr}");
+        assert!(lines[0].starts_with(error), "{extra:?}: {stderr}");
+        assert!(lines[1].starts_with(hint), "{extra:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "nothing ran: {}", text(&out.stdout));
+        assert!(!out_dir.exists(), "{extra:?}: nothing written");
+    }
+}
