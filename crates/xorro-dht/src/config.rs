@@ -55,20 +55,20 @@ pub struct Config {
     pub lookup_candidates_max: usize,
     /// The longest a request waits for its answer before it counts as slow: the lookup then
     /// sends it again (while `lookup_attempts` allow) and lets one more request go out. A
-    /// contact with a known RTT gets `min(this, max(2 × RTT + 50 ms, 100 ms))`, one of unknown
-    /// RTT the node's retransmission timeout (RFC 6298 over every answer it had), capped by
-    /// this. A slow request's answer is still taken until its hard timeout.
+    /// contact with a known RTT gets `max(2 × RTT + 50 ms, 100 ms)`, one of unknown RTT the
+    /// node's retransmission timeout (RFC 6298 over every answer it had; 1 s before the
+    /// first), each capped by this, but the cap never goes below twice the node's own
+    /// smoothed RTT, so that a node on a slow link keeps waiting long enough for live
+    /// contacts. A slow request's answer is still taken until its hard timeout.
     ///
-    /// Default 300 ms (libtorrent: 1 s, and 1 s here before 5 Dec 2026). The RTT estimate
-    /// of a node is ~300–400 ms on an Internet-like link (median RTT 100 ms, a long tail),
-    /// so a 1 s cap seldom bound; 300 ms gives up on a contact that does not answer (it left,
-    /// or is behind NAT) after ~600 ms with the 2 attempts. Swept at 10^4 nodes with churn
-    /// (headline scenario, seeds 1–3) and on the CI scenario (600 nodes, 10 % behind NAT,
-    /// seeds 42–46; docs/SIMULATION.md), against 1 s: p99 1,954 → 1,637 ms and 2,435 →
-    /// 2,029 ms, median 505 → 503 ms and 660 → 622 ms, exactness 96.43 → 96.08 % and
-    /// 91.47 → 92.13 %, announce median 732 → 710 ms and 807 → 797 ms. (200 ms with 3
-    /// attempts is more exact in the headline, 97.25 %, but 65 ms slower at the median
-    /// where nodes are behind NAT.)
+    /// Default 300 ms (libtorrent: 1 s, and 1 s here before 5 Dec 2026). The RTO of a node
+    /// is ~300–400 ms on an Internet-like link (median RTT 100 ms, a long tail) and swings
+    /// with the heavy-tailed samples; the cap gives up sooner on a contact that never answers
+    /// (departed, or behind NAT). Simulated against 1 s (docs/SIMULATION.md): 10^4 nodes with
+    /// churn, seeds 1–3: p99 1,954 → 1,754 ms, median 505 → 503 ms, exactness 96.43 →
+    /// 96.48 %, put median 760 → 698 ms, announce median 732 → 745 ms; the CI scenario at
+    /// 3,000 nodes (10 % behind NAT), seeds 42–46: p99 2,539 → 2,185 ms, median 678 →
+    /// 670 ms, exactness 94.52 → 95.00 %, announce median 901 → 862 ms.
     pub lookup_soft_timeout: Duration,
     /// After this long without an answer a request has failed (jech/dht and mainline: 2–10 s).
     pub request_timeout: Duration,

@@ -307,6 +307,8 @@ const KEEP_EVENTS: usize = 0;
 
 /// The shortest soft timeout: below it, jitter alone would make requests look slow.
 const MIN_SOFT_TIMEOUT: Duration = Duration::from_millis(100);
+/// RFC 6298's retransmission timeout before the first RTT sample.
+const INITIAL_RTO: Duration = Duration::from_secs(1);
 
 /// RFC 6298's smoothed RTT and variation; the timeout is `srtt + 4 × rttvar`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -1358,14 +1360,20 @@ impl Node {
     }
 
     /// How long a request to a contact may go unanswered before it counts as slow (and is
-    /// sent again): twice the contact's RTT when known, else the node's retransmission timeout
-    /// (RFC 6298 over every answer it had); never over `lookup_soft_timeout`, never under
-    /// [`MIN_SOFT_TIMEOUT`] for a known RTT.
+    /// sent again): twice the contact's RTT plus 50 ms when known (never under
+    /// [`MIN_SOFT_TIMEOUT`]), else the node's retransmission timeout (RFC 6298 over every
+    /// answer it had; 1 s, RFC 6298's initial value, before the first answer). Either is
+    /// capped by `lookup_soft_timeout`, but never below twice the node's own smoothed RTT: on
+    /// a slow link (a satellite, a loaded uplink) every answer takes longer, and a cap under
+    /// that would give up on live contacts.
     fn soft_timeout(&self, rtt: Option<Duration>) -> Duration {
-        let soft = self.config.lookup_soft_timeout;
+        let cap = match self.rto.srtt {
+            Some(s) => self.config.lookup_soft_timeout.max(s * 2),
+            None => self.config.lookup_soft_timeout.max(INITIAL_RTO),
+        };
         match rtt {
-            Some(r) => soft.min((r * 2 + Duration::from_millis(50)).max(MIN_SOFT_TIMEOUT)),
-            None => self.rto.timeout().map_or(soft, |t| t.min(soft)),
+            Some(r) => cap.min((r * 2 + Duration::from_millis(50)).max(MIN_SOFT_TIMEOUT)),
+            None => self.rto.timeout().unwrap_or(INITIAL_RTO).min(cap),
         }
     }
 
@@ -2026,6 +2034,44 @@ mod tests {
         }
         assert!(e.timeout().is_some_and(|t| t < Duration::from_millis(110)));
         assert_eq!(e.timeout().map(|t| t >= MIN_SOFT_TIMEOUT), Some(true));
+    }
+
+    #[test]
+    fn soft_timeout_is_capped_but_not_below_a_slow_link() {
+        #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        let mut node = Node::new(Config::default(), now);
+        let cap = node.config.lookup_soft_timeout;
+        assert_eq!(cap, ms(300));
+        // Before the first answer: RFC 6298's initial second for unknown contacts.
+        assert_eq!(node.soft_timeout(None), INITIAL_RTO);
+        assert_eq!(
+            node.soft_timeout(Some(ms(20))),
+            ms(100),
+            "never under the minimum"
+        );
+        assert_eq!(node.soft_timeout(Some(ms(100))), ms(250), "2 × RTT + 50 ms");
+        // An ordinary link: the RTO (100 + 4 × 50 ms after one sample) and slow contacts
+        // are capped.
+        node.rto.sample(ms(100));
+        assert_eq!(node.soft_timeout(None), ms(300));
+        assert_eq!(node.soft_timeout(Some(ms(400))), cap);
+        for _ in 0..50 {
+            node.rto.sample(ms(100));
+        }
+        let rto = node.rto.timeout().expect("sampled");
+        assert!(rto < cap);
+        assert_eq!(node.soft_timeout(None), rto, "the RTO when under the cap");
+        // A slow link (every answer ~700 ms away): the cap rises to twice the node's own
+        // smoothed RTT, so live contacts are waited for.
+        let mut slow = Node::new(Config::default(), now);
+        for _ in 0..50 {
+            slow.rto.sample(ms(700));
+        }
+        let srtt = slow.rto.srtt.expect("sampled");
+        assert_eq!(slow.soft_timeout(Some(ms(700))), srtt * 2);
+        assert!(slow.soft_timeout(None) >= ms(700));
     }
 
     #[test]
