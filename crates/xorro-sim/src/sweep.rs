@@ -30,7 +30,7 @@ pub enum SweepError {
     /// One name swept twice.
     #[error("{0} is swept twice: give all its values in one --sweep")]
     Repeated(String),
-    /// A value given twice on one axis.
+    /// A value given twice on one axis (or a seed twice).
     #[error("{0}: the value {1} is given twice")]
     Duplicate(String, String),
 }
@@ -158,6 +158,11 @@ pub fn grid(axes: &[Axis], seeds: &[u64]) -> Result<Vec<Point>, SweepError> {
     for (i, a) in axes.iter().enumerate() {
         if axes[..i].iter().any(|b| b.name == a.name) || (a.name == "seed" && !seeds.is_empty()) {
             return Err(SweepError::Repeated(a.name.clone()));
+        }
+    }
+    for (i, seed) in seeds.iter().enumerate() {
+        if seeds[..i].contains(seed) {
+            return Err(SweepError::Duplicate("--seeds".into(), seed.to_string()));
         }
     }
     let mut settings: Vec<Vec<(String, String)>> = vec![Vec::new()];
@@ -561,6 +566,10 @@ mod tests {
         assert_eq!(
             grid(&[Axis::parse("seed=1,2").expect("valid")], &[3]),
             Err(SweepError::Repeated("seed".into()))
+        );
+        assert_eq!(
+            grid(&axes, &[1, 2, 1]),
+            Err(SweepError::Duplicate("--seeds".into(), "1".into()))
         );
     }
 
