@@ -61,7 +61,8 @@ pub fn prepare_output_dir(dir: &Path) -> Result<(), OutputError> {
 }
 
 /// Writes into `dir`: `summary.json` (the deterministic [`Report`]), `scenario.toml`,
-/// `run_info.json` (when given), `report.md`, and four plots as SVG and PNG:
+/// `run_info.json` (when given), `report.md`, `ops.csv` (every operation, see
+/// [`Report::ops_csv`]; as deterministic as the summary), and four plots as SVG and PNG:
 /// `latency_cdf`, `rounds`, `success_over_time`, `messages`.
 pub fn write_outputs(
     report: &Report,
@@ -79,6 +80,7 @@ pub fn write_outputs(
         write(&dir.join("run_info.json"), &(text + "\n"))?;
     }
     write(&dir.join("report.md"), &markdown(report, info))?;
+    write(&dir.join("ops.csv"), &report.ops_csv())?;
     register_font();
     for name in PLOTS {
         let svg = dir.join(format!("{name}.svg"));

@@ -580,9 +580,65 @@ pub struct Report {
     /// Workload-phase traffic and departed nodes asked (`report.md` only).
     #[serde(skip)]
     pub workload_traffic: WorkloadTraffic,
+    /// Every operation of the workload, in the order they finished (`ops.csv` only: the
+    /// summary holds their distributions).
+    #[serde(skip)]
+    pub records: Vec<OpRecord>,
 }
 
+impl OpKind {
+    /// The name used in `ops.csv` and the summary.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpKind::Lookup => "lookup",
+            OpKind::Announce => "announce",
+            OpKind::Put => "put",
+            OpKind::Eclipse => "eclipse",
+        }
+    }
+}
+
+/// The header of [`Report::ops_csv`].
+pub const OPS_CSV_HEADER: &str = "kind,phase,start_ms,latency_ms,rounds,queries,timeouts,bytes,closest_found,closest_truth,exact,rtt_floor_ms,departed_asked,target_found,first_found_ms,stored_at,answered,aborted";
+
 impl Report {
+    /// Every operation as CSV, one row each (header [`OPS_CSV_HEADER`]): for looking into
+    /// the tails the summary only counts. Times in ms of virtual time, the start counted
+    /// from the beginning of the workload; empty cells where a field does not apply.
+    pub fn ops_csv(&self) -> String {
+        use std::fmt::Write as _;
+        let ms = |ns: u64| format!("{:.3}", ns as f64 / MS);
+        let opt = |v: Option<String>| v.unwrap_or_default();
+        let mut o = String::with_capacity(64 + self.records.len() * 96);
+        o.push_str(OPS_CSV_HEADER);
+        o.push('\n');
+        for r in &self.records {
+            let _ = writeln!(
+                o,
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                r.kind.name(),
+                if r.read { "read" } else { "write" },
+                ms(r.start_ns),
+                ms(r.latency_ns),
+                r.rounds,
+                r.messages,
+                r.timeouts,
+                r.bytes,
+                r.closest_found,
+                r.closest_truth,
+                u8::from(r.closest_ok()),
+                opt(r.rtt_floor_ns.map(ms)),
+                r.departed,
+                opt(r.target_found.map(|f| u8::from(f).to_string())),
+                opt(r.first_found_ns.map(ms)),
+                r.stored_at,
+                u8::from(r.answered),
+                u8::from(r.aborted),
+            );
+        }
+        o
+    }
+
     /// Summarises a finished simulation.
     pub fn from_simulation(sim: &Simulation) -> Report {
         let sc = sim.scenario().clone();
@@ -666,6 +722,7 @@ impl Report {
             analytic_rounds: round3(n.log2() / (1.0 + (k + 1.0).log2())),
             checks: Vec::new(),
             workload_traffic: sim.workload_traffic(),
+            records: recs.to_vec(),
             scenario: sc,
         };
         report.checks = report.evaluate();

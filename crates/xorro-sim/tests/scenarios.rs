@@ -172,6 +172,7 @@ fn outputs_are_written() {
         "summary.json",
         "scenario.toml",
         "report.md",
+        "ops.csv",
         "latency_cdf.svg",
         "latency_cdf.png",
         "rounds.svg",

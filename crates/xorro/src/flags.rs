@@ -58,7 +58,8 @@ pub enum Command {
     /// Simulate a DHT network of many Xorro nodes in virtual time, with a report and plots.
     ///
     /// Lookups, announces and puts are checked against an oracle that knows every live node;
-    /// summary.json, report.md, run_info.json and the plots go to --out.
+    /// summary.json, report.md, ops.csv (every operation), run_info.json and the plots go
+    /// to --out.
     Sim(SimArgs),
 }
 
@@ -322,7 +323,7 @@ pub struct SimArgs {
     /// Start from this scenario file (TOML) instead of the defaults.
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
-    /// Directory for summary.json, report.md, scenario.toml, run_info.json and the plots
+    /// Directory for summary.json, report.md, ops.csv, scenario.toml, run_info.json and the plots
     /// (created if missing; files of an earlier run there are replaced).
     #[arg(long, value_name = "DIR", default_value = "sim-out")]
     pub out: PathBuf,

@@ -679,12 +679,34 @@ fn sim_runs_a_network_writes_its_outputs_and_repeats_them_for_the_seed() {
     }
     let report = std::fs::read_to_string(a.join("report.md")).unwrap();
     assert!(report.contains("`xorro sim 'nodes=200'"), "{report}");
-    // The same scenario again: the same summary, byte for byte.
-    assert_eq!(sim(&b, &[]).status.code(), Some(0));
-    assert_eq!(
-        std::fs::read(a.join("summary.json")).unwrap(),
-        std::fs::read(b.join("summary.json")).unwrap()
+    // Every operation, one row each: 20 lookups, 2 announces and 2 puts, each with a read.
+    let ops = std::fs::read_to_string(a.join("ops.csv")).unwrap();
+    let mut rows = ops.lines();
+    assert_eq!(rows.next(), Some(xorro_sim::report::OPS_CSV_HEADER));
+    let rows: Vec<Vec<&str>> = rows.map(|l| l.split(',').collect()).collect();
+    assert!(rows.iter().all(|r| r.len() == 18), "{ops}");
+    let count = |kind: &str| rows.iter().filter(|r| r[0] == kind).count();
+    assert_eq!(count("lookup"), 20, "{ops}");
+    assert_eq!((count("announce"), count("put")), (4, 4), "{ops}");
+    let exact = rows
+        .iter()
+        .filter(|r| r[0] == "lookup" && r[10] == "1")
+        .count();
+    let success = summary["lookups"]["closest_success"].as_f64().unwrap();
+    let answered = summary["lookups"]["answered"].as_u64().unwrap();
+    assert!(
+        (exact as f64 / answered as f64 - success).abs() < 1e-4,
+        "{ops}"
     );
+    // The same scenario again: the same summary and operations, byte for byte.
+    assert_eq!(sim(&b, &[]).status.code(), Some(0));
+    for file in ["summary.json", "ops.csv"] {
+        assert_eq!(
+            std::fs::read(a.join(file)).unwrap(),
+            std::fs::read(b.join(file)).unwrap(),
+            "{file}"
+        );
+    }
     // Without --quiet, progress goes to stderr and the result to stdout.
     let out = run(&[
         "sim",
