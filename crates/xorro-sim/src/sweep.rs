@@ -438,17 +438,49 @@ pub fn write_sweep(
     register_font();
     let err = |e: String| OutputError::Plot("sweep".to_owned(), e);
     let (svg, png) = (dir.join("sweep.svg"), dir.join("sweep.png"));
+    let bounds = Bounds::of(runs);
     {
         let root = SVGBackend::new(&svg, (900, 560)).into_drawing_area();
-        plot(&root, rows).map_err(err)?;
+        plot(&root, rows, bounds).map_err(err)?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
     let root = BitMapBackend::new(&png, (900, 560)).into_drawing_area();
-    plot(&root, rows).map_err(err)?;
+    plot(&root, rows, bounds).map_err(err)?;
     root.present().map_err(|e| err(e.to_string()))
 }
 
-fn plot<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, rows: &[Row]) -> Result<(), String> {
+/// The scenario's `[expect]` bounds on the plotted figures, drawn as dashed lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Bounds {
+    /// `lookups.closest_success >= …`, in %.
+    exact_min: Option<f64>,
+    /// `lookups.latency_ms.p99 <= …`, in ms.
+    p99_max: Option<f64>,
+}
+
+impl Bounds {
+    /// The bounds the first run checked (every run of a sweep has the same `[expect]`
+    /// unless the sweep changes it).
+    fn of(runs: &[Run]) -> Bounds {
+        let checks = runs.first().map_or(&[][..], |r| &r.report.checks[..]);
+        let bound = |prefix: &str| {
+            checks
+                .iter()
+                .find(|c| c.name.starts_with(prefix))
+                .map(|c| c.bound)
+        };
+        Bounds {
+            exact_min: bound("lookups.closest_success >=").map(|b| b * 100.0),
+            p99_max: bound("lookups.latency_ms.p99 <="),
+        }
+    }
+}
+
+fn plot<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    rows: &[Row],
+    bounds: Bounds,
+) -> Result<(), String> {
     let e = |x: DrawingAreaErrorKind<DB::ErrorType>| format!("{x:?}");
     root.fill(&WHITE).map_err(e)?;
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
@@ -461,10 +493,17 @@ fn plot<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, rows: &[Row]) -> Resu
     if rows.is_empty() {
         (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 100.0);
     }
+    // The targets stay in view.
+    if let Some(b) = bounds.p99_max {
+        (x0, x1) = (x0.min(b), x1.max(b));
+    }
+    if let Some(b) = bounds.exact_min {
+        (y0, y1) = (y0.min(b), y1.max(b));
+    }
     let (dx, dy) = (((x1 - x0) * 0.15).max(50.0), ((y1 - y0) * 0.15).max(0.5));
     let mut chart = ChartBuilder::on(root)
         .caption(
-            "Exactness against p99 (red: no other row beats it; #: row of sweep.md)",
+            "Exactness against p99 (red: no other row beats it; #: row of sweep.md; dashed: targets)",
             (crate::output::FONT, 20),
         )
         .margin(15)
@@ -480,6 +519,28 @@ fn plot<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, rows: &[Row]) -> Resu
         .label_style((crate::output::FONT, 14))
         .draw()
         .map_err(e)?;
+    let (xr, yr) = ((x0 - dx).max(0.0)..x1 + dx, (y0 - dy)..(y1 + dy).min(100.2));
+    let target = ShapeStyle::from(&BLACK.mix(0.6)).stroke_width(1);
+    if let Some(b) = bounds.p99_max {
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(b, yr.start), (b, yr.end)],
+                6,
+                4,
+                target,
+            ))
+            .map_err(e)?;
+    }
+    if let Some(b) = bounds.exact_min {
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(xr.start, b), (xr.end, b)],
+                6,
+                4,
+                target,
+            ))
+            .map_err(e)?;
+    }
     for (i, r) in rows.iter().enumerate() {
         let (x, y) = (r.p99_ms, r.exact * 100.0);
         let color = if r.pareto { RED } else { BLUE };
@@ -636,6 +697,31 @@ mod tests {
         assert_eq!(json["rows"].as_array().map(Vec::len), Some(4));
         assert_eq!(json["runs"][1]["seed"], 2);
         assert_eq!(json["runs"][0]["dir"], "000_t=1,seed=1");
+    }
+
+    #[test]
+    fn the_targets_come_from_the_checks() {
+        let mut r = run("t=1", 1, 0.96, 500.0, 2000.0, false);
+        assert_eq!(Bounds::of(std::slice::from_ref(&r)), Bounds::default());
+        for (name, bound) in [
+            ("lookups.closest_success >= 0.995", 0.995),
+            ("lookups.latency_ms.p50 <= 300", 300.0),
+            ("lookups.latency_ms.p99 <= 1500", 1500.0),
+        ] {
+            r.report.checks.push(Check {
+                name: name.into(),
+                value: 0.0,
+                bound,
+                passed: false,
+            });
+        }
+        let b = Bounds::of(&[r]);
+        assert!(
+            b.exact_min.is_some_and(|v| (v - 99.5).abs() < 1e-9),
+            "{b:?}"
+        );
+        assert_eq!(b.p99_max, Some(1500.0));
+        assert_eq!(Bounds::of(&[]), Bounds::default());
     }
 
     #[test]
