@@ -1964,13 +1964,14 @@ mod tests {
         }
     }
 
-    /// Requests a lookup sends after the closest of its first α answered: a user's lookup asks
-    /// the rest of the k closest at once, an internal one (refresh) one more.
+    /// Requests a lookup sends after the closest of its first α (4 here) answered: a user's
+    /// lookup asks the rest of the k closest at once, an internal one (refresh) one more.
     fn sent_after_first_answer(internal: bool) -> usize {
         #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
         let now = Instant::now();
         let config = Config {
             id: Some(NodeId([0xff; 20])),
+            lookup_parallelism: 4,
             ..Config::default()
         };
         let mut n = Node::new(config, now);
