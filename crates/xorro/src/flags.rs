@@ -335,7 +335,7 @@ pub struct SimArgs {
     pub print_scenario: bool,
     /// Sweep: run the scenario once for each value of a field (NAME=V1,V2,...); repeat the
     /// flag for more fields (every combination runs). Each run gets a directory in --out,
-    /// and OUT/sweep.md, sweep.json and sweep.svg/png compare them. A run whose [expect]
+    /// and OUT/sweep.md, sweep.json and sweep.svg/png compare them. A run whose expect
     /// checks fail does not fail the sweep (the table counts the checks); one that cannot
     /// finish does (exit 1, after the others).
     #[arg(long, value_name = "NAME=V1,V2,...")]
