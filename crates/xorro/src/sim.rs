@@ -172,11 +172,24 @@ fn sweep(a: &SimArgs, base: &Scenario) -> anyhow::Result<()> {
             && let Some(p) = pending.pop_front()
         {
             let dir = a.out.join(p.dir_name());
-            running.push((spawn_point(&exe, a, p, &dir)?, p, Instant::now()));
+            match spawn_point(&exe, a, p, &dir) {
+                Ok(child) => running.push((child, p, Instant::now())),
+                Err(e) => {
+                    stop_all(&mut running);
+                    return Err(e);
+                }
+            }
         }
         let mut i = 0;
         while i < running.len() {
-            let Some(status) = running[i].0.try_wait().context("waiting for a sweep run")? else {
+            let status = match running[i].0.try_wait() {
+                Ok(status) => status,
+                Err(e) => {
+                    stop_all(&mut running);
+                    return Err(anyhow::Error::new(e).context("waiting for a sweep run"));
+                }
+            };
+            let Some(status) = status else {
                 i += 1;
                 continue;
             };
@@ -262,6 +275,15 @@ fn usage(message: &str, hint: &str) -> anyhow::Error {
         hint: Some(hint.to_owned()),
     }
     .into()
+}
+
+/// Ends the runs still going when the sweep cannot go on, so none is left behind writing.
+fn stop_all(running: &mut Vec<(Child, &Point, Instant)>) {
+    for (child, _, _) in running.iter_mut() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    running.clear();
 }
 
 /// Runs of a sweep at once: as asked, else one a core; never more than the available memory

@@ -952,4 +952,16 @@ fn sim_sweep_bad_input_is_a_one_line_error_before_anything_runs() {
         assert!(out.stdout.is_empty(), "nothing ran: {}", text(&out.stdout));
         assert!(!out_dir.exists(), "{extra:?}: nothing written");
     }
+    // A point whose directory cannot be made stops the sweep with that reason.
+    std::fs::create_dir_all(&out_dir).unwrap();
+    std::fs::write(out_dir.join("000_nodes=100"), "mine").unwrap();
+    let out = run(&["sim", "--quiet", "--out", out, "--sweep", "nodes=100,120"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with("error: creating "), "{stderr}");
+    assert!(stderr.contains("000_nodes=100"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("000_nodes=100")).unwrap(),
+        "mine"
+    );
 }
