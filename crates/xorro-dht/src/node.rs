@@ -1387,7 +1387,11 @@ impl Node {
         kind: QueryKind<'_>,
         soft: Option<Duration>,
     ) -> bool {
-        if self.requests.len() >= self.config.requests_in_flight_max || !self.budget.try_take(now) {
+        let max = self
+            .config
+            .requests_in_flight_max
+            .min(crate::rpc::MAX_IN_FLIGHT);
+        if self.requests.len() >= max || !self.budget.try_take(now) {
             self.stats.drops.outgoing_budget += 1;
             self.retry_at(self.budget.next_available(now));
             return false;
@@ -1398,11 +1402,15 @@ impl Node {
             sent: now,
             purpose,
         };
-        let tid = self.requests.insert(
+        let Some(tid) = self.requests.insert(
             req,
             soft.map(|s| now + s),
             now + self.config.request_timeout,
-        );
+        ) else {
+            // Unreachable below `max`; counted as the budget would be.
+            self.stats.drops.outgoing_budget += 1;
+            return false;
+        };
         let version = self.config.version;
         let msg = Message {
             transaction_id: tid,
