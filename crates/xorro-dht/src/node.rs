@@ -288,6 +288,9 @@ pub struct Node {
     next_maintenance: Instant,
     /// Set when the outgoing budget stopped a lookup: drive lookups again then.
     budget_wakeup: Option<Instant>,
+    /// A lookup started before the node had any contact waits for the running bootstrap's
+    /// first answer (see [`Node::seed_waiting`]).
+    awaiting_contacts: bool,
     /// BEP 42: our address as reported by others: address → distinct reporters.
     ip_votes: BTreeMap<IpAddr, BTreeSet<IpAddr>>,
     pub(crate) external_ip: Option<IpAddr>,
@@ -429,6 +432,7 @@ impl Node {
             // The first tick comes soon: a joining node looks for its neighbours again then.
             next_maintenance: now + config.maintenance_interval.min(Duration::from_secs(1)),
             budget_wakeup: None,
+            awaiting_contacts: false,
             ip_votes: BTreeMap::new(),
             external_ip: None,
             rto: RttEstimator::default(),
@@ -772,6 +776,9 @@ impl Node {
         }
         if let Some(ip) = msg.requester_addr() {
             self.vote_external_ip(now, from.ip(), ip.ip());
+        }
+        if self.awaiting_contacts && !(self.table4.is_empty() && self.table6.is_empty()) {
+            self.seed_waiting(now);
         }
         match req.purpose {
             Purpose::Ping { command: Some(id) } => {
@@ -1176,25 +1183,7 @@ impl Node {
             return Err(StartError::TooManyLookups(self.config.lookups_max));
         }
         let id = self.next_command_id();
-        let mut legs = Vec::with_capacity(2);
-        let mut closest = Vec::with_capacity(self.config.lookup_candidates_max);
-        for family in [Family::V4, Family::V6] {
-            let table = self.routing_table(family);
-            if table.is_empty() && !matches!(kind, Kind::Bootstrap) {
-                continue;
-            }
-            let mut leg = Leg::new(family, target, self.config.lookup_candidates_max);
-            closest.clear();
-            table.closest(
-                &target,
-                self.config.lookup_candidates_max.min(32),
-                &mut closest,
-            );
-            for n in &closest {
-                leg.add(*n, 1, table_hint(table, n.addr));
-            }
-            legs.push(leg);
-        }
+        let legs = self.first_legs(&kind, target);
         if let Some(t) = Some(target).filter(|_| matches!(kind, Kind::Refresh)) {
             self.table4.mark_refreshed(&t, now);
             self.table6.mark_refreshed(&t, now);
@@ -1231,6 +1220,68 @@ impl Node {
             self.drive(id, now);
         }
         Ok(id)
+    }
+}
+
+impl Node {
+    /// A lookup's legs as it starts: for each address family whose table has contacts (or
+    /// every family, for a bootstrap), the contacts closest to `target`.
+    fn first_legs(&self, kind: &Kind, target: NodeId) -> Vec<Leg> {
+        let mut legs = Vec::with_capacity(2);
+        let mut closest = Vec::with_capacity(self.config.lookup_candidates_max);
+        for family in [Family::V4, Family::V6] {
+            let table = self.routing_table(family);
+            if table.is_empty() && !matches!(kind, Kind::Bootstrap) {
+                continue;
+            }
+            let mut leg = Leg::new(family, target, self.config.lookup_candidates_max);
+            closest.clear();
+            table.closest(
+                &target,
+                self.config.lookup_candidates_max.min(32),
+                &mut closest,
+            );
+            for n in &closest {
+                leg.add(*n, 1, table_hint(table, n.addr));
+            }
+            legs.push(leg);
+        }
+        legs
+    }
+
+    /// A bootstrap is still searching.
+    fn bootstrap_running(&self) -> bool {
+        self.lookups
+            .values()
+            .any(|l| matches!(l.kind, Kind::Bootstrap) && matches!(l.phase, Phase::Search))
+    }
+
+    /// Starts the lookups that waited for contacts, now that the routing tables have some or
+    /// the bootstrap ended (a lookup that still has none then fails as it would have at its
+    /// start). Its latency counts from when it was asked for.
+    fn seed_waiting(&mut self, now: Instant) {
+        self.awaiting_contacts = false;
+        let waiting: Vec<CommandId> = self
+            .lookups
+            .iter()
+            .filter(|(_, l)| {
+                l.legs.is_empty()
+                    && !matches!(l.kind, Kind::Bootstrap)
+                    && matches!(l.phase, Phase::Search)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            let Some((kind, target)) = self.lookups.get(&id).map(|l| (l.kind.clone(), l.target))
+            else {
+                continue;
+            };
+            let legs = self.first_legs(&kind, target);
+            if let Some(l) = self.lookups.get_mut(&id) {
+                l.legs = legs;
+            }
+            self.drive(id, now);
+        }
     }
 }
 
@@ -1347,7 +1398,12 @@ impl Node {
             Phase::Search => {
                 let done =
                     l.seeds_pending == 0 && l.legs.iter().all(|leg| leg.is_done(k, attempts));
-                if done {
+                let no_contacts = l.legs.is_empty() && !matches!(l.kind, Kind::Bootstrap);
+                if done && no_contacts && self.bootstrap_running() {
+                    // Started before the node knew anyone (a command right after start):
+                    // it waits for the bootstrap's first answer rather than failing.
+                    self.awaiting_contacts = true;
+                } else if done {
                     self.on_search_done(id, now);
                 }
             }
@@ -1782,6 +1838,9 @@ impl Node {
         if matches!(l.kind, Kind::Bootstrap) && l.stats.responses > 0 {
             self.refresh_buckets(now);
         }
+        if matches!(l.kind, Kind::Bootstrap) && self.awaiting_contacts {
+            self.seed_waiting(now);
+        }
         if l.internal {
             return;
         }
@@ -2043,6 +2102,115 @@ mod tests {
         }
         assert!(e.timeout().is_some_and(|t| t < Duration::from_millis(110)));
         assert_eq!(e.timeout().map(|t| t >= MIN_SOFT_TIMEOUT), Some(true));
+    }
+
+    /// Delivers every datagram each node has queued to the other, until both are quiet.
+    fn pump(a: &mut Node, a_addr: SocketAddr, b: &mut Node, b_addr: SocketAddr, now: Instant) {
+        let mut buf = Vec::new();
+        for _ in 0..100 {
+            let mut moved = false;
+            while let Some(to) = a.poll_transmit(&mut buf) {
+                if to == b_addr {
+                    b.handle_datagram(now, a_addr, &buf);
+                    moved = true;
+                }
+            }
+            while let Some(to) = b.poll_transmit(&mut buf) {
+                if to == a_addr {
+                    a.handle_datagram(now, b_addr, &buf);
+                    moved = true;
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// The outcome of command `id`, if it finished (other events are dropped).
+    fn finished(n: &mut Node, id: CommandId) -> Option<Outcome> {
+        std::iter::from_fn(|| n.poll_event()).find_map(|e| match e {
+            Event::CommandFinished { id: i, outcome, .. } if i == id => Some(outcome),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_lookup_started_while_bootstrapping_waits_for_contacts() {
+        #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
+        let now = Instant::now();
+        let seed_addr = SocketAddr::from(([10, 0, 0, 1], 6881));
+        let joiner_addr = SocketAddr::from(([10, 0, 0, 2], 6881));
+        let mut seed = Node::new(
+            Config {
+                rng_seed: 1,
+                ..Config::default()
+            },
+            now,
+        );
+        let mut joiner = Node::new(
+            Config {
+                rng_seed: 2,
+                ..Config::default()
+            },
+            now,
+        );
+        let target = NodeId([0x42; 20]);
+        // Before any bootstrap, an empty node's lookup fails at once, as before.
+        let early = joiner.start_find_node(target, now).expect("starts");
+        assert!(matches!(
+            finished(&mut joiner, early),
+            Some(Outcome::Failed(_))
+        ));
+        joiner.start_bootstrap(&[seed_addr], now).expect("starts");
+        let waiting = joiner.start_find_node(target, now).expect("starts");
+        assert!(
+            finished(&mut joiner, waiting).is_none(),
+            "it waits for the bootstrap"
+        );
+        let later = now + Duration::from_millis(30);
+        pump(&mut seed, seed_addr, &mut joiner, joiner_addr, later);
+        match finished(&mut joiner, waiting) {
+            Some(Outcome::Closest(nodes)) => {
+                assert_eq!(
+                    nodes.iter().map(|n| n.addr).collect::<Vec<_>>(),
+                    [seed_addr]
+                );
+            }
+            other => panic!("the waiting lookup asked the seed: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_waiting_lookup_fails_when_the_bootstrap_finds_nobody() {
+        #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
+        let now = Instant::now();
+        let mut n = Node::new(Config::default(), now);
+        n.start_bootstrap(&[SocketAddr::from(([10, 0, 0, 9], 6881))], now)
+            .expect("starts");
+        let waiting = n.start_find_node(NodeId([7; 20]), now).expect("starts");
+        assert!(finished(&mut n, waiting).is_none());
+        // The seed never answers: its requests time out, the bootstrap ends, and so does the
+        // waiting lookup, with the failure it would have had at its start.
+        let mut t = now;
+        let mut buf = Vec::new();
+        let mut outcome = None;
+        for _ in 0..1000 {
+            while n.poll_transmit(&mut buf).is_some() {}
+            if let Some(o) = finished(&mut n, waiting) {
+                outcome = Some(o);
+                break;
+            }
+            let Some(next) = n.poll_timeout() else { break };
+            t = next.max(t);
+            n.handle_timeout(t);
+        }
+        assert!(
+            matches!(outcome, Some(Outcome::Failed(_))),
+            "{outcome:?} after {:?}",
+            t - now
+        );
+        assert!(t - now < Duration::from_secs(30), "not the lookup timeout");
     }
 
     #[test]
