@@ -152,6 +152,7 @@ impl Requests {
             }
         };
         let place = &mut self.slots[usize::from(slot)];
+        let generation = place.generation;
         let soft = soft.filter(|s| *s < hard);
         let seq = self.next_seq;
         self.next_seq = seq.wrapping_add(1);
@@ -162,12 +163,20 @@ impl Requests {
             seq,
         });
         self.len += 1;
-        let tid = (u32::from(slot) << 16 | u32::from(place.generation)) ^ self.key;
+        let tid = self.tid(usize::from(slot), generation);
         if let Some(soft) = soft {
             add(&mut self.deadlines, (soft, seq, Deadline::Soft, tid));
         }
         add(&mut self.deadlines, (hard, seq, Deadline::Hard, tid));
         TransactionId::new(&tid.to_be_bytes())
+    }
+
+    /// The transaction id of a slot's request (see `slots`).
+    fn tid(&self, slot: usize, generation: u16) -> u32 {
+        // A slot number fits 16 bits (`insert` makes no more slots).
+        #[allow(clippy::cast_possible_truncation)]
+        let slot = slot as u32;
+        (slot << 16 | u32::from(generation)) ^ self.key
     }
 
     /// The slot a transaction id names, if its generation is the slot's.
@@ -210,9 +219,7 @@ impl Requests {
             let Some(flight) = place.f.filter(|fl| f(&fl.req)) else {
                 continue;
             };
-            // The slot number fits 16 bits (see `insert`).
-            #[allow(clippy::cast_possible_truncation)]
-            let tid = ((slot as u32) << 16 | u32::from(place.generation)) ^ self.key;
+            let tid = self.tid(slot, place.generation);
             self.release(slot);
             forget(&mut self.deadlines, tid, &flight);
         }
@@ -284,17 +291,22 @@ mod tests {
         Instant::now()
     }
 
+    /// A maintenance ping to `to`, sent at `now`.
+    fn ping(to: SocketAddr, now: Instant) -> Request {
+        Request {
+            to,
+            node_id: None,
+            sent: now,
+            purpose: Purpose::Ping { command: None },
+        }
+    }
+
     #[test]
     fn match_needs_tid_and_address() {
         let now = t0();
         let mut r = Requests::new(7);
         let to: SocketAddr = "10.0.0.1:1".parse().unwrap();
-        let req = Request {
-            to,
-            node_id: None,
-            sent: now,
-            purpose: Purpose::Ping { command: None },
-        };
+        let req = ping(to, now);
         let tid = r
             .insert(req, None, now + Duration::from_secs(1))
             .expect("room");
@@ -346,12 +358,7 @@ mod tests {
         let now = t0();
         let mut r = Requests::new(0x5eed_f00d);
         let to: SocketAddr = "10.0.0.1:1".parse().unwrap();
-        let req = Request {
-            to,
-            node_id: None,
-            sent: now,
-            purpose: Purpose::Ping { command: None },
-        };
+        let req = ping(to, now);
         let hard = now + Duration::from_secs(1);
         let keep = r.insert(req, None, hard).expect("room");
         let old = r.insert(req, None, hard).expect("room");
@@ -377,12 +384,7 @@ mod tests {
         let mut r = Requests::new(0xffff_0000);
         let hard = now + Duration::from_secs(1);
         for i in 1..=20u8 {
-            let req = Request {
-                to: SocketAddr::from(([10, 0, 0, i], 1)),
-                node_id: None,
-                sent: now,
-                purpose: Purpose::Ping { command: None },
-            };
+            let req = ping(SocketAddr::from(([10, 0, 0, i], 1)), now);
             r.insert(req, None, hard).expect("room");
         }
         let order: Vec<u8> = std::iter::from_fn(|| r.pop_due(hard))
@@ -403,12 +405,7 @@ mod tests {
         let now = t0();
         let mut r = Requests::new(0);
         let to: SocketAddr = "10.0.0.1:1".parse().unwrap();
-        let req = Request {
-            to,
-            node_id: None,
-            sent: now,
-            purpose: Purpose::Ping { command: None },
-        };
+        let req = ping(to, now);
         r.insert(
             req,
             Some(now + Duration::from_millis(100)),

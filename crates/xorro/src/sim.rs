@@ -76,22 +76,7 @@ pub fn run(a: &SimArgs) -> anyhow::Result<()> {
 
 /// The scenario of the file (or the defaults) with the overrides applied in order.
 fn scenario_of(a: &SimArgs) -> anyhow::Result<Scenario> {
-    // TOML's messages span lines; an error here is one line.
-    let usage = |e: ScenarioError| {
-        let hint = match e {
-            ScenarioError::Read(..) => "check the path given to --scenario",
-            _ => "see every field and its default with `xorro sim --print-scenario`",
-        };
-        Exit {
-            code: crate::error::Code::Usage,
-            message: e
-                .to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" "),
-            hint: Some(hint.to_owned()),
-        }
-    };
+    let usage = scenario_usage;
     let mut scenario = match &a.scenario {
         Some(path) => Scenario::from_file(path).map_err(|e| {
             anyhow::Error::new(usage(e)).context(format!("scenario {}", path.display()))
@@ -125,19 +110,10 @@ fn sweep(a: &SimArgs, base: &Scenario) -> anyhow::Result<()> {
     for p in &points {
         let mut s = base.clone();
         for o in p.overrides() {
-            s.apply(&o).map_err(|e| Exit {
-                code: crate::error::Code::Usage,
-                message: format!(
-                    "sweep point {}: {}",
-                    p.overrides().join(" "),
-                    e.to_string()
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ),
-                hint: Some(
-                    "see every field and its default with `xorro sim --print-scenario`".to_owned(),
-                ),
+            s.apply(&o).map_err(|e| {
+                let mut exit = scenario_usage(e);
+                exit.message = format!("sweep point {}: {}", p.overrides().join(" "), exit.message);
+                exit
             })?;
         }
         nodes_max = nodes_max.max(s.nodes);
@@ -371,6 +347,24 @@ fn shell_word(w: &str) -> String {
         w.to_owned()
     } else {
         format!("'{}'", w.replace('\'', r"'\''"))
+    }
+}
+
+/// A scenario that cannot be used, as a usage error (exit 2) of one line: TOML's messages
+/// span lines.
+fn scenario_usage(e: ScenarioError) -> Exit {
+    let hint = match e {
+        ScenarioError::Read(..) => "check the path given to --scenario",
+        _ => "see every field and its default with `xorro sim --print-scenario`",
+    };
+    Exit {
+        code: crate::error::Code::Usage,
+        message: e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+        hint: Some(hint.to_owned()),
     }
 }
 
