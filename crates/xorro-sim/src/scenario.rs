@@ -99,9 +99,11 @@ pub enum BuildMode {
     /// bucket (shared-prefix length with the node's id), random live nodes of that bucket's
     /// id range (`restore_contacts_per_bucket`, at most the bucket's size). The nodes start
     /// at random instants over `wave_spread_ms`; their contacts start questionable, as
-    /// restored contacts do; the network then settles through the real protocol for
-    /// `settle_s` (maintenance pings the contacts and refreshes the buckets). The workload runs through the real
-    /// codec and engine as in the other mode. Not a protocol shortcut in the engine, but not
+    /// restored contacts do, and each node does what the daemon does with a saved table: it
+    /// pings every contact and bootstraps from the table (a lookup of its own id). The
+    /// network then settles through the real protocol for `settle_s` (maintenance refreshes
+    /// the buckets). The workload runs through the real codec and engine as in the other
+    /// mode. Not a protocol shortcut in the engine, but not
     /// a test of joining either: bootstrap latencies are not measured in this mode.
     Restore,
 }

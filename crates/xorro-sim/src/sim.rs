@@ -985,7 +985,11 @@ impl Simulation {
             rtt: None,
         })
         .collect();
-        let node = Box::new(Node::restore(self.node_config(i), *snapshot, now));
+        let mut node = Box::new(Node::restore(self.node_config(i), *snapshot, now));
+        // What the daemon does with a saved table (xorro-node's driver): ping every contact,
+        // then bootstrap from the table alone.
+        node.ping_contacts(now);
+        let _ = node.start_bootstrap(&[], now);
         let h = &mut self.hosts[i as usize];
         h.node = Some(node);
         h.online_since = self.now;

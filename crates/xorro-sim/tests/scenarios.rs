@@ -244,9 +244,11 @@ fn lookup_misses_are_each_classified_once_and_time_is_accounted() {
 fn restore_build_is_deterministic_and_lookups_succeed() {
     let mut s = ci_scenario(42);
     s.build.mode = xorro_sim::BuildMode::Restore;
-    // Measured 89.3 % exact at 600 nodes (debug builds; the protocol build gets ~94 %
-    // there) and 95.25 % at 10^4 (95.80 % with the protocol build): a guard, not a target.
-    s.expect.lookup_success_min = Some(0.85);
+    // Seed 42 measured 93.3 % exact at 600 nodes (debug builds) and 96.2 % at 3,000
+    // (release) once the nodes ping their contacts and bootstrap from their tables as the
+    // daemon does; 86.7 % and 89.4 % before, when they waited for maintenance to ping them.
+    // A guard, not a target.
+    s.expect.lookup_success_min = Some(0.90);
     let a = xorro_sim::run(&s);
     assert_passed(&a);
     assert!(
