@@ -124,6 +124,12 @@ pub struct Config {
 
     /// How often stale (questionable) contacts are pinged and buckets refreshed.
     pub maintenance_interval: Duration,
+    /// A node whose routing tables hold no usable contact (none, or only bad ones) sends
+    /// the addresses of its last bootstrap ([`Node::start_bootstrap`](crate::Node::start_bootstrap))
+    /// a bootstrap again once this long has passed since the last one (30 s, libtorrent's
+    /// `need_bootstrap`), checked at maintenance: a node started while its network was
+    /// unreachable, or cut off from it since, joins once it is back. Zero: never.
+    pub rebootstrap_interval: Duration,
     /// Our client version, sent as `v` in every message.
     pub version: Option<[u8; 4]>,
 }
@@ -158,6 +164,7 @@ impl Default for Config {
             sample_infohashes_max: 20,
             sample_infohashes_interval: Duration::from_secs(6 * 3600),
             maintenance_interval: Duration::from_secs(15),
+            rebootstrap_interval: Duration::from_secs(30),
             version: Some(VERSION),
         }
     }

@@ -196,6 +196,9 @@ pub struct Stats {
     pub lookups_started: u64,
     /// Lookups finished.
     pub lookups_finished: u64,
+    /// Bootstraps started again because the routing tables held no usable contact
+    /// ([`Config::rebootstrap_interval`](crate::Config::rebootstrap_interval)).
+    pub rebootstraps: u64,
 }
 
 /// Queries answered, by method.

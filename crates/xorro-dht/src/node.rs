@@ -291,6 +291,11 @@ pub struct Node {
     /// A lookup started before the node had any contact waits for the running bootstrap's
     /// first answer (see [`Node::seed_waiting`]).
     awaiting_contacts: bool,
+    /// The addresses of the last bootstrap given some, asked again while the tables hold
+    /// no usable contact (see [`Config::rebootstrap_interval`]).
+    seeds: Box<[SocketAddr]>,
+    /// When the last bootstrap started.
+    last_bootstrap: Option<Instant>,
     /// BEP 42: our address as reported by others: address → distinct reporters.
     ip_votes: BTreeMap<IpAddr, BTreeSet<IpAddr>>,
     pub(crate) external_ip: Option<IpAddr>,
@@ -433,6 +438,8 @@ impl Node {
             next_maintenance: now + config.maintenance_interval.min(Duration::from_secs(1)),
             budget_wakeup: None,
             awaiting_contacts: false,
+            seeds: Box::default(),
+            last_bootstrap: None,
             ip_votes: BTreeMap::new(),
             external_ip: None,
             rto: RttEstimator::default(),
@@ -716,10 +723,11 @@ impl Node {
         }
     }
 
-    /// Pings stale contacts, refreshes idle buckets and forgets the rate limiter's sources
-    /// whose buckets are full again.
+    /// Bootstraps again when alone, pings stale contacts, refreshes idle buckets and forgets
+    /// the rate limiter's sources whose buckets are full again.
     fn maintain(&mut self, now: Instant) {
         self.limiter.forget_refilled(now);
+        self.rebootstrap_if_alone(now);
         for family in [Family::V4, Family::V6] {
             if self.routing_table(family).is_empty() {
                 continue;
@@ -1007,22 +1015,70 @@ impl Node {
     /// Joins the network through `addrs` (their ids need not be known), then looks up our own
     /// id. With no addresses and an empty table the node is the first of its network: the
     /// command finishes at once with no contacts, and the node serves whoever joins it.
+    ///
+    /// The addresses are kept: while the routing tables hold no usable contact, maintenance
+    /// asks them again every [`Config::rebootstrap_interval`].
     pub fn start_bootstrap(
         &mut self,
         addrs: &[SocketAddr],
         now: Instant,
     ) -> Result<CommandId, StartError> {
-        let id = self.start_lookup(Kind::Bootstrap, self.id, now, false)?;
+        let addrs: Box<[SocketAddr]> = addrs
+            .iter()
+            .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()))
+            .collect();
+        let id = self.bootstrap(&addrs, now, false)?;
+        if !addrs.is_empty() {
+            self.seeds = addrs;
+        }
+        Ok(id)
+    }
+
+    /// Starts a bootstrap through `addrs` (canonical) and the tables.
+    fn bootstrap(
+        &mut self,
+        addrs: &[SocketAddr],
+        now: Instant,
+        internal: bool,
+    ) -> Result<CommandId, StartError> {
+        let id = self.start_lookup(Kind::Bootstrap, self.id, now, internal)?;
+        self.last_bootstrap = Some(now);
         let retries = usize::from(self.config.lookup_attempts.max(1) - 1);
         if let Some(l) = self.lookups.get_mut(&id) {
             l.seed_retries = addrs.len().saturating_mul(retries);
         }
-        for addr in addrs {
-            let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+        for &addr in addrs {
             self.send_seed_query(now, id, addr, self.id);
         }
         self.drive(id, now);
         Ok(id)
+    }
+
+    /// libtorrent's `need_bootstrap`: with no usable contact in either table (none, or only
+    /// bad ones), no bootstrap running and [`Config::rebootstrap_interval`] passed since the
+    /// last one, asks the last bootstrap's addresses again.
+    fn rebootstrap_if_alone(&mut self, now: Instant) {
+        let interval = self.config.rebootstrap_interval;
+        if interval.is_zero()
+            || self.seeds.is_empty()
+            || self
+                .last_bootstrap
+                .is_some_and(|t| now.saturating_duration_since(t) < interval)
+            || self.table4.has_usable()
+            || self.table6.has_usable()
+            || self.bootstrap_running()
+        {
+            return;
+        }
+        let seeds = std::mem::take(&mut self.seeds);
+        if self.bootstrap(&seeds, now, true).is_ok() {
+            self.stats.rebootstraps += 1;
+            tracing::info!(
+                seeds = seeds.len(),
+                "no usable contact: bootstrapping again"
+            );
+        }
+        self.seeds = seeds;
     }
 
     /// Sends a bootstrap's find_node to a seed address whose id we do not know.
@@ -2211,6 +2267,156 @@ mod tests {
             t - now
         );
         assert!(t - now < Duration::from_secs(30), "not the lookup timeout");
+    }
+
+    /// Runs `n`'s timers up to `until`, with the seed at `seed_addr` unreachable or (with
+    /// `seed`) answering; returns the instants at which datagrams went to the seed.
+    fn run_with_seed(
+        n: &mut Node,
+        n_addr: SocketAddr,
+        mut seed: Option<&mut Node>,
+        seed_addr: SocketAddr,
+        from: Instant,
+        until: Instant,
+    ) -> Vec<Instant> {
+        let mut t = from;
+        let mut buf = Vec::new();
+        let mut sent = Vec::new();
+        while t < until {
+            match seed.as_deref_mut() {
+                Some(s) => {
+                    if n.transmits.iter().any(|x| x.to == seed_addr) {
+                        sent.push(t);
+                    }
+                    pump(s, seed_addr, n, n_addr, t);
+                    s.handle_timeout(t);
+                }
+                None => {
+                    while let Some(to) = n.poll_transmit(&mut buf) {
+                        if to == seed_addr {
+                            sent.push(t);
+                        }
+                    }
+                }
+            }
+            while n.poll_event().is_some() {}
+            let Some(next) = n.poll_timeout() else { break };
+            t = next.max(t).min(until);
+            n.handle_timeout(t);
+        }
+        sent
+    }
+
+    #[test]
+    fn a_lone_node_bootstraps_again_from_its_seeds() {
+        #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
+        let now = Instant::now();
+        let secs = |s: u64| now + Duration::from_secs(s);
+        let seed_addr = SocketAddr::from(([10, 0, 0, 1], 6881));
+        let joiner_addr = SocketAddr::from(([10, 0, 0, 2], 6881));
+        let mut joiner = Node::new(
+            Config {
+                rng_seed: 2,
+                ..Config::default()
+            },
+            now,
+        );
+        let first = joiner.start_bootstrap(&[seed_addr], now).expect("starts");
+        // The seed is unreachable for 100 s: the bootstrap fails, and the seed is asked
+        // again, at least 30 s after each bootstrap started.
+        let sent = run_with_seed(&mut joiner, joiner_addr, None, seed_addr, now, secs(100));
+        assert!(!joiner.lookups.contains_key(&first), "the first one ended");
+        // A bootstrap's queries (first and retried) go out within seconds; a new bootstrap
+        // starts at least 30 s after the one before.
+        let starts: Vec<Instant> = sent
+            .iter()
+            .enumerate()
+            .filter(|&(i, t)| i == 0 || *t - sent[i - 1] >= Duration::from_secs(10))
+            .map(|(_, t)| *t)
+            .collect();
+        assert!(starts.len() >= 3, "asked at {sent:?}");
+        assert!(
+            starts
+                .windows(2)
+                .all(|p| p[1] - p[0] >= Duration::from_secs(30)),
+            "asked at {sent:?}"
+        );
+        assert_eq!(
+            joiner.stats().rebootstraps,
+            u64::try_from(starts.len() - 1).expect("small")
+        );
+        // The seed comes up: the next bootstrap reaches it, and once the joiner has a
+        // contact it stops asking.
+        let mut seed = Node::new(
+            Config {
+                rng_seed: 1,
+                ..Config::default()
+            },
+            now,
+        );
+        run_with_seed(
+            &mut joiner,
+            joiner_addr,
+            Some(&mut seed),
+            seed_addr,
+            secs(100),
+            secs(150),
+        );
+        assert_eq!(joiner.routing_table(Family::V4).len(), 1);
+        let joined = joiner.stats().rebootstraps;
+        run_with_seed(
+            &mut joiner,
+            joiner_addr,
+            Some(&mut seed),
+            seed_addr,
+            secs(150),
+            secs(400),
+        );
+        assert_eq!(joiner.stats().rebootstraps, joined, "not alone any more");
+        assert_eq!(joiner.routing_table(Family::V4).len(), 1);
+    }
+
+    #[test]
+    fn no_second_bootstrap_when_switched_off_or_without_seeds() {
+        #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
+        let now = Instant::now();
+        let seed_addr = SocketAddr::from(([10, 0, 0, 1], 6881));
+        let addr = SocketAddr::from(([10, 0, 0, 2], 6881));
+        let mut off = Node::new(
+            Config {
+                rebootstrap_interval: Duration::ZERO,
+                ..Config::default()
+            },
+            now,
+        );
+        off.start_bootstrap(&[seed_addr], now).expect("starts");
+        let sent = run_with_seed(
+            &mut off,
+            addr,
+            None,
+            seed_addr,
+            now,
+            now + Duration::from_secs(600),
+        );
+        assert!(
+            sent.iter().all(|t| *t - now < Duration::from_secs(10)),
+            "{sent:?}"
+        );
+        assert_eq!(off.stats().rebootstraps, 0);
+        // The first node of a network has no seed to ask again.
+        let mut first = Node::new(Config::default(), now);
+        first.start_bootstrap(&[], now).expect("starts");
+        let sent = run_with_seed(
+            &mut first,
+            addr,
+            None,
+            seed_addr,
+            now,
+            now + Duration::from_secs(600),
+        );
+        assert!(sent.is_empty());
+        assert_eq!(first.stats().rebootstraps, 0);
+        assert_eq!(first.stats().datagrams_out, 0);
     }
 
     #[test]

@@ -1155,6 +1155,15 @@ impl RoutingTable {
         }
     }
 
+    /// Whether a member is not bad (a lookup or an answer has someone to name).
+    pub fn has_usable(&self) -> bool {
+        let limit = self.fail_limit();
+        self.buckets
+            .iter()
+            .flat_map(|b| &b.nodes)
+            .any(|e| e.failures < limit)
+    }
+
     /// For every bucket with no answer from its members and no lookup into it for
     /// `bucket_refresh_interval`, a random id in its range to look up; the bucket counts as
     /// refreshed from `now`. Farthest bucket first.

@@ -191,3 +191,57 @@ async fn socket_errors_are_counted_and_harmless() {
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_before_its_bootstrap_node_joins_once_it_is_up() {
+    // The bootstrap node's address is taken by a socket that never answers.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let boot = silent.local_addr().unwrap();
+    let config = xorro_dht::Config {
+        maintenance_interval: Duration::from_millis(200),
+        rebootstrap_interval: Duration::from_secs(1),
+        ..xorro_dht::Config::default()
+    };
+    let lone = Dht::builder()
+        .bind(["127.0.0.1:0".parse().unwrap()])
+        .public_bootstrap(false)
+        .bootstrap([boot.to_string()])
+        .config(config)
+        .start()
+        .await
+        .unwrap();
+    // Its bootstrap finds nobody (the seed query's retries included) …
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while lone.status().await.unwrap().stats.rebootstraps == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never tried again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(lone.status().await.unwrap().table_v4, 0);
+    // … then the bootstrap node comes up on that address, and the next try reaches it.
+    drop(silent);
+    let seed = Dht::builder()
+        .bind([boot])
+        .public_bootstrap(false)
+        .bootstrap(Vec::<String>::new())
+        .start()
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while lone.status().await.unwrap().table_v4 == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never joined");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let contacts = lone.routing_table().await.unwrap();
+    assert_eq!(contacts[0].node.id, seed.status().await.unwrap().id);
+    let lone_id = lone.status().await.unwrap().id;
+    assert!(
+        seed.routing_table()
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.node.id == lone_id),
+        "the seed knows the joiner"
+    );
+    lone.shutdown().await.unwrap();
+    seed.shutdown().await.unwrap();
+}

@@ -537,6 +537,8 @@ pub struct EngineCounters {
     pub drop_malformed: u64,
     /// Events dropped (queue full).
     pub drop_events: u64,
+    /// Bootstraps started again by nodes left with no usable contact.
+    pub rebootstraps: u64,
 }
 
 /// One check of [`crate::Expectations`].
@@ -713,6 +715,7 @@ impl Report {
                 drop_unexpected_response: e.drops.unexpected_response,
                 drop_malformed: e.drops.malformed,
                 drop_events: e.drops.events,
+                rebootstraps: e.rebootstraps,
             },
             lookups,
             announces: StoreSummary::of(recs, OpKind::Announce),

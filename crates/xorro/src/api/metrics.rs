@@ -149,6 +149,12 @@ impl Collector for StatusCollector {
             "Lookups finished.",
             st.lookups_finished,
         )?;
+        counter(
+            &mut enc,
+            "rebootstraps",
+            "Bootstraps started again because the routing tables held no usable contact.",
+            st.rebootstraps,
+        )?;
         gauge(
             &mut enc,
             "lookups_running",

@@ -662,6 +662,7 @@ mod tests {
             "xorro_socket_errors_total{kind=\"send_failed\"} ",
             "xorro_timeouts_total ",
             "xorro_lookups_started_total ",
+            "xorro_rebootstraps_total ",
             "xorro_lookup_duration_seconds_bucket{le=\"+Inf\"} ",
             "xorro_lookup_duration_seconds_count ",
             "xorro_routing_table_contacts{family=\"ipv4\"} ",

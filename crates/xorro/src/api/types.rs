@@ -122,6 +122,8 @@ pub struct Counters {
     pub lookups_started: u64,
     /// Lookups finished.
     pub lookups_finished: u64,
+    /// Bootstraps started again because the routing tables held no usable contact.
+    pub rebootstraps: u64,
 }
 
 impl From<&Stats> for Counters {
@@ -139,6 +141,7 @@ impl From<&Stats> for Counters {
             drops: map(&drop_counts(&s.drops)),
             lookups_started: s.lookups_started,
             lookups_finished: s.lookups_finished,
+            rebootstraps: s.rebootstraps,
         }
     }
 }
