@@ -80,6 +80,8 @@ pub struct Cluster {
     nodes: Vec<Node>,
     addrs: Vec<SocketAddr>,
     alive: Vec<bool>,
+    /// Extra one-way delay of every datagram from or to each node (a slow access link).
+    access: Vec<Duration>,
     by_addr: HashMap<SocketAddr, usize>,
     /// (time, [`Due::tie`], sequence, item), earliest first.
     queue: BinaryHeap<Reverse<(Instant, u64, u64, Due)>>,
@@ -114,6 +116,7 @@ impl Cluster {
             nodes: Vec::new(),
             addrs: Vec::new(),
             alive: Vec::new(),
+            access: Vec::new(),
             by_addr: HashMap::new(),
             queue: BinaryHeap::new(),
             events: Vec::new(),
@@ -181,10 +184,17 @@ impl Cluster {
         self.nodes.push(Node::new(config, self.now));
         self.addrs.push(addr);
         self.alive.push(true);
+        self.access.push(Duration::ZERO);
         self.by_addr.insert(addr, i);
         self.events.push(Vec::new());
         self.flush(i);
         i
+    }
+
+    /// Gives node `i` a slow access link: `delay` more on every datagram it sends or
+    /// receives (so `2 × delay` more on each of its round trips).
+    pub fn set_access_delay(&mut self, i: usize, delay: Duration) {
+        self.access[i] = delay;
     }
 
     /// Runs a command on node `i` and sends what it produced.
@@ -270,7 +280,7 @@ impl Cluster {
             } else {
                 self.link.jitter.mul_f64(self.rng.r#gen::<f64>())
             };
-            let at = self.now + self.link.delay + jitter;
+            let at = self.now + self.link.delay + jitter + self.access[i] + self.access[j];
             let bytes = self.buf.clone();
             self.push(at, Due::Datagram { to: j, from, bytes });
         }

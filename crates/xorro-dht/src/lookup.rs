@@ -59,6 +59,8 @@ pub(crate) struct Candidate {
     pub attempts: u8,
     /// Of those, requests still waiting for an answer or their hard timeout.
     pub pending: u8,
+    /// Named by one of its near neighbours (see `Config::lookup_vouched_wait`).
+    pub vouched: bool,
 }
 
 impl Candidate {
@@ -103,7 +105,16 @@ impl Leg {
 
     /// Adds a node if it is new, of this family, and close enough to be kept.
     pub fn add(&mut self, node: NodeInfo, hop: u32, hint: Hint) {
-        if Family::of(&node.addr) != self.family || self.position(&node.addr).is_some() {
+        self.add_vouched(node, hop, hint, false);
+    }
+
+    /// [`add`](Self::add), and marks the candidate vouched for when `vouched`.
+    pub fn add_vouched(&mut self, node: NodeInfo, hop: u32, hint: Hint, vouched: bool) {
+        if Family::of(&node.addr) != self.family {
+            return;
+        }
+        if let Some(i) = self.position(&node.addr) {
+            self.candidates[i].vouched |= vouched;
             return;
         }
         let distance = node.id.distance(&self.target);
@@ -123,6 +134,7 @@ impl Leg {
                 token: None,
                 attempts: 0,
                 pending: 0,
+                vouched,
             },
         );
         if self.candidates.len() > self.max {
@@ -360,6 +372,24 @@ mod tests {
         let mut id = [0u8; 20];
         id[0] = i;
         NodeInfo::new(NodeId(id), SocketAddr::from(([10, 0, 0, i], 1000)))
+    }
+
+    #[test]
+    fn a_candidate_stays_vouched_for_once_a_near_neighbour_named_it() {
+        let mut leg = Leg::new(Family::V4, NodeId::ZERO, 16);
+        leg.add(node(1), 1, Hint::default());
+        leg.add_vouched(node(2), 2, Hint::default(), true);
+        let vouched = |leg: &mut Leg, i: u8| leg.get_mut(&node(i).addr).map(|c| c.vouched);
+        assert_eq!(vouched(&mut leg, 1), Some(false));
+        assert_eq!(vouched(&mut leg, 2), Some(true));
+        // A later referral by a near neighbour counts; a later one by anyone else takes
+        // nothing away.
+        leg.add_vouched(node(1), 3, Hint::default(), true);
+        leg.add_vouched(node(2), 3, Hint::default(), false);
+        leg.add(node(2), 1, Hint::default());
+        assert_eq!(vouched(&mut leg, 1), Some(true));
+        assert_eq!(vouched(&mut leg, 2), Some(true));
+        assert_eq!(leg.candidates.len(), 2, "no candidate twice");
     }
 
     #[test]

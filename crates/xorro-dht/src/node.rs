@@ -1415,13 +1415,18 @@ impl Node {
             let by_rtt = rtt_choice.filter(|_| !l.internal);
             for (i, leg) in l.legs.iter_mut().enumerate() {
                 if let Some(c) = leg.next_to_query(alpha, k, attempts, burst_after, by_rtt) {
-                    next = Some((i, c.node, c.rtt));
+                    next = Some((i, c.node, c.rtt, c.vouched && c.attempts >= attempts));
                     break;
                 }
             }
-            let Some((leg, node, rtt)) = next else { break };
+            let Some((leg, node, rtt, wait_longer)) = next else {
+                break;
+            };
             let query = search_query(l);
-            let soft_after = self.soft_timeout(rtt);
+            let mut soft_after = self.soft_timeout(rtt);
+            if wait_longer {
+                soft_after = soft_after.max(self.config.lookup_vouched_wait);
+            }
             let purpose = Purpose::Search {
                 lookup: id,
                 leg: leg as u8,
@@ -1586,13 +1591,25 @@ impl Node {
             .chain(r.nodes6.iter().flat_map(|n| n.iter()))
             .filter(|n| n.id != self.id && n.addr.port() != 0 && self.acceptable(n))
             .collect();
+        // A contact sharing this many leading bits with the referrer is in the referrer's
+        // near buckets (if its table is as deep as ours), which it pings once silent.
+        let near_bits = if self.config.lookup_vouched_wait.is_zero() {
+            usize::MAX
+        } else {
+            self.routing_table(Family::of(&from.addr))
+                .bucket_count()
+                .saturating_sub(self.config.routing.near_buckets)
+                .max(1)
+        };
         let Some(l) = self.lookups.get_mut(&id) else {
             return;
         };
         l.stats.rounds = l.stats.rounds.max(hop);
         for leg in &mut l.legs {
             for n in &acceptable {
-                leg.add(*n, hop + 1, Hint::default());
+                let shared =
+                    usize::try_from(n.id.distance(&from.id).leading_zeros()).unwrap_or(usize::MAX);
+                leg.add_vouched(*n, hop + 1, Hint::default(), shared >= near_bits);
             }
         }
         match &l.kind {

@@ -848,3 +848,41 @@ fn get_peers_lookup_scrapes_the_swarm() {
         "seed {seed}: peers in {s:?}"
     );
 }
+
+/// The target's closest node is alive but slow (a 600 ms access link: ~1.3 s round trips).
+/// A lookup gives it up after its second soft timeout (~0.6 s) unless
+/// `lookup_vouched_wait` lets the last attempt wait: the nodes that named it are its near
+/// neighbours, so it is waited for, and found.
+#[test]
+fn a_slow_node_named_by_its_neighbours_is_waited_for() {
+    for seed in [7, 8, 9] {
+        let mut found = Vec::new();
+        for wait in [Duration::ZERO, Duration::from_millis(1500)] {
+            let config = Config {
+                lookup_vouched_wait: wait,
+                ..Config::default()
+            };
+            let mut c = Cluster::new(seed, Link::default(), t0());
+            c.grow(40, &config);
+            c.run_for(Duration::from_secs(60));
+            let slow = 20;
+            c.set_access_delay(slow, Duration::from_millis(600));
+            let target = c.node(slow).id();
+            let asker = 3;
+            let id = c.with_node(asker, |n, now| n.start_find_node(target, now).unwrap());
+            let (out, stats) = c
+                .run_until_finished(asker, id, Duration::from_secs(60))
+                .unwrap_or_else(|| panic!("seed {seed}: the lookup never finished"));
+            let Outcome::Closest(nodes) = out else {
+                panic!("seed {seed}: {out:?}");
+            };
+            assert_eq!(nodes.len(), 8, "seed {seed}");
+            found.push((nodes.iter().any(|n| n.id == target), stats.duration));
+        }
+        let [(without, fast), (with, slow_wait)] = found[..] else {
+            unreachable!()
+        };
+        assert!(!without, "seed {seed}: found without waiting ({fast:?})");
+        assert!(with, "seed {seed}: not found with the wait ({slow_wait:?})");
+    }
+}

@@ -370,6 +370,11 @@ pub struct EngineConfig {
     /// `None` keeps the engine default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ping_failed_queriers: Option<bool>,
+    /// `lookup_vouched_wait` in ms (the least soft timeout of the last attempt to a
+    /// candidate named by one of its near neighbours; 0: off); `None` keeps the engine
+    /// default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lookup_vouched_wait_ms: Option<u64>,
 }
 
 impl EngineConfig {
@@ -423,6 +428,9 @@ impl EngineConfig {
         }
         if let Some(b) = self.ping_failed_queriers {
             c.routing.ping_failed_queriers = b;
+        }
+        if let Some(ms) = self.lookup_vouched_wait_ms {
+            c.lookup_vouched_wait = Duration::from_millis(ms);
         }
         c
     }
