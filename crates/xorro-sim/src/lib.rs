@@ -16,7 +16,9 @@
 //!   log-normal access delay, scaled so that the median RTT of random pairs is
 //!   `link.rtt_median_ms` (100 ms by default, p99 past 400 ms); 10 % jitter; independent
 //!   random loss; a fraction of nodes behind NAT (they receive only from addresses they sent
-//!   to in the last `nat_timeout_s`); timed partitions that cut a fraction of nodes off.
+//!   to in the last `nat_timeout_s`; with `nat_read_only` they run BEP 43 read-only, as
+//!   nodes that know they are unreachable); timed partitions that cut a fraction of nodes
+//!   off.
 //! * **Addresses**: node `i` is `20.0.0.0 + i`, port 6881: unique, public-looking IPv4
 //!   addresses, so the engine's one-node-per-IP rule, per-IP rate limiter and outgoing
 //!   budget all apply as on the internet.

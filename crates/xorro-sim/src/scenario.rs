@@ -178,6 +178,11 @@ pub struct LinkConfig {
     pub nat_fraction: f64,
     /// How long a NAT keeps a mapping open after the last packet out (seconds).
     pub nat_timeout_s: u64,
+    /// The nodes behind NAT run read-only (BEP 43, `xorro node --read-only`), as a node
+    /// that knows it cannot be reached should: the others then keep them out of their
+    /// tables and never wait for them. Written out only when set.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub nat_read_only: bool,
     /// Network partitions.
     pub partitions: Vec<PartitionConfig>,
 }
@@ -190,6 +195,7 @@ impl Default for LinkConfig {
             loss: 0.0,
             nat_fraction: 0.0,
             nat_timeout_s: 60,
+            nat_read_only: false,
             partitions: Vec::new(),
         }
     }

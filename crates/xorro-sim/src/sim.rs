@@ -380,6 +380,9 @@ impl Simulation {
         let h = &self.hosts[i as usize];
         let mut c = self.base_config.clone();
         c.rng_seed = mix(mix(self.sc.seed, u64::from(i) + 7), u64::from(h.session));
+        if h.flags & F_NAT != 0 && self.sc.link.nat_read_only {
+            c.read_only = true;
+        }
         if h.flags & F_SYBIL != 0
             && let Some(v) = self.eclipse_target
         {

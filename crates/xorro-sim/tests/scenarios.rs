@@ -273,3 +273,25 @@ fn restore_build_refuses_eclipse_sybils() {
     assert!(s.set("build.mode", "restore").is_ok());
     assert!(s.set("adversary.eclipse_sybils", "10").is_err());
 }
+
+#[test]
+fn nodes_behind_nat_can_run_read_only() {
+    let plain = xorro_sim::run(&ci_scenario(42));
+    let mut s = ci_scenario(42);
+    s.link.nat_read_only = true;
+    let ro = xorro_sim::run(&s);
+    assert_passed(&ro);
+    assert!(ro.scenario.to_toml().contains("nat_read_only = true"));
+    assert!(
+        !plain.scenario.to_toml().contains("nat_read_only"),
+        "left out when off"
+    );
+    // Read-only nodes stay out of the others' tables, so nobody waits for one it cannot
+    // reach: fewer requests time out.
+    assert!(
+        ro.engine.timeouts < plain.engine.timeouts,
+        "{} timeouts read-only, {} not",
+        ro.engine.timeouts,
+        plain.engine.timeouts
+    );
+}
