@@ -135,6 +135,13 @@ pub struct Config {
     /// BEP 51 `interval`: how long a requester should wait before sampling us again (0–6 h).
     pub sample_infohashes_interval: Duration,
 
+    /// A node that hears no query from a node it had not written to (within
+    /// [`reach::WINDOW`](crate::reach::WINDOW)) for this long after it started takes itself
+    /// for unreachable (behind NAT or a firewall) and acts read-only (BEP 43) for
+    /// [`reach::REPROBE`](crate::reach::REPROBE), then tries again; a query from such a
+    /// stranger, or from a loopback or private address, proves it reachable for good. Zero:
+    /// off (the default). See [`crate::reach`].
+    pub detect_unreachable: Duration,
     /// How often stale (questionable) contacts are pinged and buckets refreshed.
     pub maintenance_interval: Duration,
     /// A node whose routing tables hold no usable contact (none, or only bad ones) sends
@@ -177,6 +184,7 @@ impl Default for Config {
             bep42_enforce: false,
             sample_infohashes_max: 20,
             sample_infohashes_interval: Duration::from_secs(6 * 3600),
+            detect_unreachable: Duration::ZERO,
             maintenance_interval: Duration::from_secs(15),
             rebootstrap_interval: Duration::from_secs(30),
             version: Some(VERSION),

@@ -199,6 +199,9 @@ pub struct Stats {
     /// Bootstraps started again because the routing tables held no usable contact
     /// ([`Config::rebootstrap_interval`](crate::Config::rebootstrap_interval)).
     pub rebootstraps: u64,
+    /// Times the node took itself for unreachable and acted read-only
+    /// ([`Config::detect_unreachable`](crate::Config::detect_unreachable)).
+    pub unreachable_spells: u64,
 }
 
 /// Queries answered, by method.

@@ -37,6 +37,7 @@ pub mod event;
 mod lookup;
 mod node;
 pub mod ratelimit;
+pub mod reach;
 pub mod routing;
 mod rpc;
 mod server;

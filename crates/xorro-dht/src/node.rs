@@ -296,6 +296,8 @@ pub struct Node {
     seeds: Box<[SocketAddr]>,
     /// When the last bootstrap started.
     last_bootstrap: Option<Instant>,
+    /// Whether strangers reach us (see [`Config::detect_unreachable`]).
+    pub(crate) reach: crate::reach::Reach,
     /// BEP 42: our address as reported by others: address → distinct reporters.
     ip_votes: BTreeMap<IpAddr, BTreeSet<IpAddr>>,
     pub(crate) external_ip: Option<IpAddr>,
@@ -440,6 +442,10 @@ impl Node {
             awaiting_contacts: false,
             seeds: Box::default(),
             last_bootstrap: None,
+            reach: crate::reach::Reach::new(
+                now,
+                u64::from_le_bytes(secret[..8].try_into().unwrap_or_default()),
+            ),
             ip_votes: BTreeMap::new(),
             external_ip: None,
             rto: RttEstimator::default(),
@@ -526,6 +532,7 @@ impl Node {
                 + self.transmit_buf.capacity()
                 + self.events.capacity() * size_of::<Event>()
                 + self.reply_buffers.heap_bytes()
+                + self.reach.heap_bytes()
                 + votes,
         }
     }
@@ -602,8 +609,21 @@ impl Node {
         self.events.push_back(e);
     }
 
+    /// Read-only (BEP 43): set so, or taken for unreachable.
+    pub(crate) fn acts_read_only(&self) -> bool {
+        self.config.read_only || self.reach.acts_read_only()
+    }
+
+    /// What the node knows of its own reachability ([`Config::detect_unreachable`]).
+    pub fn reachability(&self) -> crate::reach::Reachability {
+        self.reach.state()
+    }
+
     /// Encodes `msg` and queues it for `to`. Returns false if it was not queued.
     pub(crate) fn send(&mut self, to: SocketAddr, msg: &Message<'_>) -> bool {
+        if !self.config.detect_unreachable.is_zero() {
+            self.reach.on_sent(to);
+        }
         if self.transmits.len() >= self.config.transmit_queue_max {
             self.stats.drops.transmit_queue_full += 1;
             return false;
@@ -634,7 +654,7 @@ impl Node {
             Ok(m) => m,
             Err(e) => {
                 match e.reply() {
-                    Some((tid, code)) if !self.config.read_only => {
+                    Some((tid, code)) if !self.acts_read_only() => {
                         self.send_error(from, tid, code, None)
                     }
                     _ => self.stats.drops.malformed += 1,
@@ -727,6 +747,15 @@ impl Node {
     /// the rate limiter's sources whose buckets are full again.
     fn maintain(&mut self, now: Instant) {
         self.limiter.forget_refilled(now);
+        let after = self.config.detect_unreachable;
+        if !after.is_zero()
+            && let Some(state) = self.reach.tick(now, after)
+        {
+            if matches!(state, crate::reach::Reachability::Unreachable { .. }) {
+                self.stats.unreachable_spells += 1;
+            }
+            tracing::info!(?state, "reachability");
+        }
         self.rebootstrap_if_alone(now);
         for family in [Family::V4, Family::V6] {
             if self.routing_table(family).is_empty() {
@@ -1533,7 +1562,7 @@ impl Node {
             transaction_id: tid,
             version: version.as_ref().map(|v| &v[..]),
             requester_ip: None,
-            read_only: self.config.read_only,
+            read_only: self.acts_read_only(),
             body: Body::Query(Query { id: self.id, kind }),
         };
         if !self.send(to, &msg) {
@@ -2434,6 +2463,92 @@ mod tests {
         assert!(sent.is_empty());
         assert_eq!(first.stats().rebootstraps, 0);
         assert_eq!(first.stats().datagrams_out, 0);
+    }
+
+    /// Whether the next datagram `n` sends says `ro = 1` (BEP 43); the datagrams are
+    /// dropped.
+    fn sends_read_only(n: &mut Node) -> Option<bool> {
+        let mut buf = Vec::new();
+        let mut ro = None;
+        while n.poll_transmit(&mut buf).is_some() {
+            if let Ok(m) = xorro_wire::decode(&buf)
+                && matches!(m.body, xorro_wire::Body::Query(_))
+            {
+                ro = Some(m.read_only);
+            }
+        }
+        ro
+    }
+
+    #[test]
+    fn a_node_no_stranger_queries_acts_read_only_until_one_does() {
+        #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
+        let now = Instant::now();
+        let secs = |s: u64| now + Duration::from_secs(s);
+        let a_addr = SocketAddr::from(([20, 0, 0, 1], 6881));
+        let b_addr = SocketAddr::from(([20, 0, 0, 2], 6881));
+        let c_addr = SocketAddr::from(([20, 0, 0, 3], 6881));
+        let mut a = Node::new(
+            Config {
+                rng_seed: 1,
+                detect_unreachable: Duration::from_secs(60),
+                ..Config::default()
+            },
+            now,
+        );
+        let mut b = Node::new(
+            Config {
+                rng_seed: 2,
+                ..Config::default()
+            },
+            now,
+        );
+        a.start_bootstrap(&[b_addr], now).expect("starts");
+        pump(&mut a, a_addr, &mut b, b_addr, now);
+        // B, which A wrote to, pings A: no proof.
+        b.start_ping(a_addr, secs(10));
+        pump(&mut a, a_addr, &mut b, b_addr, secs(10));
+        assert!(matches!(
+            a.reachability(),
+            crate::reach::Reachability::Learning { .. }
+        ));
+        a.handle_timeout(secs(70));
+        assert!(matches!(
+            a.reachability(),
+            crate::reach::Reachability::Unreachable { .. }
+        ));
+        assert_eq!(a.stats().unreachable_spells, 1);
+        // Read-only: its queries say so, and it answers none.
+        a.start_ping(b_addr, secs(71));
+        assert_eq!(sends_read_only(&mut a), Some(true));
+        let dropped = a.stats().drops.read_only;
+        b.start_ping(a_addr, secs(72));
+        pump(&mut a, a_addr, &mut b, b_addr, secs(72));
+        assert_eq!(a.stats().drops.read_only, dropped + 1);
+        // C, which A never wrote to, pings A: A is reachable, and answers it.
+        let mut c = Node::new(
+            Config {
+                rng_seed: 3,
+                ..Config::default()
+            },
+            now,
+        );
+        let ping = c.start_ping(a_addr, secs(80));
+        pump(&mut a, a_addr, &mut c, c_addr, secs(80));
+        assert_eq!(a.reachability(), crate::reach::Reachability::Reachable);
+        assert!(matches!(finished(&mut c, ping), Some(Outcome::Pong(_))));
+        a.start_ping(b_addr, secs(81));
+        assert_eq!(sends_read_only(&mut a), Some(false));
+        // Off (the default), the same silence changes nothing.
+        let mut off = Node::new(Config::default(), now);
+        off.start_bootstrap(&[b_addr], now).expect("starts");
+        off.handle_timeout(secs(7200));
+        assert!(matches!(
+            off.reachability(),
+            crate::reach::Reachability::Learning { .. }
+        ));
+        off.start_ping(b_addr, secs(7201));
+        assert_eq!(sends_read_only(&mut off), Some(false));
     }
 
     #[test]

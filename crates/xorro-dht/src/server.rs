@@ -41,7 +41,10 @@ impl Node {
         msg: &Message<'_>,
         q: &Query<'_>,
     ) {
-        if self.config.read_only {
+        if !self.config.detect_unreachable.is_zero() && self.reach.on_query(from) {
+            tracing::info!(%from, "queried by a node we had not written to: reachable");
+        }
+        if self.acts_read_only() {
             self.stats.drops.read_only += 1;
             return;
         }

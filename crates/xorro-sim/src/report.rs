@@ -539,6 +539,8 @@ pub struct EngineCounters {
     pub drop_events: u64,
     /// Bootstraps started again by nodes left with no usable contact.
     pub rebootstraps: u64,
+    /// Times a node took itself for unreachable and acted read-only.
+    pub unreachable_spells: u64,
 }
 
 /// One check of [`crate::Expectations`].
@@ -716,6 +718,7 @@ impl Report {
                 drop_malformed: e.drops.malformed,
                 drop_events: e.drops.events,
                 rebootstraps: e.rebootstraps,
+                unreachable_spells: e.unreachable_spells,
             },
             lookups,
             announces: StoreSummary::of(recs, OpKind::Announce),

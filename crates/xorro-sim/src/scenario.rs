@@ -381,6 +381,10 @@ pub struct EngineConfig {
     /// default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lookup_vouched_wait_ms: Option<u64>,
+    /// `detect_unreachable` in seconds (a node no stranger queried for this long acts
+    /// read-only; 0: off); `None` keeps the engine default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detect_unreachable_s: Option<u64>,
 }
 
 impl EngineConfig {
@@ -437,6 +441,9 @@ impl EngineConfig {
         }
         if let Some(ms) = self.lookup_vouched_wait_ms {
             c.lookup_vouched_wait = Duration::from_millis(ms);
+        }
+        if let Some(s) = self.detect_unreachable_s {
+            c.detect_unreachable = Duration::from_secs(s);
         }
         c
     }

@@ -295,3 +295,22 @@ fn nodes_behind_nat_can_run_read_only() {
         plain.engine.timeouts
     );
 }
+
+#[test]
+fn nodes_behind_nat_find_out_they_are_unreachable() {
+    let mut s = ci_scenario(42);
+    s.engine.detect_unreachable_s = Some(60);
+    let r = xorro_sim::run(&s);
+    assert_passed(&r);
+    // About one session in ten is behind NAT: each takes itself for unreachable once it
+    // has heard no stranger for a minute, and no reachable node does (measured: 64 spells
+    // for 642 sessions).
+    #[allow(clippy::cast_precision_loss)]
+    let behind = r.network.joins as f64 * s.link.nat_fraction;
+    #[allow(clippy::cast_precision_loss)]
+    let spells = r.engine.unreachable_spells as f64;
+    assert!(
+        (behind * 0.8..=behind * 1.2).contains(&spells),
+        "{spells} spells for ~{behind} nodes behind NAT"
+    );
+}
