@@ -609,8 +609,9 @@ impl Node {
         self.events.push_back(e);
     }
 
-    /// Read-only (BEP 43): set so, or taken for unreachable.
-    pub(crate) fn acts_read_only(&self) -> bool {
+    /// Read-only (BEP 43): set so, or taken for unreachable
+    /// ([`Config::detect_unreachable`]).
+    pub fn acts_read_only(&self) -> bool {
         self.config.read_only || self.reach.acts_read_only()
     }
 

@@ -141,6 +141,13 @@ impl DhtBuilder {
         self
     }
 
+    /// Act read-only (BEP 43) after this long without a query from a node we had not
+    /// written to: see [`Config::detect_unreachable`] (zero: off, the default).
+    pub fn detect_unreachable(mut self, after: Duration) -> Self {
+        self.config.detect_unreachable = after;
+        self
+    }
+
     /// The engine configuration.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
@@ -214,8 +221,11 @@ pub struct Status {
     pub lookup_latency: LatencyHistogram,
     /// Time since the node started.
     pub uptime: Duration,
-    /// Whether it is read-only (BEP 43).
+    /// Whether it is read-only (BEP 43): set so, or taken for unreachable.
     pub read_only: bool,
+    /// What it knows of its own reachability, when it watches for it
+    /// ([`DhtBuilder::detect_unreachable`]).
+    pub reachability: Option<xorro_dht::reach::Reachability>,
     /// Datagrams lost at the sockets, before or after the engine.
     pub socket_errors: SocketErrors,
 }

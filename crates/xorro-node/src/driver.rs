@@ -983,7 +983,9 @@ impl Driver {
             stats: self.node.stats(),
             lookup_latency: self.latency.clone(),
             uptime: now.saturating_duration_since(self.started),
-            read_only: self.node.config().read_only,
+            read_only: self.node.acts_read_only(),
+            reachability: (!self.node.config().detect_unreachable.is_zero())
+                .then(|| self.node.reachability()),
             socket_errors: self.socket_errors,
         }
     }

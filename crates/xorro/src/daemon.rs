@@ -42,6 +42,7 @@ async fn serve(settings: NodeSettings) -> anyhow::Result<()> {
         .bootstrap(settings.bootstrap.clone())
         .public_bootstrap(settings.public_bootstrap)
         .read_only(settings.read_only)
+        .detect_unreachable(settings.detect_unreachable)
         .data_dir(dir.clone())
         .start()
         .await

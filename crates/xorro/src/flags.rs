@@ -105,13 +105,19 @@ pub struct NodeArgs {
     #[arg(long, value_name = "BOOL", env = "XORRO_READ_ONLY", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub read_only: Option<bool>,
+    /// Act read-only (BEP 43) after this many seconds in which no node the node had not
+    /// written to queried it: a node behind NAT or a firewall then stays out of the others'
+    /// tables until it tries again, half an hour later [default: off]. For the public DHT
+    /// (300 is safe there); in a small network of public servers every node would go silent.
+    #[arg(long, value_name = "SECS", env = "XORRO_DETECT_UNREACHABLE")]
+    pub detect_unreachable: Option<u64>,
     /// Never contact the public bootstrap routers (they are used only when no --bootstrap is
     /// given).
     #[arg(long, value_name = "BOOL", env = "XORRO_NO_PUBLIC_BOOTSTRAP", num_args = 0..=1,
           require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub no_public_bootstrap: Option<bool>,
     /// Read settings from this TOML file (keys: port, bootstrap, data_dir, api,
-    /// api_allow_remote, read_only, public_bootstrap, log_format).
+    /// api_allow_remote, read_only, detect_unreachable, public_bootstrap, log_format).
     #[arg(long, value_name = "FILE", env = "XORRO_CONFIG")]
     pub config: Option<PathBuf>,
     /// Log format (the filter comes from RUST_LOG) [default: text].

@@ -155,6 +155,12 @@ impl Collector for StatusCollector {
             "Bootstraps started again because the routing tables held no usable contact.",
             st.rebootstraps,
         )?;
+        counter(
+            &mut enc,
+            "unreachable_spells",
+            "Times the node took itself for unreachable and acted read-only.",
+            st.unreachable_spells,
+        )?;
         gauge(
             &mut enc,
             "lookups_running",

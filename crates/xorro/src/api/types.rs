@@ -124,6 +124,9 @@ pub struct Counters {
     pub lookups_finished: u64,
     /// Bootstraps started again because the routing tables held no usable contact.
     pub rebootstraps: u64,
+    /// Times the node took itself for unreachable and acted read-only.
+    #[serde(default)]
+    pub unreachable_spells: u64,
 }
 
 impl From<&Stats> for Counters {
@@ -142,6 +145,7 @@ impl From<&Stats> for Counters {
             lookups_started: s.lookups_started,
             lookups_finished: s.lookups_finished,
             rebootstraps: s.rebootstraps,
+            unreachable_spells: s.unreachable_spells,
         }
     }
 }
@@ -173,8 +177,12 @@ pub struct Status {
     pub own_items: usize,
     /// Seconds since the node started.
     pub uptime_secs: f64,
-    /// BEP 43 read-only.
+    /// BEP 43 read-only: set so, or taken for unreachable.
     pub read_only: bool,
+    /// `learning`, `reachable` or `unreachable`, when the node watches for it
+    /// (`--detect-unreachable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reachability: Option<String>,
     /// Counters.
     pub stats: Counters,
     /// Datagrams lost at the sockets, by kind (`send_failed`, `no_socket`, `recv_failed`,
@@ -199,6 +207,15 @@ impl From<&xorro_node::Status> for Status {
             own_items: s.own_items,
             uptime_secs: s.uptime.as_secs_f64(),
             read_only: s.read_only,
+            reachability: s.reachability.map(|r| {
+                use xorro_dht::reach::Reachability;
+                match r {
+                    Reachability::Learning { .. } => "learning",
+                    Reachability::Reachable => "reachable",
+                    Reachability::Unreachable { .. } => "unreachable",
+                }
+                .to_owned()
+            }),
             stats: Counters::from(&s.stats),
             socket_errors: s
                 .socket_errors

@@ -98,12 +98,14 @@ pub fn status(args: &ClientArgs) -> anyhow::Result<()> {
         ),
         (
             "mode",
-            if s.read_only {
-                "read-only (BEP 43)"
-            } else {
-                "read-write"
-            }
-            .to_owned(),
+            match (s.read_only, s.reachability.as_deref()) {
+                (true, Some("unreachable")) => {
+                    "read-only (BEP 43): no node it had not written to reached it".to_owned()
+                }
+                (true, _) => "read-only (BEP 43)".to_owned(),
+                (false, Some(r)) => format!("read-write ({r})"),
+                (false, None) => "read-write".to_owned(),
+            },
         ),
     ];
     for (k, v) in rows {
