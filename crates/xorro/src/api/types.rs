@@ -123,6 +123,7 @@ pub struct Counters {
     /// Lookups finished.
     pub lookups_finished: u64,
     /// Bootstraps started again because the routing tables held no usable contact.
+    #[serde(default)]
     pub rebootstraps: u64,
     /// Times the node took itself for unreachable and acted read-only.
     #[serde(default)]
