@@ -965,3 +965,41 @@ fn sim_sweep_bad_input_is_a_one_line_error_before_anything_runs() {
         "mine"
     );
 }
+
+#[test]
+fn detect_unreachable_shows_in_status_and_a_loopback_querier_proves_reachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Daemon::spawn(
+        &dir.path().join("a"),
+        free_udp_port(),
+        None,
+        &["--detect-unreachable", "300"],
+    );
+    let b = Daemon::start(Some(&a));
+    assert!(
+        b.json(&["status"]).get("reachability").is_none(),
+        "absent when off"
+    );
+    // B's bootstrap queries A from 127.0.0.1, which counts as a stranger.
+    wait_for("A to be reachable", || {
+        (a.json(&["status"])["reachability"] == "reachable").then_some(())
+    });
+    let out = a.cmd(&["status"]);
+    assert!(
+        text(&out.stdout).contains("read-write (reachable)"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run(&[
+        "node",
+        "--detect-unreachable",
+        "30",
+        "--no-public-bootstrap",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("at least 120 seconds"),
+        "{}",
+        text(&out.stderr)
+    );
+}
