@@ -296,8 +296,10 @@ pub struct Node {
     seeds: Box<[SocketAddr]>,
     /// When the last bootstrap started.
     last_bootstrap: Option<Instant>,
-    /// Whether strangers reach us (see [`Config::detect_unreachable`]).
-    pub(crate) reach: crate::reach::Reach,
+    /// Whether strangers reach us over IPv4 and over IPv6 (see
+    /// [`Config::detect_unreachable`]): a home connection often has a public IPv6 address
+    /// and IPv4 behind NAT.
+    pub(crate) reach: [crate::reach::Reach; 2],
     /// BEP 42: our address as reported by others: address → distinct reporters.
     ip_votes: BTreeMap<IpAddr, BTreeSet<IpAddr>>,
     pub(crate) external_ip: Option<IpAddr>,
@@ -442,10 +444,13 @@ impl Node {
             awaiting_contacts: false,
             seeds: Box::default(),
             last_bootstrap: None,
-            reach: crate::reach::Reach::new(
-                now,
-                u64::from_le_bytes(secret[..8].try_into().unwrap_or_default()),
-            ),
+            reach: {
+                let key = u64::from_le_bytes(secret[..8].try_into().unwrap_or_default());
+                [
+                    crate::reach::Reach::new(now, key),
+                    crate::reach::Reach::new(now, key.rotate_left(32)),
+                ]
+            },
             ip_votes: BTreeMap::new(),
             external_ip: None,
             rto: RttEstimator::default(),
@@ -532,7 +537,11 @@ impl Node {
                 + self.transmit_buf.capacity()
                 + self.events.capacity() * size_of::<Event>()
                 + self.reply_buffers.heap_bytes()
-                + self.reach.heap_bytes()
+                + self
+                    .reach
+                    .iter()
+                    .map(crate::reach::Reach::heap_bytes)
+                    .sum::<usize>()
                 + votes,
         }
     }
@@ -609,21 +618,27 @@ impl Node {
         self.events.push_back(e);
     }
 
-    /// Read-only (BEP 43): set so, or taken for unreachable
+    /// Read-only (BEP 43) in `family`: set so, or taken for unreachable there
     /// ([`Config::detect_unreachable`]).
-    pub fn acts_read_only(&self) -> bool {
-        self.config.read_only || self.reach.acts_read_only()
+    pub fn acts_read_only_in(&self, family: Family) -> bool {
+        self.config.read_only || self.reach[family_index(family)].acts_read_only()
     }
 
-    /// What the node knows of its own reachability ([`Config::detect_unreachable`]).
-    pub fn reachability(&self) -> crate::reach::Reachability {
-        self.reach.state()
+    /// Read-only in at least one family.
+    pub fn acts_read_only(&self) -> bool {
+        self.acts_read_only_in(Family::V4) || self.acts_read_only_in(Family::V6)
+    }
+
+    /// What the node knows of its own reachability in `family`
+    /// ([`Config::detect_unreachable`]).
+    pub fn reachability(&self, family: Family) -> crate::reach::Reachability {
+        self.reach[family_index(family)].state()
     }
 
     /// Encodes `msg` and queues it for `to`. Returns false if it was not queued.
     pub(crate) fn send(&mut self, to: SocketAddr, msg: &Message<'_>) -> bool {
         if !self.config.detect_unreachable.is_zero() {
-            self.reach.on_sent(to);
+            self.reach[family_index(Family::of(&to))].on_sent(to);
         }
         if self.transmits.len() >= self.config.transmit_queue_max {
             self.stats.drops.transmit_queue_full += 1;
@@ -655,7 +670,7 @@ impl Node {
             Ok(m) => m,
             Err(e) => {
                 match e.reply() {
-                    Some((tid, code)) if !self.acts_read_only() => {
+                    Some((tid, code)) if !self.acts_read_only_in(Family::of(&from)) => {
                         self.send_error(from, tid, code, None)
                     }
                     _ => self.stats.drops.malformed += 1,
@@ -749,13 +764,17 @@ impl Node {
     fn maintain(&mut self, now: Instant) {
         self.limiter.forget_refilled(now);
         let after = self.config.detect_unreachable;
-        if !after.is_zero()
-            && let Some(state) = self.reach.tick(now, after)
-        {
-            if matches!(state, crate::reach::Reachability::Unreachable { .. }) {
-                self.stats.unreachable_spells += 1;
+        for family in [Family::V4, Family::V6] {
+            // A family the node does not use (no contact) is not judged.
+            if after.is_zero() || self.routing_table(family).is_empty() {
+                continue;
             }
-            tracing::info!(?state, "reachability");
+            if let Some(state) = self.reach[family_index(family)].tick(now, after) {
+                if matches!(state, crate::reach::Reachability::Unreachable { .. }) {
+                    self.stats.unreachable_spells += 1;
+                }
+                tracing::info!(?family, ?state, "reachability");
+            }
         }
         self.rebootstrap_if_alone(now);
         for family in [Family::V4, Family::V6] {
@@ -1371,6 +1390,14 @@ impl Node {
     }
 }
 
+/// The index of `family` in per-family arrays.
+pub(crate) fn family_index(family: Family) -> usize {
+    match family {
+        Family::V4 => 0,
+        Family::V6 => 1,
+    }
+}
+
 /// What `table` knows of the contact at `addr` (nothing if it is not a member).
 fn table_hint(table: &RoutingTable, addr: SocketAddr) -> Hint {
     table.get(addr).map_or(Hint::default(), |e| Hint {
@@ -1563,7 +1590,7 @@ impl Node {
             transaction_id: tid,
             version: version.as_ref().map(|v| &v[..]),
             requester_ip: None,
-            read_only: self.acts_read_only(),
+            read_only: self.acts_read_only_in(Family::of(&to)),
             body: Body::Query(Query { id: self.id, kind }),
         };
         if !self.send(to, &msg) {
@@ -2510,12 +2537,12 @@ mod tests {
         b.start_ping(a_addr, secs(10));
         pump(&mut a, a_addr, &mut b, b_addr, secs(10));
         assert!(matches!(
-            a.reachability(),
+            a.reachability(Family::V4),
             crate::reach::Reachability::Learning { .. }
         ));
         a.handle_timeout(secs(70));
         assert!(matches!(
-            a.reachability(),
+            a.reachability(Family::V4),
             crate::reach::Reachability::Unreachable { .. }
         ));
         assert_eq!(a.stats().unreachable_spells, 1);
@@ -2536,7 +2563,10 @@ mod tests {
         );
         let ping = c.start_ping(a_addr, secs(80));
         pump(&mut a, a_addr, &mut c, c_addr, secs(80));
-        assert_eq!(a.reachability(), crate::reach::Reachability::Reachable);
+        assert_eq!(
+            a.reachability(Family::V4),
+            crate::reach::Reachability::Reachable
+        );
         assert!(matches!(finished(&mut c, ping), Some(Outcome::Pong(_))));
         a.start_ping(b_addr, secs(81));
         assert_eq!(sends_read_only(&mut a), Some(false));
@@ -2545,11 +2575,69 @@ mod tests {
         off.start_bootstrap(&[b_addr], now).expect("starts");
         off.handle_timeout(secs(7200));
         assert!(matches!(
-            off.reachability(),
+            off.reachability(Family::V4),
             crate::reach::Reachability::Learning { .. }
         ));
         off.start_ping(b_addr, secs(7201));
         assert_eq!(sends_read_only(&mut off), Some(false));
+    }
+
+    #[test]
+    fn reachability_is_judged_per_family() {
+        #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
+        let now = Instant::now();
+        let secs = |s: u64| now + Duration::from_secs(s);
+        let a4 = SocketAddr::from(([20, 0, 0, 1], 6881));
+        let a6: SocketAddr = "[2001:db8::1]:6881".parse().expect("an address");
+        let b4_addr = SocketAddr::from(([20, 0, 0, 2], 6881));
+        let b6_addr: SocketAddr = "[2001:db8::2]:6881".parse().expect("an address");
+        let c6_addr: SocketAddr = "[2001:db8::3]:6881".parse().expect("an address");
+        let node = |seed: u64, detect: u64| {
+            Node::new(
+                Config {
+                    rng_seed: seed,
+                    detect_unreachable: Duration::from_secs(detect),
+                    ..Config::default()
+                },
+                now,
+            )
+        };
+        let (mut a, mut b4, mut b6, mut c6) = (node(1, 60), node(2, 0), node(3, 0), node(4, 0));
+        a.start_bootstrap(&[b4_addr, b6_addr], now).expect("starts");
+        // Both of A's addresses talk to their own family's seed.
+        let mut buf = Vec::new();
+        while let Some(to) = a.poll_transmit(&mut buf) {
+            let (seed, from) = if to == b4_addr {
+                (&mut b4, a4)
+            } else {
+                (&mut b6, a6)
+            };
+            seed.handle_datagram(now, from, &buf);
+            while let Some(back) = seed.poll_transmit(&mut buf) {
+                assert!(back == a4 || back == a6);
+                a.handle_datagram(now, to, &buf);
+            }
+        }
+        assert_eq!(a.routing_table(Family::V4).len(), 1);
+        assert_eq!(a.routing_table(Family::V6).len(), 1);
+        // A stranger reaches A over IPv6; nobody new over IPv4.
+        c6.start_ping(a6, secs(5));
+        pump(&mut a, a6, &mut c6, c6_addr, secs(5));
+        a.handle_timeout(secs(70));
+        assert!(matches!(
+            a.reachability(Family::V4),
+            crate::reach::Reachability::Unreachable { .. }
+        ));
+        assert_eq!(
+            a.reachability(Family::V6),
+            crate::reach::Reachability::Reachable
+        );
+        assert!(a.acts_read_only_in(Family::V4) && !a.acts_read_only_in(Family::V6));
+        while a.poll_transmit(&mut buf).is_some() {}
+        a.start_ping(b4_addr, secs(71));
+        assert_eq!(sends_read_only(&mut a), Some(true), "ro = 1 over IPv4");
+        a.start_ping(b6_addr, secs(71));
+        assert_eq!(sends_read_only(&mut a), Some(false), "not over IPv6");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Whether nodes we have not written to can reach us: a node behind NAT or a stateful
+//! Whether nodes we have not written to can reach us, in one address family (the node
+//! keeps one of these for IPv4 and one for IPv6): a node behind NAT or a stateful
 //! firewall receives only from the addresses it sent to lately, so a query from anyone else
 //! proves it reachable. With [`Config::detect_unreachable`](crate::Config::detect_unreachable)
 //! set, a node that hears no such query for that long takes itself for unreachable and acts

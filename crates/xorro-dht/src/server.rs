@@ -41,10 +41,13 @@ impl Node {
         msg: &Message<'_>,
         q: &Query<'_>,
     ) {
-        if !self.config.detect_unreachable.is_zero() && self.reach.on_query(from) {
+        let family = Family::of(&from);
+        if !self.config.detect_unreachable.is_zero()
+            && self.reach[crate::node::family_index(family)].on_query(from)
+        {
             tracing::info!(%from, "queried by a node we had not written to: reachable");
         }
-        if self.acts_read_only() {
+        if self.acts_read_only_in(family) {
             self.stats.drops.read_only += 1;
             return;
         }
@@ -52,7 +55,6 @@ impl Node {
             self.stats.drops.from_self += 1;
             return;
         }
-        let family = Family::of(&from);
         let querier = NodeInfo::new(q.id, from);
         if !msg.read_only
             && self.acceptable(&querier)

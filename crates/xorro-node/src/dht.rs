@@ -223,9 +223,9 @@ pub struct Status {
     pub uptime: Duration,
     /// Whether it is read-only (BEP 43): set so, or taken for unreachable.
     pub read_only: bool,
-    /// What it knows of its own reachability, when it watches for it
-    /// ([`DhtBuilder::detect_unreachable`]).
-    pub reachability: Option<xorro_dht::reach::Reachability>,
+    /// What it knows of its own reachability in each family it has contacts in, when it
+    /// watches for it ([`DhtBuilder::detect_unreachable`]; empty otherwise).
+    pub reachability: Vec<(xorro_wire::Family, xorro_dht::reach::Reachability)>,
     /// Datagrams lost at the sockets, before or after the engine.
     pub socket_errors: SocketErrors,
 }

@@ -984,8 +984,14 @@ impl Driver {
             lookup_latency: self.latency.clone(),
             uptime: now.saturating_duration_since(self.started),
             read_only: self.node.acts_read_only(),
-            reachability: (!self.node.config().detect_unreachable.is_zero())
-                .then(|| self.node.reachability()),
+            reachability: [Family::V4, Family::V6]
+                .into_iter()
+                .filter(|&f| {
+                    !self.node.config().detect_unreachable.is_zero()
+                        && !self.node.routing_table(f).is_empty()
+                })
+                .map(|f| (f, self.node.reachability(f)))
+                .collect(),
             socket_errors: self.socket_errors,
         }
     }

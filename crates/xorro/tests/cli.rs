@@ -982,11 +982,11 @@ fn detect_unreachable_shows_in_status_and_a_loopback_querier_proves_reachable() 
     );
     // B's bootstrap queries A from 127.0.0.1, which counts as a stranger.
     wait_for("A to be reachable", || {
-        (a.json(&["status"])["reachability"] == "reachable").then_some(())
+        (a.json(&["status"])["reachability"]["ipv4"] == "reachable").then_some(())
     });
     let out = a.cmd(&["status"]);
     assert!(
-        text(&out.stdout).contains("read-write (reachable)"),
+        text(&out.stdout).contains("read-write (ipv4 reachable)"),
         "{}",
         text(&out.stdout)
     );

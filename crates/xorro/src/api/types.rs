@@ -180,10 +180,10 @@ pub struct Status {
     pub uptime_secs: f64,
     /// BEP 43 read-only: set so, or taken for unreachable.
     pub read_only: bool,
-    /// `learning`, `reachable` or `unreachable`, when the node watches for it
-    /// (`--detect-unreachable`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reachability: Option<String>,
+    /// By family (`ipv4`, `ipv6`) with contacts: `learning`, `reachable` or `unreachable`,
+    /// when the node watches for it (`--detect-unreachable`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reachability: BTreeMap<String, String>,
     /// Counters.
     pub stats: Counters,
     /// Datagrams lost at the sockets, by kind (`send_failed`, `no_socket`, `recv_failed`,
@@ -208,15 +208,23 @@ impl From<&xorro_node::Status> for Status {
             own_items: s.own_items,
             uptime_secs: s.uptime.as_secs_f64(),
             read_only: s.read_only,
-            reachability: s.reachability.map(|r| {
-                use xorro_dht::reach::Reachability;
-                match r {
-                    Reachability::Learning { .. } => "learning",
-                    Reachability::Reachable => "reachable",
-                    Reachability::Unreachable { .. } => "unreachable",
-                }
-                .to_owned()
-            }),
+            reachability: s
+                .reachability
+                .iter()
+                .map(|(family, r)| {
+                    use xorro_dht::reach::Reachability;
+                    let family = match family {
+                        xorro_wire::Family::V4 => "ipv4",
+                        xorro_wire::Family::V6 => "ipv6",
+                    };
+                    let r = match r {
+                        Reachability::Learning { .. } => "learning",
+                        Reachability::Reachable => "reachable",
+                        Reachability::Unreachable { .. } => "unreachable",
+                    };
+                    (family.to_owned(), r.to_owned())
+                })
+                .collect(),
             stats: Counters::from(&s.stats),
             socket_errors: s
                 .socket_errors

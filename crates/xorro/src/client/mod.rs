@@ -96,17 +96,25 @@ pub fn status(args: &ClientArgs) -> anyhow::Result<()> {
             "uptime",
             human_duration(Duration::from_secs_f64(s.uptime_secs.max(0.0))),
         ),
-        (
-            "mode",
-            match (s.read_only, s.reachability.as_deref()) {
-                (true, Some("unreachable")) => {
-                    "read-only (BEP 43): no node it had not written to reached it".to_owned()
-                }
-                (true, _) => "read-only (BEP 43)".to_owned(),
-                (false, Some(r)) => format!("read-write ({r})"),
-                (false, None) => "read-write".to_owned(),
-            },
-        ),
+        ("mode", {
+            let mode = if s.read_only {
+                "read-only (BEP 43)"
+            } else {
+                "read-write"
+            };
+            // With --detect-unreachable: "read-write (ipv4 reachable, ipv6 learning)";
+            // an unreachable family is read-only there.
+            let by_family: Vec<String> = s
+                .reachability
+                .iter()
+                .map(|(family, r)| format!("{family} {r}"))
+                .collect();
+            if by_family.is_empty() {
+                mode.to_owned()
+            } else {
+                format!("{mode} ({})", by_family.join(", "))
+            }
+        }),
     ];
     for (k, v) in rows {
         outln!("{k:<14} {v}")?;
