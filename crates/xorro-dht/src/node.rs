@@ -297,9 +297,9 @@ pub struct Node {
     /// When the last bootstrap started.
     last_bootstrap: Option<Instant>,
     /// Whether strangers reach us over IPv4 and over IPv6 (see
-    /// [`Config::detect_unreachable`]): a home connection often has a public IPv6 address
-    /// and IPv4 behind NAT.
-    pub(crate) reach: [crate::reach::Reach; 2],
+    /// [`Config::detect_unreachable`]; `None` when off): a home connection often has a
+    /// public IPv6 address and IPv4 behind NAT.
+    pub(crate) reach: Option<Box<[crate::reach::Reach; 2]>>,
     /// BEP 42: our address as reported by others: address → distinct reporters.
     ip_votes: BTreeMap<IpAddr, BTreeSet<IpAddr>>,
     pub(crate) external_ip: Option<IpAddr>,
@@ -444,13 +444,13 @@ impl Node {
             awaiting_contacts: false,
             seeds: Box::default(),
             last_bootstrap: None,
-            reach: {
+            reach: (!config.detect_unreachable.is_zero()).then(|| {
                 let key = u64::from_le_bytes(secret[..8].try_into().unwrap_or_default());
-                [
+                Box::new([
                     crate::reach::Reach::new(now, key),
                     crate::reach::Reach::new(now, key.rotate_left(32)),
-                ]
-            },
+                ])
+            }),
             ip_votes: BTreeMap::new(),
             external_ip: None,
             rto: RttEstimator::default(),
@@ -537,11 +537,10 @@ impl Node {
                 + self.transmit_buf.capacity()
                 + self.events.capacity() * size_of::<Event>()
                 + self.reply_buffers.heap_bytes()
-                + self
-                    .reach
-                    .iter()
-                    .map(crate::reach::Reach::heap_bytes)
-                    .sum::<usize>()
+                + self.reach.as_ref().map_or(0, |r| {
+                    size_of::<[crate::reach::Reach; 2]>()
+                        + r.iter().map(crate::reach::Reach::heap_bytes).sum::<usize>()
+                })
                 + votes,
         }
     }
@@ -621,7 +620,11 @@ impl Node {
     /// Read-only (BEP 43) in `family`: set so, or taken for unreachable there
     /// ([`Config::detect_unreachable`]).
     pub fn acts_read_only_in(&self, family: Family) -> bool {
-        self.config.read_only || self.reach[family_index(family)].acts_read_only()
+        self.config.read_only
+            || self
+                .reach
+                .as_ref()
+                .is_some_and(|r| r[family_index(family)].acts_read_only())
     }
 
     /// Read-only in at least one family.
@@ -629,16 +632,16 @@ impl Node {
         self.acts_read_only_in(Family::V4) || self.acts_read_only_in(Family::V6)
     }
 
-    /// What the node knows of its own reachability in `family`
-    /// ([`Config::detect_unreachable`]).
-    pub fn reachability(&self, family: Family) -> crate::reach::Reachability {
-        self.reach[family_index(family)].state()
+    /// What the node knows of its own reachability in `family`; `None` unless it watches
+    /// for it ([`Config::detect_unreachable`]).
+    pub fn reachability(&self, family: Family) -> Option<crate::reach::Reachability> {
+        self.reach.as_ref().map(|r| r[family_index(family)].state())
     }
 
     /// Encodes `msg` and queues it for `to`. Returns false if it was not queued.
     pub(crate) fn send(&mut self, to: SocketAddr, msg: &Message<'_>) -> bool {
-        if !self.config.detect_unreachable.is_zero() {
-            self.reach[family_index(Family::of(&to))].on_sent(to);
+        if let Some(r) = &mut self.reach {
+            r[family_index(Family::of(&to))].on_sent(to);
         }
         if self.transmits.len() >= self.config.transmit_queue_max {
             self.stats.drops.transmit_queue_full += 1;
@@ -766,10 +769,11 @@ impl Node {
         let after = self.config.detect_unreachable;
         for family in [Family::V4, Family::V6] {
             // A family the node does not use (no contact) is not judged.
-            if after.is_zero() || self.routing_table(family).is_empty() {
+            if self.routing_table(family).is_empty() {
                 continue;
             }
-            if let Some(state) = self.reach[family_index(family)].tick(now, after) {
+            let Some(r) = &mut self.reach else { break };
+            if let Some(state) = r[family_index(family)].tick(now, after) {
                 if matches!(state, crate::reach::Reachability::Unreachable { .. }) {
                     self.stats.unreachable_spells += 1;
                 }
@@ -2538,12 +2542,12 @@ mod tests {
         pump(&mut a, a_addr, &mut b, b_addr, secs(10));
         assert!(matches!(
             a.reachability(Family::V4),
-            crate::reach::Reachability::Learning { .. }
+            Some(crate::reach::Reachability::Learning { .. })
         ));
         a.handle_timeout(secs(70));
         assert!(matches!(
             a.reachability(Family::V4),
-            crate::reach::Reachability::Unreachable { .. }
+            Some(crate::reach::Reachability::Unreachable { .. })
         ));
         assert_eq!(a.stats().unreachable_spells, 1);
         // Read-only: its queries say so, and it answers none.
@@ -2565,7 +2569,7 @@ mod tests {
         pump(&mut a, a_addr, &mut c, c_addr, secs(80));
         assert_eq!(
             a.reachability(Family::V4),
-            crate::reach::Reachability::Reachable
+            Some(crate::reach::Reachability::Reachable)
         );
         assert!(matches!(finished(&mut c, ping), Some(Outcome::Pong(_))));
         a.start_ping(b_addr, secs(81));
@@ -2574,10 +2578,7 @@ mod tests {
         let mut off = Node::new(Config::default(), now);
         off.start_bootstrap(&[b_addr], now).expect("starts");
         off.handle_timeout(secs(7200));
-        assert!(matches!(
-            off.reachability(Family::V4),
-            crate::reach::Reachability::Learning { .. }
-        ));
+        assert_eq!(off.reachability(Family::V4), None);
         off.start_ping(b_addr, secs(7201));
         assert_eq!(sends_read_only(&mut off), Some(false));
     }
@@ -2626,11 +2627,11 @@ mod tests {
         a.handle_timeout(secs(70));
         assert!(matches!(
             a.reachability(Family::V4),
-            crate::reach::Reachability::Unreachable { .. }
+            Some(crate::reach::Reachability::Unreachable { .. })
         ));
         assert_eq!(
             a.reachability(Family::V6),
-            crate::reach::Reachability::Reachable
+            Some(crate::reach::Reachability::Reachable)
         );
         assert!(a.acts_read_only_in(Family::V4) && !a.acts_read_only_in(Family::V6));
         while a.poll_transmit(&mut buf).is_some() {}

@@ -42,8 +42,8 @@ impl Node {
         q: &Query<'_>,
     ) {
         let family = Family::of(&from);
-        if !self.config.detect_unreachable.is_zero()
-            && self.reach[crate::node::family_index(family)].on_query(from)
+        if let Some(r) = &mut self.reach
+            && r[crate::node::family_index(family)].on_query(from)
         {
             tracing::info!(%from, "queried by a node we had not written to: reachable");
         }

@@ -986,11 +986,8 @@ impl Driver {
             read_only: self.node.acts_read_only(),
             reachability: [Family::V4, Family::V6]
                 .into_iter()
-                .filter(|&f| {
-                    !self.node.config().detect_unreachable.is_zero()
-                        && !self.node.routing_table(f).is_empty()
-                })
-                .map(|f| (f, self.node.reachability(f)))
+                .filter(|&f| !self.node.routing_table(f).is_empty())
+                .filter_map(|f| Some((f, self.node.reachability(f)?)))
                 .collect(),
             socket_errors: self.socket_errors,
         }
