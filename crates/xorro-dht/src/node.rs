@@ -768,12 +768,16 @@ impl Node {
         self.limiter.forget_refilled(now);
         let after = self.config.detect_unreachable;
         for family in [Family::V4, Family::V6] {
-            // A family the node does not use (no contact) is not judged.
-            if self.routing_table(family).is_empty() {
+            let unused = self.routing_table(family).is_empty();
+            let Some(r) = &mut self.reach else { break };
+            let r = &mut r[family_index(family)];
+            // A family the node does not use (no contact) is not judged: its wait starts
+            // when it gets one.
+            if unused {
+                r.idle(now);
                 continue;
             }
-            let Some(r) = &mut self.reach else { break };
-            if let Some(state) = r[family_index(family)].tick(now, after) {
+            if let Some(state) = r.tick(now, after) {
                 if matches!(state, crate::reach::Reachability::Unreachable { .. }) {
                     self.stats.unreachable_spells += 1;
                 }

@@ -114,6 +114,14 @@ impl Reach {
         false
     }
 
+    /// Maintenance of a family the node has no contact in: the wait starts over, so that it
+    /// begins when the family is first used.
+    pub(crate) fn idle(&mut self, now: Instant) {
+        if let Reachability::Learning { since } = &mut self.state {
+            *since = now;
+        }
+    }
+
     /// Maintenance: takes the node for unreachable once it waited `after` (zero: never),
     /// and tries again [`REPROBE`] later. Returns the new state when it changed.
     pub(crate) fn tick(&mut self, now: Instant, after: Duration) -> Option<Reachability> {
@@ -250,6 +258,11 @@ mod tests {
             })
         );
         assert!(!r.acts_read_only());
+        // A family without contacts waits from when it is first used.
+        let mut late = Reach::new(t, 1);
+        late.idle(t + REPROBE);
+        assert_eq!(late.tick(t + REPROBE + after / 2, after), None);
+        assert!(late.tick(t + REPROBE + after, after).is_some());
         // Off: never unreachable.
         let mut off = Reach::new(t, 1);
         assert_eq!(off.tick(t + REPROBE * 4, Duration::ZERO), None);
