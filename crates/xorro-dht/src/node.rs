@@ -1658,23 +1658,23 @@ impl Node {
             .collect();
         // A contact sharing this many leading bits with the referrer is in the referrer's
         // near buckets (if its table is as deep as ours), which it pings once silent.
-        let near_bits = if self.config.lookup_vouched_wait.is_zero() {
-            usize::MAX
-        } else {
+        let near_bits = (!self.config.lookup_vouched_wait.is_zero()).then(|| {
             self.routing_table(Family::of(&from.addr))
                 .bucket_count()
                 .saturating_sub(self.config.routing.near_buckets)
                 .max(1)
-        };
+        });
         let Some(l) = self.lookups.get_mut(&id) else {
             return;
         };
         l.stats.rounds = l.stats.rounds.max(hop);
         for leg in &mut l.legs {
             for n in &acceptable {
-                let shared =
-                    usize::try_from(n.id.distance(&from.id).leading_zeros()).unwrap_or(usize::MAX);
-                leg.add_vouched(*n, hop + 1, Hint::default(), shared >= near_bits);
+                let vouched = near_bits.is_some_and(|bits| {
+                    usize::try_from(n.id.distance(&from.id).leading_zeros())
+                        .is_ok_and(|shared| shared >= bits)
+                });
+                leg.add_vouched(*n, hop + 1, Hint::default(), vouched);
             }
         }
         match &l.kind {
@@ -2242,6 +2242,17 @@ mod tests {
         assert_eq!(e.timeout().map(|t| t >= MIN_SOFT_TIMEOUT), Some(true));
     }
 
+    /// A node with default settings but its own RNG seed (so that two test nodes differ).
+    fn seeded(seed: u64, now: Instant) -> Node {
+        Node::new(
+            Config {
+                rng_seed: seed,
+                ..Config::default()
+            },
+            now,
+        )
+    }
+
     /// Delivers every datagram each node has queued to the other, until both are quiet.
     fn pump(a: &mut Node, a_addr: SocketAddr, b: &mut Node, b_addr: SocketAddr, now: Instant) {
         let mut buf = Vec::new();
@@ -2279,20 +2290,8 @@ mod tests {
         let now = Instant::now();
         let seed_addr = SocketAddr::from(([10, 0, 0, 1], 6881));
         let joiner_addr = SocketAddr::from(([10, 0, 0, 2], 6881));
-        let mut seed = Node::new(
-            Config {
-                rng_seed: 1,
-                ..Config::default()
-            },
-            now,
-        );
-        let mut joiner = Node::new(
-            Config {
-                rng_seed: 2,
-                ..Config::default()
-            },
-            now,
-        );
+        let mut seed = seeded(1, now);
+        let mut joiner = seeded(2, now);
         let target = NodeId([0x42; 20]);
         // Before any bootstrap, an empty node's lookup fails at once, as before.
         let early = joiner.start_find_node(target, now).expect("starts");
@@ -2396,13 +2395,7 @@ mod tests {
         let secs = |s: u64| now + Duration::from_secs(s);
         let seed_addr = SocketAddr::from(([10, 0, 0, 1], 6881));
         let joiner_addr = SocketAddr::from(([10, 0, 0, 2], 6881));
-        let mut joiner = Node::new(
-            Config {
-                rng_seed: 2,
-                ..Config::default()
-            },
-            now,
-        );
+        let mut joiner = seeded(2, now);
         let first = joiner.start_bootstrap(&[seed_addr], now).expect("starts");
         // The seed is unreachable for 100 s: the bootstrap fails, and the seed is asked
         // again, at least 30 s after each bootstrap started.
@@ -2429,13 +2422,7 @@ mod tests {
         );
         // The seed comes up: the next bootstrap reaches it, and once the joiner has a
         // contact it stops asking.
-        let mut seed = Node::new(
-            Config {
-                rng_seed: 1,
-                ..Config::default()
-            },
-            now,
-        );
+        let mut seed = seeded(1, now);
         run_with_seed(
             &mut joiner,
             joiner_addr,
@@ -2532,13 +2519,7 @@ mod tests {
             },
             now,
         );
-        let mut b = Node::new(
-            Config {
-                rng_seed: 2,
-                ..Config::default()
-            },
-            now,
-        );
+        let mut b = seeded(2, now);
         a.start_bootstrap(&[b_addr], now).expect("starts");
         pump(&mut a, a_addr, &mut b, b_addr, now);
         // B, which A wrote to, pings A: no proof.
@@ -2562,13 +2543,7 @@ mod tests {
         pump(&mut a, a_addr, &mut b, b_addr, secs(72));
         assert_eq!(a.stats().drops.read_only, dropped + 1);
         // C, which A never wrote to, pings A: A is reachable, and answers it.
-        let mut c = Node::new(
-            Config {
-                rng_seed: 3,
-                ..Config::default()
-            },
-            now,
-        );
+        let mut c = seeded(3, now);
         let ping = c.start_ping(a_addr, secs(80));
         pump(&mut a, a_addr, &mut c, c_addr, secs(80));
         assert_eq!(

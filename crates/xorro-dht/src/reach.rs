@@ -95,12 +95,7 @@ impl Reach {
         }
         // Loopback and private sources count as strangers: whoever shares such a network
         // with us reaches us, and a wrong "unreachable" costs more than a wrong "reachable".
-        let local = match from.ip() {
-            std::net::IpAddr::V4(ip) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
-            std::net::IpAddr::V6(ip) => {
-                ip.is_loopback() || ip.is_unique_local() || ip.is_unicast_link_local()
-            }
-        };
+        let local = xorro_wire::bep42::is_exempt(from.ip());
         let known = self.written.as_ref().is_some_and(|f| {
             let b = bits(self.key, &from);
             f.iter()
