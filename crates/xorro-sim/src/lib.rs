@@ -26,7 +26,11 @@
 //!   spread over a few seconds; each bootstraps through the real protocol from a few random
 //!   nodes that joined before. Then maintenance runs for `build.settle_s`.
 //! * **Churn** ([`churn`]): during the workload each node's session is Weibull distributed
-//!   (shape 0.5, median 2 h by default: half the nodes gone within two hours). A departing
+//!   (shape 0.5, median 2 h by default: half the nodes gone within two hours of arriving).
+//!   The nodes online when the workload begins are at a random point of their sessions, as
+//!   in a network that has been running for a while (`churn.start = "equilibrium"`: 0.9 %
+//!   of them leave within five minutes), or, with `"fresh"`, all start whole sessions (13 %
+//!   within five minutes, a flash crowd's churn; the CI scenario's stress). A departing
 //!   node either comes back later with its old id, routing table and store
 //!   ([`xorro_dht::Node::snapshot`] / [`xorro_dht::Node::restore`]) or is replaced by a new
 //!   node with a new id and address.
@@ -76,7 +80,9 @@ use std::time::Instant;
 
 pub use output::{OutputError, prepare_output_dir, write_outputs};
 pub use report::{NodeMemory, OpKind, OpRecord, Progress, Report, RunInfo};
-pub use scenario::{Behavior, BuildConfig, BuildMode, Expectations, Scenario, ScenarioError};
+pub use scenario::{
+    Behavior, BuildConfig, BuildMode, ChurnStart, Expectations, Scenario, ScenarioError,
+};
 pub use sim::Simulation;
 
 /// The peak memory a run of `nodes` nodes with the default engine is expected to take, in

@@ -14,7 +14,7 @@ use crate::churn::{Weibull, exponential};
 use crate::link::LinkModel;
 use crate::oracle::Oracle;
 use crate::report::{OpKind, OpRecord, Progress, Totals, TrafficCounts, WorkloadTraffic};
-use crate::scenario::{Behavior, BuildMode, Scenario};
+use crate::scenario::{Behavior, BuildMode, ChurnStart, Scenario};
 
 /// UDP port of every simulated node.
 pub const PORT: u16 = 6881;
@@ -437,6 +437,11 @@ impl Simulation {
 
     fn schedule_leave(&mut self, i: u32) {
         let session = self.weibull.sample(&mut self.churn_rng);
+        self.schedule_leave_after(i, session);
+    }
+
+    /// Schedules host `i` to leave `session` seconds from now.
+    fn schedule_leave_after(&mut self, i: u32, session: f64) {
         let at = self.now.saturating_add((session * NS as f64) as u64);
         if at < self.horizon {
             let s = self.hosts[i as usize].session;
@@ -1058,7 +1063,11 @@ impl Simulation {
             self.churn_on = true;
             let hosts: Vec<u32> = self.online.clone();
             for i in hosts {
-                self.schedule_leave(i);
+                let session = match self.sc.churn.start {
+                    ChurnStart::Equilibrium => self.weibull.sample_residual(&mut self.churn_rng),
+                    ChurnStart::Fresh => self.weibull.sample(&mut self.churn_rng),
+                };
+                self.schedule_leave_after(i, session);
             }
         }
         for p in self.sc.link.partitions.clone() {
