@@ -354,6 +354,11 @@ impl Leg {
             .filter(|c| matches!(c.state, State::InFlight { .. }))
     }
 
+    /// Every candidate, closest first.
+    pub fn candidates(&self) -> impl Iterator<Item = &Candidate> {
+        self.candidates.iter()
+    }
+
     /// The `k` closest candidates that answered, closest first.
     pub fn closest_responded(&self, k: usize) -> impl Iterator<Item = &Candidate> {
         self.candidates

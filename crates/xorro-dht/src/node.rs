@@ -190,6 +190,12 @@ pub(crate) struct Lookup {
     pub put_seq: Option<i64>,
     /// Internal lookups (refresh) report nothing.
     pub internal: bool,
+    /// Requests it sends to one candidate: `lookup_attempts`, or
+    /// `lookup_patient_attempts` when patient.
+    pub attempts: u8,
+    /// Whether its last attempt to a candidate named by a near neighbour waits
+    /// `lookup_vouched_wait` (see [`Node::patient`]).
+    pub patient: bool,
     /// Set when the lookup itself decided it failed (a mutable put refused before storing).
     pub failure: Option<CommandError>,
 }
@@ -296,6 +302,9 @@ pub struct Node {
     seeds: Box<[SocketAddr]>,
     /// When the last bootstrap started.
     last_bootstrap: Option<Instant>,
+    /// How often the candidates our patient lookups asked past `lookup_attempts` answered,
+    /// exponentially weighted (see [`Config::lookup_patient_attempts`]).
+    late_answer_share: f32,
     /// Whether strangers reach us over IPv4 and over IPv6 (see
     /// [`Config::detect_unreachable`]; `None` when off): a home connection often has a
     /// public IPv6 address and IPv4 behind NAT.
@@ -321,6 +330,11 @@ const KEEP_EVENTS: usize = 0;
 const MIN_SOFT_TIMEOUT: Duration = Duration::from_millis(100);
 /// RFC 6298's retransmission timeout before the first RTT sample.
 const INITIAL_RTO: Duration = Duration::from_secs(1);
+/// The share of late candidates that must answer for a node's lookups to be patient
+/// ([`Config::lookup_patient_attempts`]): one in three.
+const PATIENT_SHARE: f32 = 1.0 / 3.0;
+/// The weight of one outcome in that share.
+const LATE_ANSWER_WEIGHT: f32 = 1.0 / 8.0;
 
 /// RFC 6298's smoothed RTT and variation; the timeout is `srtt + 4 × rttvar`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -444,6 +458,7 @@ impl Node {
             awaiting_contacts: false,
             seeds: Box::default(),
             last_bootstrap: None,
+            late_answer_share: 0.5,
             reach: (!config.detect_unreachable.is_zero()).then(|| {
                 let key = u64::from_le_bytes(secret[..8].try_into().unwrap_or_default());
                 Box::new([
@@ -993,9 +1008,9 @@ impl Node {
                 self.drive(lookup, now);
             }
             Purpose::Search { lookup, leg } => {
-                let attempts = self.config.lookup_attempts.max(1);
                 if let Some(l) = self.lookups.get_mut(&lookup) {
                     l.stats.timeouts += u32::from(timed_out);
+                    let attempts = l.attempts;
                     if let Some(leg) = l.legs.get_mut(usize::from(leg)) {
                         if timed_out {
                             leg.on_timeout(&req.to, attempts);
@@ -1279,6 +1294,37 @@ impl Node {
         }
     }
 
+    /// Whether a lookup of `kind` starting now is patient (see
+    /// [`Config::lookup_patient_attempts`]): always when patience is off (the vouched wait
+    /// then applies as configured), and for refresh lookups, whose late answers keep the
+    /// count going; otherwise while at least one in three late candidates answered.
+    fn patient(&self, kind: &Kind) -> bool {
+        self.config.lookup_patient_attempts <= self.config.lookup_attempts
+            || matches!(kind, Kind::Refresh)
+            || self.late_answer_share >= PATIENT_SHARE
+    }
+
+    /// A search ended: counts which of the candidates asked past `lookup_attempts` answered.
+    fn count_late_answers(&mut self, id: CommandId) {
+        let base = self.config.lookup_attempts.max(1);
+        let Some(l) = self.lookups.get(&id).filter(|l| l.attempts > base) else {
+            return;
+        };
+        let mut share = self.late_answer_share;
+        for c in l.legs.iter().flat_map(Leg::candidates) {
+            if c.attempts > base {
+                let answered = c.state == crate::lookup::State::Responded;
+                if answered {
+                    self.stats.late_answers += 1;
+                } else {
+                    self.stats.late_silences += 1;
+                }
+                share += (f32::from(u8::from(answered)) - share) * LATE_ANSWER_WEIGHT;
+            }
+        }
+        self.late_answer_share = share;
+    }
+
     fn next_command_id(&mut self) -> CommandId {
         let id = CommandId(self.next_command);
         self.next_command += 1;
@@ -1301,6 +1347,13 @@ impl Node {
             self.table4.mark_refreshed(&t, now);
             self.table6.mark_refreshed(&t, now);
         }
+        let patient = self.patient(&kind);
+        let base = self.config.lookup_attempts.max(1);
+        let attempts = if patient {
+            self.config.lookup_patient_attempts.max(base)
+        } else {
+            base
+        };
         self.lookups.insert(
             id,
             Lookup {
@@ -1322,6 +1375,8 @@ impl Node {
                 put_seq: None,
                 internal,
                 failure: None,
+                attempts,
+                patient,
             },
         );
         self.stats.lookups_started += 1;
@@ -1458,7 +1513,6 @@ impl Node {
     pub(crate) fn drive(&mut self, id: CommandId, now: Instant) {
         let alpha = self.config.lookup_parallelism.max(1);
         let k = self.config.lookup_closest.max(1);
-        let attempts = self.config.lookup_attempts.max(1);
         let burst_after = self.config.lookup_burst_after;
         let unknown = self.soft_timeout(None);
         // Ranks a contact of unknown RTT among known ones (a user's lookup only): the node's
@@ -1478,9 +1532,11 @@ impl Node {
             let burst_after = if l.internal { 0 } else { burst_after };
             let mut next = None;
             let by_rtt = rtt_choice.filter(|_| !l.internal);
+            let (attempts, patient) = (l.attempts, l.patient);
             for (i, leg) in l.legs.iter_mut().enumerate() {
                 if let Some(c) = leg.next_to_query(alpha, k, attempts, burst_after, by_rtt) {
-                    next = Some((i, c.node, c.rtt, c.vouched && c.attempts >= attempts));
+                    let wait_longer = patient && c.vouched && c.attempts >= attempts;
+                    next = Some((i, c.node, c.rtt, wait_longer));
                     break;
                 }
             }
@@ -1523,7 +1579,7 @@ impl Node {
         match &l.phase {
             Phase::Search => {
                 let done =
-                    l.seeds_pending == 0 && l.legs.iter().all(|leg| leg.is_done(k, attempts));
+                    l.seeds_pending == 0 && l.legs.iter().all(|leg| leg.is_done(k, l.attempts));
                 let no_contacts = l.legs.is_empty() && !matches!(l.kind, Kind::Bootstrap);
                 if done && no_contacts && self.bootstrap_running() {
                     // Started before the node knew anyone (a command right after start):
@@ -1769,6 +1825,7 @@ impl Node {
 
     /// The search is over: store (announce / put) or finish.
     fn on_search_done(&mut self, id: CommandId, now: Instant) {
+        self.count_late_answers(id);
         let k = self.config.lookup_closest;
         let Some(l) = self.lookups.get_mut(&id) else {
             return;
@@ -2386,6 +2443,128 @@ mod tests {
             n.handle_timeout(t);
         }
         sent
+    }
+
+    /// Runs `n`'s timers until find_node lookup `id` has finished its search. Its queries to
+    /// `peer` at `peer_addr` reach it when `deliver` says so (given their number), the rest
+    /// of `n`'s datagrams to it always; answers come straight back. Returns how many of the
+    /// lookup's queries went to `peer_addr`.
+    fn run_lookup(
+        n: &mut Node,
+        n_addr: SocketAddr,
+        peer: &mut Node,
+        peer_addr: SocketAddr,
+        id: CommandId,
+        mut deliver: impl FnMut(usize) -> bool,
+    ) -> usize {
+        let target = n.lookups[&id].target;
+        let mut t = n.lookups[&id].started;
+        let mut buf = Vec::new();
+        let mut sent = 0;
+        for _ in 0..1000 {
+            while let Some(to) = n.poll_transmit(&mut buf) {
+                if to == peer_addr {
+                    let ours = matches!(
+                        xorro_wire::decode(&buf).map(|m| m.body),
+                        Ok(Body::Query(Query { kind: QueryKind::FindNode { target: x, .. }, .. }))
+                            if x == target
+                    );
+                    if ours {
+                        sent += 1;
+                    }
+                    if !ours || deliver(sent) {
+                        peer.handle_datagram(t, n_addr, &buf);
+                        while peer.poll_transmit(&mut buf).is_some_and(|to| to == n_addr) {
+                            n.handle_datagram(t, peer_addr, &buf);
+                        }
+                    }
+                }
+            }
+            if !n
+                .lookups
+                .get(&id)
+                .is_some_and(|l| matches!(l.phase, Phase::Search))
+            {
+                break;
+            }
+            let Some(next) = n.poll_timeout() else { break };
+            t = next.max(t);
+            n.handle_timeout(t);
+        }
+        sent
+    }
+
+    #[test]
+    fn lookups_stay_patient_while_late_candidates_answer() {
+        #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
+        let now = Instant::now();
+        let (a_addr, b_addr) = (
+            SocketAddr::from(([10, 0, 0, 1], 6881)),
+            SocketAddr::from(([10, 0, 0, 2], 6881)),
+        );
+        let mut a = Node::new(
+            Config {
+                rng_seed: 1,
+                lookup_patient_attempts: 3,
+                ..Config::default()
+            },
+            now,
+        );
+        let mut b = seeded(2, now);
+        a.start_bootstrap(&[b_addr], now).expect("starts");
+        pump(&mut a, a_addr, &mut b, b_addr, now);
+        while a.poll_event().is_some() {}
+        assert_eq!(a.late_answer_share, 0.5, "a new node starts at one in two");
+        let target = NodeId([0x42; 20]);
+
+        // B is silent: a patient lookup asks it three times, and counts one silence.
+        let t = now + Duration::from_secs(1);
+        let id = a.start_find_node(target, t).expect("starts");
+        assert_eq!((a.lookups[&id].attempts, a.lookups[&id].patient), (3, true));
+        assert_eq!(run_lookup(&mut a, a_addr, &mut b, b_addr, id, |_| false), 3);
+        assert_eq!((a.stats.late_answers, a.stats.late_silences), (0, 1));
+        assert!((a.late_answer_share - 0.5 * (1.0 - LATE_ANSWER_WEIGHT)).abs() < 1e-6);
+
+        // B answers the third request only: a late answer.
+        let t = now + Duration::from_secs(10);
+        let id = a.start_find_node(target, t).expect("starts");
+        assert_eq!(
+            run_lookup(&mut a, a_addr, &mut b, b_addr, id, |n| n == 3),
+            3
+        );
+        assert_eq!((a.stats.late_answers, a.stats.late_silences), (1, 1));
+
+        // Once fewer than one in three late candidates answer, a user's lookup asks twice
+        // and waits for nobody; a refresh still asks three times, so the count goes on.
+        a.late_answer_share = 0.3;
+        let t = now + Duration::from_secs(20);
+        let id = a.start_find_node(target, t).expect("starts");
+        assert_eq!(
+            (a.lookups[&id].attempts, a.lookups[&id].patient),
+            (2, false)
+        );
+        assert_eq!(run_lookup(&mut a, a_addr, &mut b, b_addr, id, |_| false), 2);
+        assert_eq!(
+            a.stats.late_silences, 1,
+            "nothing asked late, nothing counted"
+        );
+        let refresh = a
+            .start_lookup(Kind::Refresh, target, t, true)
+            .expect("starts");
+        assert_eq!(a.lookups[&refresh].attempts, 3);
+
+        // Off (`lookup_patient_attempts` at most `lookup_attempts`, the default): every
+        // lookup asks `lookup_attempts` times and is patient, so the vouched wait applies as
+        // configured.
+        let mut off = seeded(3, now);
+        off.start_bootstrap(&[b_addr], now).expect("starts");
+        pump(&mut off, a_addr, &mut b, b_addr, now);
+        off.late_answer_share = 0.0;
+        let id = off.start_find_node(target, now).expect("starts");
+        assert_eq!(
+            (off.lookups[&id].attempts, off.lookups[&id].patient),
+            (2, true)
+        );
     }
 
     #[test]

@@ -539,6 +539,10 @@ pub struct EngineCounters {
     pub drop_events: u64,
     /// Bootstraps started again by nodes left with no usable contact.
     pub rebootstraps: u64,
+    /// Candidates asked past `lookup_attempts` by patient lookups that answered.
+    pub late_answers: u64,
+    /// Candidates asked past `lookup_attempts` by patient lookups that never answered.
+    pub late_silences: u64,
     /// Times a node took itself for unreachable and acted read-only.
     pub unreachable_spells: u64,
 }
@@ -718,6 +722,8 @@ impl Report {
                 drop_malformed: e.drops.malformed,
                 drop_events: e.drops.events,
                 rebootstraps: e.rebootstraps,
+                late_answers: e.late_answers,
+                late_silences: e.late_silences,
                 unreachable_spells: e.unreachable_spells,
             },
             lookups,

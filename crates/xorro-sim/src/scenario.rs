@@ -407,6 +407,10 @@ pub struct EngineConfig {
     /// read-only; 0: off); `None` keeps the engine default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detect_unreachable_s: Option<u64>,
+    /// `lookup_patient_attempts` (requests to a silent candidate while late answers are
+    /// common; at most `lookup_attempts`: off); `None` keeps the engine default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lookup_patient_attempts: Option<u8>,
 }
 
 impl EngineConfig {
@@ -466,6 +470,9 @@ impl EngineConfig {
         }
         if let Some(s) = self.detect_unreachable_s {
             c.detect_unreachable = Duration::from_secs(s);
+        }
+        if let Some(n) = self.lookup_patient_attempts {
+            c.lookup_patient_attempts = n;
         }
         c
     }

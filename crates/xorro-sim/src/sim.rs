@@ -1633,6 +1633,8 @@ fn add_stats(to: &mut xorro_dht::Stats, s: &xorro_dht::Stats) {
     to.lookups_started += s.lookups_started;
     to.lookups_finished += s.lookups_finished;
     to.rebootstraps += s.rebootstraps;
+    to.late_answers += s.late_answers;
+    to.late_silences += s.late_silences;
     to.unreachable_spells += s.unreachable_spells;
     let (d, e) = (&mut to.drops, &s.drops);
     d.malformed += e.malformed;

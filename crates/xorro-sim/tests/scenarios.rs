@@ -132,6 +132,35 @@ fn a_running_network_loses_fewer_nodes_than_a_new_one() {
     );
 }
 
+/// Patient lookups (`lookup_patient_attempts`) learn whether waiting pays: where every node
+/// is reachable most of the candidates asked a third time answer (far nodes), and with a
+/// tenth of the nodes behind NAT few do (nodes that answer only the neighbours they write
+/// to, who hand them out). Measured at 600 nodes: 62–73 % against 4–10 %.
+#[test]
+fn patient_lookups_learn_that_nodes_behind_nat_do_not_answer() {
+    let share = |nat: f64| {
+        let mut s = ci_scenario(42);
+        s.churn.start = ChurnStart::Equilibrium;
+        s.link.nat_fraction = nat;
+        s.engine.lookup_patient_attempts = Some(3);
+        let r = xorro_sim::run(&s);
+        let (yes, no) = (r.engine.late_answers, r.engine.late_silences);
+        assert!(
+            yes + no > 50,
+            "{yes} + {no} late candidates with {nat} behind NAT"
+        );
+        #[allow(clippy::cast_precision_loss)]
+        let share = yes as f64 / (yes + no) as f64;
+        share
+    };
+    let reachable = share(0.0);
+    let nat = share(0.1);
+    assert!(
+        reachable > 0.5 && nat < 0.2,
+        "late answers: {reachable:.3} without NAT, {nat:.3} with"
+    );
+}
+
 #[test]
 fn adversaries_run_and_are_reported() {
     for behavior in [Behavior::Drop, Behavior::WrongNodes, Behavior::SpoofIds] {

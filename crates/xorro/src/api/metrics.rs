@@ -161,6 +161,18 @@ impl Collector for StatusCollector {
             "Times the node took itself for unreachable and acted read-only.",
             st.unreachable_spells,
         )?;
+        counter(
+            &mut enc,
+            "late_answers",
+            "Candidates that patient lookups asked past lookup_attempts and that answered.",
+            st.late_answers,
+        )?;
+        counter(
+            &mut enc,
+            "late_silences",
+            "Candidates that patient lookups asked past lookup_attempts and that never answered.",
+            st.late_silences,
+        )?;
         gauge(
             &mut enc,
             "lookups_running",

@@ -663,6 +663,8 @@ mod tests {
             "xorro_timeouts_total ",
             "xorro_lookups_started_total ",
             "xorro_rebootstraps_total ",
+            "xorro_late_answers_total ",
+            "xorro_late_silences_total ",
             "xorro_lookup_duration_seconds_bucket{le=\"+Inf\"} ",
             "xorro_lookup_duration_seconds_count ",
             "xorro_routing_table_contacts{family=\"ipv4\"} ",

@@ -128,6 +128,12 @@ pub struct Counters {
     /// Times the node took itself for unreachable and acted read-only.
     #[serde(default)]
     pub unreachable_spells: u64,
+    /// Candidates that patient lookups asked past `lookup_attempts` and that answered.
+    #[serde(default)]
+    pub late_answers: u64,
+    /// Candidates that patient lookups asked past `lookup_attempts` and that never answered.
+    #[serde(default)]
+    pub late_silences: u64,
 }
 
 impl From<&Stats> for Counters {
@@ -147,6 +153,8 @@ impl From<&Stats> for Counters {
             lookups_finished: s.lookups_finished,
             rebootstraps: s.rebootstraps,
             unreachable_spells: s.unreachable_spells,
+            late_answers: s.late_answers,
+            late_silences: s.late_silences,
         }
     }
 }
