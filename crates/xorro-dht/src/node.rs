@@ -309,6 +309,10 @@ pub struct Node {
     /// [`Config::detect_unreachable`]; `None` when off): a home connection often has a
     /// public IPv6 address and IPv4 behind NAT.
     pub(crate) reach: Option<Box<[crate::reach::Reach; 2]>>,
+    /// Our own addresses, as the driver gave them ([`Node::set_local_ips`]).
+    local_ips: Vec<IpAddr>,
+    /// By family: the address others see is none of `local_ips` (address translation).
+    behind_nat: [bool; 2],
     /// BEP 42: our address as reported by others: address → distinct reporters.
     ip_votes: BTreeMap<IpAddr, BTreeSet<IpAddr>>,
     pub(crate) external_ip: Option<IpAddr>,
@@ -459,13 +463,17 @@ impl Node {
             seeds: Box::default(),
             last_bootstrap: None,
             late_answer_share: 0.5,
-            reach: (!config.detect_unreachable.is_zero()).then(|| {
+            reach: (!config.detect_unreachable.is_zero()
+                || !config.detect_unreachable_behind_nat.is_zero())
+            .then(|| {
                 let key = u64::from_le_bytes(secret[..8].try_into().unwrap_or_default());
                 Box::new([
                     crate::reach::Reach::new(now, key),
                     crate::reach::Reach::new(now, key.rotate_left(32)),
                 ])
             }),
+            local_ips: Vec::new(),
+            behind_nat: [false; 2],
             ip_votes: BTreeMap::new(),
             external_ip: None,
             rto: RttEstimator::default(),
@@ -488,6 +496,57 @@ impl Node {
     /// Our external IP address as agreed by other nodes' `ip` fields (BEP 42), once known.
     pub fn external_ip(&self) -> Option<IpAddr> {
         self.external_ip
+    }
+
+    /// Tells the node its own addresses (those of its interfaces, or the one its socket is
+    /// bound to; unspecified addresses are ignored). Once the address other nodes see in a
+    /// family is none of these, the node knows it is behind address translation there
+    /// ([`Node::behind_nat`], [`Config::detect_unreachable_behind_nat`]). Replaces what was
+    /// given before.
+    pub fn set_local_ips(&mut self, ips: impl IntoIterator<Item = IpAddr>) {
+        self.local_ips = ips
+            .into_iter()
+            .map(|ip| ip.to_canonical())
+            .filter(|ip| !ip.is_unspecified())
+            .collect();
+        self.local_ips.sort_unstable();
+        self.local_ips.dedup();
+        self.behind_nat = [false; 2];
+        self.note_translation();
+    }
+
+    /// Whether the address other nodes see in `family` (BEP 42) is none of the node's own
+    /// ([`Node::set_local_ips`]): it is behind NAT there. False until both are known.
+    pub fn behind_nat(&self, family: Family) -> bool {
+        self.behind_nat[family_index(family)]
+    }
+
+    /// Compares the adopted external address with our own in its family.
+    fn note_translation(&mut self) {
+        let Some(ext) = self.external_ip else { return };
+        let family = Family::of(&SocketAddr::new(ext, 0));
+        let mut own = self
+            .local_ips
+            .iter()
+            .filter(|ip| Family::of(&SocketAddr::new(**ip, 0)) == family)
+            .peekable();
+        let nat = own.peek().is_some() && !own.any(|ip| *ip == ext);
+        if nat != self.behind_nat[family_index(family)] {
+            self.behind_nat[family_index(family)] = nat;
+            tracing::info!(?family, external = %ext, local = ?self.local_ips, nat, "address translation");
+        }
+    }
+
+    /// How long the node waits for a stranger's query in `family` before it takes itself for
+    /// unreachable there (zero: it does not judge that family).
+    fn reach_wait(&self, family: Family) -> Duration {
+        if !self.config.detect_unreachable.is_zero() {
+            self.config.detect_unreachable
+        } else if self.behind_nat(family) {
+            self.config.detect_unreachable_behind_nat
+        } else {
+            Duration::ZERO
+        }
     }
 
     /// Counters.
@@ -647,9 +706,13 @@ impl Node {
         self.acts_read_only_in(Family::V4) || self.acts_read_only_in(Family::V6)
     }
 
-    /// What the node knows of its own reachability in `family`; `None` unless it watches
-    /// for it ([`Config::detect_unreachable`]).
+    /// What the node knows of its own reachability in `family`; `None` unless it judges it
+    /// there ([`Config::detect_unreachable`], or [`Config::detect_unreachable_behind_nat`]
+    /// once it knows it is behind NAT in that family).
     pub fn reachability(&self, family: Family) -> Option<crate::reach::Reachability> {
+        if self.reach_wait(family).is_zero() {
+            return None;
+        }
         self.reach.as_ref().map(|r| r[family_index(family)].state())
     }
 
@@ -781,9 +844,9 @@ impl Node {
     /// the rate limiter's sources whose buckets are full again.
     fn maintain(&mut self, now: Instant) {
         self.limiter.forget_refilled(now);
-        let after = self.config.detect_unreachable;
         for family in [Family::V4, Family::V6] {
             let unused = self.routing_table(family).is_empty();
+            let after = self.reach_wait(family);
             let Some(r) = &mut self.reach else { break };
             let r = &mut r[family_index(family)];
             // A family the node does not use (no contact) is not judged: its wait starts
@@ -1060,6 +1123,7 @@ impl Node {
         self.external_ip = Some(ours);
         self.ip_votes.clear();
         tracing::info!(ip = %ours, "external address agreed by other nodes");
+        self.note_translation();
         if self.config.bep42_derive_id
             && !xorro_wire::bep42::is_exempt(ours)
             && !xorro_wire::bep42::is_secure(&self.id, ours)
@@ -2742,6 +2806,61 @@ mod tests {
     }
 
     #[test]
+    fn a_node_that_finds_itself_behind_nat_judges_its_reachability() {
+        #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
+        let now = Instant::now();
+        let secs = |s: u64| now + Duration::from_secs(s);
+        let a_addr = SocketAddr::from(([20, 0, 0, 1], 6881));
+        let b_addr = SocketAddr::from(([20, 0, 0, 2], 6881));
+        // The defaults but one vote: B's answer tells A the address it sees.
+        let run = |local: &[IpAddr]| {
+            let mut a = Node::new(
+                Config {
+                    rng_seed: 1,
+                    bep42_votes: 1,
+                    ..Config::default()
+                },
+                now,
+            );
+            a.set_local_ips(local.iter().copied());
+            let mut b = seeded(2, now);
+            a.start_bootstrap(&[b_addr], now).expect("starts");
+            pump(&mut a, a_addr, &mut b, b_addr, now);
+            assert_eq!(a.external_ip(), Some(a_addr.ip()));
+            // B, which A wrote to, pings A: no proof.
+            b.start_ping(a_addr, secs(10));
+            pump(&mut a, a_addr, &mut b, b_addr, secs(10));
+            a.handle_timeout(secs(130));
+            a
+        };
+        let private = IpAddr::from([192, 168, 1, 5]);
+        let v6 = "2001:db8::1".parse::<IpAddr>().expect("an address");
+        let a = run(&[private, v6, IpAddr::from([0, 0, 0, 0])]);
+        assert!(a.behind_nat(Family::V4) && !a.behind_nat(Family::V6));
+        assert!(matches!(
+            a.reachability(Family::V4),
+            Some(crate::reach::Reachability::Unreachable { .. })
+        ));
+        assert!(a.acts_read_only_in(Family::V4));
+        assert_eq!(a.stats().unreachable_spells, 1);
+        // On its own public address, or told nothing, the same silence changes nothing.
+        for local in [&[a_addr.ip(), private][..], &[]] {
+            let mut a = run(local);
+            assert!(!a.behind_nat(Family::V4));
+            assert_eq!(a.reachability(Family::V4), None);
+            a.handle_timeout(secs(7200));
+            assert!(!a.acts_read_only());
+            assert_eq!(a.stats().unreachable_spells, 0);
+        }
+        // Told its addresses after it learned the external one: the same judgement.
+        let mut late = run(&[]);
+        late.set_local_ips([private]);
+        assert!(late.behind_nat(Family::V4));
+        late.handle_timeout(secs(7300));
+        assert!(late.acts_read_only_in(Family::V4));
+    }
+
+    #[test]
     fn reachability_is_judged_per_family() {
         #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
         let now = Instant::now();
@@ -2860,7 +2979,10 @@ mod tests {
         let bound = KEEP_TRANSMIT_BYTES
             + KEEP_QUEUED * std::mem::size_of::<Transmit>()
             + KEEP_EVENTS * std::mem::size_of::<Event>()
-            + node.reply_buffers.heap_bytes();
+            + node.reply_buffers.heap_bytes()
+            + node.reach.as_ref().map_or(0, |r| {
+                r.iter().map(crate::reach::Reach::heap_bytes).sum::<usize>()
+            });
         assert!(left <= bound, "{left} bytes kept, at most {bound} expected");
         assert!(left < queued, "{left} bytes kept of {queued}");
     }

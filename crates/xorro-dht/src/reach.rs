@@ -6,11 +6,14 @@
 //! read-only (BEP 43) until it tries again [`REPROBE`] later: the others then keep it out of
 //! their tables instead of handing it out and waiting for it in vain.
 //!
-//! Off by default: in a small or quiet network every querier is one we wrote to lately, so
-//! reachable nodes would take themselves for unreachable (measured: 1–8 times in two hours
-//! in networks of 3 to 80 public nodes with nothing but maintenance). Loopback and private queriers count as
-//! strangers, so local test networks and LANs are safe; a small network of public servers
-//! is not. Simulated in docs/SIMULATION.md ("Nodes behind NAT that know it").
+//! For every node off by default: in a small or quiet network every querier is one we wrote
+//! to lately, so reachable nodes would take themselves for unreachable (measured: 1–8 times
+//! in two hours in networks of 3 to 80 public nodes with nothing but maintenance). Loopback
+//! and private queriers count as strangers, so local test networks and LANs are safe; a
+//! small network of public servers is not. On by default (after
+//! [`Config::detect_unreachable_behind_nat`](crate::Config::detect_unreachable_behind_nat))
+//! for a node that knows it is behind NAT: the address other nodes see is none of its own.
+//! Simulated in docs/SIMULATION.md ("Nodes behind NAT that know it").
 //!
 //! The addresses written to are kept in two Bloom filters of [`WINDOW`]` / 2` each, turned
 //! over at maintenance (a false positive only takes a stranger for an acquaintance, which

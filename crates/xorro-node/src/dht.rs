@@ -142,9 +142,18 @@ impl DhtBuilder {
     }
 
     /// Act read-only (BEP 43) after this long without a query from a node we had not
-    /// written to: see [`Config::detect_unreachable`] (zero: off, the default).
+    /// written to: see [`Config::detect_unreachable`] (zero, the default: only once the node
+    /// finds itself behind NAT, see [`DhtBuilder::detect_unreachable_behind_nat`]).
     pub fn detect_unreachable(mut self, after: Duration) -> Self {
         self.config.detect_unreachable = after;
+        self
+    }
+
+    /// The same wait for a node that finds the address other nodes see is none of its
+    /// interfaces' (behind NAT): see [`Config::detect_unreachable_behind_nat`] (default
+    /// 120 s; zero: off).
+    pub fn detect_unreachable_behind_nat(mut self, after: Duration) -> Self {
+        self.config.detect_unreachable_behind_nat = after;
         self
     }
 

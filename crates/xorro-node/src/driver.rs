@@ -19,7 +19,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{self, IoSlice, IoSliceMut};
-use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -200,7 +200,7 @@ pub(crate) async fn start(b: DhtBuilder, mut storage: Option<Storage>) -> Result
         config.rng_seed = rand::random();
     }
     let mut keeps = Vec::new();
-    let node = match storage.as_mut() {
+    let mut node = match storage.as_mut() {
         Some(st) => {
             let saved = st.load(wall)?;
             if saved.skipped_rows > 0 {
@@ -221,6 +221,7 @@ pub(crate) async fn start(b: DhtBuilder, mut storage: Option<Storage>) -> Result
         }
         None => Node::new(config, now),
     };
+    node.set_local_ips(own_ips(&local_addrs));
     tracing::info!(id = %node.id(), addrs = ?local_addrs, "node started");
 
     let (tx, rx) = mpsc::channel(256);
@@ -254,6 +255,40 @@ pub(crate) async fn start(b: DhtBuilder, mut storage: Option<Storage>) -> Result
     driver.initial_bootstrap(now);
     tokio::spawn(driver.run());
     Ok(Dht { tx, local_addrs })
+}
+
+/// The node's own IP addresses: those its sockets are bound to, and for a socket bound to
+/// the unspecified address (IPv6 sockets are IPv6-only) those of every interface of its
+/// family. None for a family whose interfaces cannot be read: the node then never takes
+/// itself for behind NAT there.
+fn own_ips(bound: &[SocketAddr]) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = bound
+        .iter()
+        .map(SocketAddr::ip)
+        .filter(|ip| !ip.is_unspecified())
+        .collect();
+    let any = |v6: bool| {
+        bound
+            .iter()
+            .any(|a| a.is_ipv6() == v6 && a.ip().is_unspecified())
+    };
+    let (any4, any6) = (any(false), any(true));
+    if !(any4 || any6) {
+        return ips;
+    }
+    match nix::ifaddrs::getifaddrs() {
+        Ok(ifs) => {
+            for a in ifs.filter_map(|i| i.address) {
+                match (a.as_sockaddr_in(), a.as_sockaddr_in6()) {
+                    (Some(v4), _) if any4 => ips.push(v4.ip().into()),
+                    (_, Some(v6)) if any6 => ips.push(v6.ip().into()),
+                    _ => {}
+                }
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "cannot read the interfaces' addresses"),
+    }
+    ips
 }
 
 fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -584,6 +619,9 @@ impl Driver {
         }
         if self.next_contacts_save <= now {
             self.next_contacts_save = now + Duration::from_secs(60);
+            // Interfaces change (a new lease, a VPN): the node compares what others see
+            // with what it has now.
+            self.node.set_local_ips(own_ips(&self.local_addrs));
             if let Err(e) = self.save_contacts() {
                 tracing::warn!(error = %e, "saving contacts failed");
             }
@@ -1105,5 +1143,19 @@ mod tests {
         }
         let want: Vec<String> = (0..(BATCH + 5)).map(|i| format!("datagram {i}")).collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn own_addresses_are_the_bound_ones_or_the_interfaces() {
+        let lo4 = IpAddr::from([127, 0, 0, 1]);
+        let bound = [SocketAddr::from((lo4, 6881))];
+        assert_eq!(own_ips(&bound), vec![lo4]);
+        // On 0.0.0.0: every IPv4 interface (the loopback one is always there), no IPv6.
+        let any4 = own_ips(&[SocketAddr::from(([0, 0, 0, 0], 6881))]);
+        assert!(any4.contains(&lo4), "{any4:?}");
+        assert!(any4.iter().all(IpAddr::is_ipv4), "{any4:?}");
+        // On [::] (IPv6 only): IPv6 interfaces alone.
+        let any6 = own_ips(&[SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 6881))]);
+        assert!(any6.iter().all(IpAddr::is_ipv6), "{any6:?}");
     }
 }

@@ -21,7 +21,11 @@
 //!   off.
 //! * **Addresses**: node `i` is `20.0.0.0 + i`, port 6881: unique, public-looking IPv4
 //!   addresses, so the engine's one-node-per-IP rule, per-IP rate limiter and outgoing
-//!   budget all apply as on the internet.
+//!   budget all apply as on the internet. Each node is told its own address
+//!   (`Node::set_local_ips`) as a driver reads it from its interface: the public one, or
+//!   for a node behind NAT a private one (`10.0.0.0/8`), so that it finds itself behind
+//!   NAT once the others report what they see (and then judges its reachability, see
+//!   `Config::detect_unreachable_behind_nat`).
 //! * **Building**: nodes join in waves (each wave as large as the network so far, capped),
 //!   spread over a few seconds; each bootstraps through the real protocol from a few random
 //!   nodes that joined before. Then maintenance runs for `build.settle_s`.

@@ -407,6 +407,11 @@ pub struct EngineConfig {
     /// read-only; 0: off); `None` keeps the engine default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detect_unreachable_s: Option<u64>,
+    /// `detect_unreachable_behind_nat` in seconds (the same wait, for a node that found its
+    /// external address is not its own: the nodes behind NAT, whose own address the
+    /// simulator gives as a private one; 0: off); `None` keeps the engine default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detect_unreachable_behind_nat_s: Option<u64>,
     /// `lookup_patient_attempts` (requests to a silent candidate while late answers are
     /// common; at most `lookup_attempts`: off); `None` keeps the engine default.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -470,6 +475,9 @@ impl EngineConfig {
         }
         if let Some(s) = self.detect_unreachable_s {
             c.detect_unreachable = Duration::from_secs(s);
+        }
+        if let Some(s) = self.detect_unreachable_behind_nat_s {
+            c.detect_unreachable_behind_nat = Duration::from_secs(s);
         }
         if let Some(n) = self.lookup_patient_attempts {
             c.lookup_patient_attempts = n;

@@ -367,6 +367,16 @@ impl Simulation {
         i
     }
 
+    /// The address host `i` has on its own interface: its public one, or behind NAT a
+    /// private one (10.0.0.0/8).
+    fn local_ip(&self, i: u32) -> IpAddr {
+        if self.hosts[i as usize].flags & F_NAT != 0 {
+            IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (i & 0x00ff_ffff)))
+        } else {
+            addr_of(i).ip()
+        }
+    }
+
     fn findable(&self, i: u32) -> bool {
         let f = self.hosts[i as usize].flags;
         f & F_NAT == 0 && !(f & F_ADVERSARY != 0 && self.sc.adversary.behavior == Behavior::Drop)
@@ -409,6 +419,9 @@ impl Simulation {
             Some(s) => Node::restore(config, *s, now),
             None => Node::new(config, now),
         });
+        // Its own address, as a driver reads it from its interfaces: the nodes behind NAT
+        // have a private one, so they find out once others tell them what they see.
+        node.set_local_ips([self.local_ip(i)]);
         let addrs: Vec<SocketAddr> = contacts.iter().map(|&c| addr_of(c)).collect();
         if returning {
             node.ping_contacts(now);
@@ -994,6 +1007,7 @@ impl Simulation {
         })
         .collect();
         let mut node = Box::new(Node::restore(self.node_config(i), *snapshot, now));
+        node.set_local_ips([self.local_ip(i)]);
         // What the daemon does with a saved table (xorro-node's driver): ping every contact,
         // then bootstrap from the table alone.
         node.ping_contacts(now);

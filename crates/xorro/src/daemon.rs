@@ -37,12 +37,20 @@ async fn serve(settings: NodeSettings) -> anyhow::Result<()> {
     let api_addr = listener
         .local_addr()
         .context("the API socket has no address")?;
-    let dht = Dht::builder()
+    let mut builder = Dht::builder()
         .port(settings.port)
         .bootstrap(settings.bootstrap.clone())
         .public_bootstrap(settings.public_bootstrap)
-        .read_only(settings.read_only)
-        .detect_unreachable(settings.detect_unreachable)
+        .read_only(settings.read_only);
+    match settings.detect_unreachable {
+        // Off: not even a node that finds itself behind NAT judges its reachability.
+        Some(after) if after.is_zero() => {
+            builder = builder.detect_unreachable_behind_nat(after);
+        }
+        Some(after) => builder = builder.detect_unreachable(after),
+        None => {}
+    }
+    let dht = builder
         .data_dir(dir.clone())
         .start()
         .await

@@ -107,9 +107,10 @@ pub struct NodeArgs {
     pub read_only: Option<bool>,
     /// Act read-only (BEP 43) after this many seconds in which no node the node had not
     /// written to queried it: a node behind NAT or a firewall then stays out of the others'
-    /// tables until it tries again, half an hour later [default: off]. For the public DHT
-    /// (300 is safe there); in a small or quiet network of public servers nodes would go
-    /// silent.
+    /// tables until it tries again, half an hour later. For the public DHT (300 is safe
+    /// there); in a small or quiet network of public servers nodes would go silent. 0: off.
+    /// [default: only once the address other nodes see is none of this machine's (behind
+    /// NAT), after 120 s]
     #[arg(long, value_name = "SECS", env = "XORRO_DETECT_UNREACHABLE")]
     pub detect_unreachable: Option<u64>,
     /// Never contact the public bootstrap routers (they are used only when no --bootstrap is

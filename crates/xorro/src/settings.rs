@@ -75,8 +75,10 @@ pub struct NodeSettings {
     pub api: SocketAddr,
     /// BEP 43 read-only.
     pub read_only: bool,
-    /// Act read-only after this long without a query from a stranger (zero: never).
-    pub detect_unreachable: std::time::Duration,
+    /// Act read-only after this long without a query from a stranger: `Some(zero)` never,
+    /// not even behind NAT; `None` the engine's default (only once the node finds itself
+    /// behind NAT, after `Config::detect_unreachable_behind_nat`).
+    pub detect_unreachable: Option<std::time::Duration>,
     /// The log format.
     pub log_format: LogFormat,
 }
@@ -141,11 +143,8 @@ impl NodeSettings {
             }
             .into());
         }
-        let detect_unreachable = args
-            .detect_unreachable
-            .or(file.detect_unreachable)
-            .unwrap_or(0);
-        if (1..MIN_DETECT_UNREACHABLE).contains(&detect_unreachable) {
+        let detect_unreachable = args.detect_unreachable.or(file.detect_unreachable);
+        if let Some(detect_unreachable @ 1..MIN_DETECT_UNREACHABLE) = detect_unreachable {
             return Err(Exit {
                 code: crate::error::Code::Usage,
                 message: format!(
@@ -165,7 +164,7 @@ impl NodeSettings {
             data_dir,
             api,
             read_only: args.read_only.or(file.read_only).unwrap_or(false),
-            detect_unreachable: std::time::Duration::from_secs(detect_unreachable),
+            detect_unreachable: detect_unreachable.map(std::time::Duration::from_secs),
             log_format: args
                 .log_format
                 .or(file.log_format)
@@ -254,33 +253,34 @@ mod tests {
         assert_eq!(s.data_dir, PathBuf::from("/data/xorro"));
         assert_eq!(s.api.to_string(), DEFAULT_API);
         assert!(!s.read_only);
-        assert!(s.detect_unreachable.is_zero());
+        assert_eq!(s.detect_unreachable, None, "the engine's: only behind NAT");
         assert_eq!(s.log_format, LogFormat::Text);
     }
 
     #[test]
     fn detect_unreachable_is_off_or_at_least_two_minutes() {
+        let secs = std::time::Duration::from_secs;
         let s = NodeSettings::merge(
             &node_args(&["--detect-unreachable", "300"]),
             file("detect_unreachable = 600\n"),
             Some("/d".into()),
         )
         .unwrap();
-        assert_eq!(s.detect_unreachable.as_secs(), 300, "the flag wins");
+        assert_eq!(s.detect_unreachable, Some(secs(300)), "the flag wins");
         let s = NodeSettings::merge(
             &node_args(&[]),
             file("detect_unreachable = 600\n"),
             Some("/d".into()),
         )
         .unwrap();
-        assert_eq!(s.detect_unreachable.as_secs(), 600);
+        assert_eq!(s.detect_unreachable, Some(secs(600)));
         let s = NodeSettings::merge(
             &node_args(&["--detect-unreachable", "0"]),
             FileConfig::default(),
             Some("/d".into()),
         )
         .unwrap();
-        assert!(s.detect_unreachable.is_zero());
+        assert_eq!(s.detect_unreachable, Some(secs(0)), "off, even behind NAT");
         let e = NodeSettings::merge(
             &node_args(&["--detect-unreachable", "30"]),
             FileConfig::default(),

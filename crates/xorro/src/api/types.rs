@@ -189,7 +189,8 @@ pub struct Status {
     /// BEP 43 read-only: set so, or taken for unreachable.
     pub read_only: bool,
     /// By family (`ipv4`, `ipv6`) with contacts: `learning`, `reachable` or `unreachable`,
-    /// when the node watches for it (`--detect-unreachable`).
+    /// when the node watches for it (`--detect-unreachable`, or by default once it finds
+    /// itself behind NAT in that family).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub reachability: BTreeMap<String, String>,
     /// Counters.
