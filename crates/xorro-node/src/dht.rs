@@ -233,8 +233,12 @@ pub struct Status {
     /// Whether it is read-only (BEP 43): set so, or taken for unreachable.
     pub read_only: bool,
     /// What it knows of its own reachability in each family it has contacts in, when it
-    /// watches for it ([`DhtBuilder::detect_unreachable`]; empty otherwise).
+    /// watches for it ([`DhtBuilder::detect_unreachable`], or by default in a family where
+    /// it is behind NAT; empty otherwise).
     pub reachability: Vec<(xorro_wire::Family, xorro_dht::reach::Reachability)>,
+    /// The families in which the address other nodes see is none of this machine's
+    /// ([`Node::behind_nat`](xorro_dht::Node::behind_nat)).
+    pub behind_nat: Vec<xorro_wire::Family>,
     /// Datagrams lost at the sockets, before or after the engine.
     pub socket_errors: SocketErrors,
 }

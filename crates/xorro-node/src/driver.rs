@@ -1027,6 +1027,10 @@ impl Driver {
                 .filter(|&f| !self.node.routing_table(f).is_empty())
                 .filter_map(|f| Some((f, self.node.reachability(f)?)))
                 .collect(),
+            behind_nat: [Family::V4, Family::V6]
+                .into_iter()
+                .filter(|&f| self.node.behind_nat(f))
+                .collect(),
             socket_errors: self.socket_errors,
         }
     }

@@ -160,7 +160,7 @@ impl From<&Stats> for Counters {
 }
 
 /// `GET /v1/status`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Status {
     /// The node id.
     pub id: String,
@@ -193,12 +193,24 @@ pub struct Status {
     /// itself behind NAT in that family).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub reachability: BTreeMap<String, String>,
+    /// Families (`ipv4`, `ipv6`) in which the address other nodes see is none of this
+    /// machine's: the node is behind NAT there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub behind_nat: Vec<String>,
     /// Counters.
     pub stats: Counters,
     /// Datagrams lost at the sockets, by kind (`send_failed`, `no_socket`, `recv_failed`,
     /// `truncated`).
     #[serde(default)]
     pub socket_errors: BTreeMap<String, u64>,
+}
+
+/// `ipv4` or `ipv6`, as the API names families.
+fn family_name(family: xorro_wire::Family) -> &'static str {
+    match family {
+        xorro_wire::Family::V4 => "ipv4",
+        xorro_wire::Family::V6 => "ipv6",
+    }
 }
 
 impl From<&xorro_node::Status> for Status {
@@ -222,17 +234,18 @@ impl From<&xorro_node::Status> for Status {
                 .iter()
                 .map(|(family, r)| {
                     use xorro_dht::reach::Reachability;
-                    let family = match family {
-                        xorro_wire::Family::V4 => "ipv4",
-                        xorro_wire::Family::V6 => "ipv6",
-                    };
                     let r = match r {
                         Reachability::Learning { .. } => "learning",
                         Reachability::Reachable => "reachable",
                         Reachability::Unreachable { .. } => "unreachable",
                     };
-                    (family.to_owned(), r.to_owned())
+                    (family_name(*family).to_owned(), r.to_owned())
                 })
+                .collect(),
+            behind_nat: s
+                .behind_nat
+                .iter()
+                .map(|&f| family_name(f).to_owned())
                 .collect(),
             stats: Counters::from(&s.stats),
             socket_errors: s

@@ -96,30 +96,41 @@ pub fn status(args: &ClientArgs) -> anyhow::Result<()> {
             "uptime",
             human_duration(Duration::from_secs_f64(s.uptime_secs.max(0.0))),
         ),
-        ("mode", {
-            let mode = if s.read_only {
-                "read-only (BEP 43)"
-            } else {
-                "read-write"
-            };
-            // With --detect-unreachable: "read-write (ipv4 reachable, ipv6 learning)";
-            // an unreachable family is read-only there.
-            let by_family: Vec<String> = s
-                .reachability
-                .iter()
-                .map(|(family, r)| format!("{family} {r}"))
-                .collect();
-            if by_family.is_empty() {
-                mode.to_owned()
-            } else {
-                format!("{mode} ({})", by_family.join(", "))
-            }
-        }),
+        ("mode", mode_line(&s)),
     ];
     for (k, v) in rows {
         outln!("{k:<14} {v}")?;
     }
     Ok(())
+}
+
+/// The `mode` row of `xorro status`: "read-write", or for example "read-write (ipv4
+/// unreachable; behind NAT over ipv4)".
+fn mode_line(s: &types::Status) -> String {
+    let mode = if s.read_only {
+        "read-only (BEP 43)"
+    } else {
+        "read-write"
+    };
+    // Where it judges its reachability: "read-write (ipv4 reachable, ipv6 learning)";
+    // an unreachable family is read-only there.
+    let by_family: Vec<String> = s
+        .reachability
+        .iter()
+        .map(|(family, r)| format!("{family} {r}"))
+        .collect();
+    let mut notes = by_family.join(", ");
+    if !s.behind_nat.is_empty() {
+        // The address others see is not this machine's: queries from strangers
+        // reach the node only where the NAT forwards its port.
+        let sep = if notes.is_empty() { "" } else { "; " };
+        notes = format!("{notes}{sep}behind NAT over {}", s.behind_nat.join(", "));
+    }
+    if notes.is_empty() {
+        mode.to_owned()
+    } else {
+        format!("{mode} ({notes})")
+    }
 }
 
 /// `xorro routing-table`.
@@ -479,6 +490,25 @@ pub fn human_duration(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_mode_line_names_reachability_and_nat() {
+        let mut s = super::types::Status::default();
+        assert_eq!(super::mode_line(&s), "read-write");
+        s.reachability.insert("ipv4".into(), "unreachable".into());
+        s.reachability.insert("ipv6".into(), "reachable".into());
+        s.behind_nat = vec!["ipv4".into()];
+        assert_eq!(
+            super::mode_line(&s),
+            "read-write (ipv4 unreachable, ipv6 reachable; behind NAT over ipv4)"
+        );
+        s.reachability.clear();
+        s.read_only = true;
+        assert_eq!(
+            super::mode_line(&s),
+            "read-only (BEP 43) (behind NAT over ipv4)"
+        );
+    }
+
     use super::*;
 
     #[test]
