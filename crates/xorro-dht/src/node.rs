@@ -315,7 +315,9 @@ pub struct Node {
     behind_nat: [bool; 2],
     /// BEP 42: our address as reported by others: address → distinct reporters.
     ip_votes: BTreeMap<IpAddr, BTreeSet<IpAddr>>,
-    pub(crate) external_ip: Option<IpAddr>,
+    /// BEP 42: our address as the others agree on it, by family (a dual-stack node has
+    /// one of each).
+    external: [Option<IpAddr>; 2],
     /// Round-trip times of every answer, for the soft timeout of contacts never timed.
     rto: RttEstimator,
 }
@@ -475,7 +477,7 @@ impl Node {
             local_ips: Vec::new(),
             behind_nat: [false; 2],
             ip_votes: BTreeMap::new(),
-            external_ip: None,
+            external: [None; 2],
             rto: RttEstimator::default(),
             id,
             rng,
@@ -494,8 +496,14 @@ impl Node {
     }
 
     /// Our external IP address as agreed by other nodes' `ip` fields (BEP 42), once known.
+    /// The IPv4 one when known, else the IPv6 one (see [`Node::external_ip_in`]).
     pub fn external_ip(&self) -> Option<IpAddr> {
-        self.external_ip
+        self.external[0].or(self.external[1])
+    }
+
+    /// Our external address in `family` as agreed by other nodes (BEP 42), once known.
+    pub fn external_ip_in(&self, family: Family) -> Option<IpAddr> {
+        self.external[family_index(family)]
     }
 
     /// Tells the node its own addresses (those of its interfaces, or the one its socket is
@@ -521,14 +529,21 @@ impl Node {
         self.behind_nat[family_index(family)]
     }
 
-    /// Compares the adopted external address with our own in its family.
+    /// Compares the adopted external addresses with our own, family by family.
     fn note_translation(&mut self) {
-        let Some(ext) = self.external_ip else { return };
-        let family = Family::of(&SocketAddr::new(ext, 0));
+        for family in [Family::V4, Family::V6] {
+            self.note_translation_in(family);
+        }
+    }
+
+    fn note_translation_in(&mut self, family: Family) {
+        let Some(ext) = self.external[family_index(family)] else {
+            return;
+        };
         let mut own = self
             .local_ips
             .iter()
-            .filter(|ip| Family::of(&SocketAddr::new(**ip, 0)) == family)
+            .filter(|ip| ip_family(**ip) == family)
             .peekable();
         let nat = own.peek().is_some() && !own.any(|ip| *ip == ext);
         if nat != self.behind_nat[family_index(family)] {
@@ -1106,8 +1121,9 @@ impl Node {
     /// and derives a secure id from it if configured to.
     fn vote_external_ip(&mut self, now: Instant, voter: IpAddr, ours: IpAddr) {
         let ours = ours.to_canonical();
+        let family = ip_family(ours);
         // Votes for the address already adopted decide nothing: keeping them cost ~2 KB a node.
-        if self.external_ip == Some(ours) {
+        if self.external[family_index(family)] == Some(ours) {
             return;
         }
         if self.ip_votes.len() >= 16 && !self.ip_votes.contains_key(&ours) {
@@ -1120,13 +1136,19 @@ impl Node {
         if voters.len() < self.config.bep42_votes {
             return;
         }
-        self.external_ip = Some(ours);
-        self.ip_votes.clear();
+        self.external[family_index(family)] = Some(ours);
+        // The other family's votes stand: a dual-stack node adopts one address of each.
+        self.ip_votes.retain(|ip, _| ip_family(*ip) != family);
         tracing::info!(ip = %ours, "external address agreed by other nodes");
-        self.note_translation();
+        self.note_translation_in(family);
+        // One id for both families: derived from the first address agreed on, and kept
+        // while it is secure for one of them.
+        let secure_for_other = self.external[family_index(family) ^ 1]
+            .is_some_and(|ip| xorro_wire::bep42::is_secure(&self.id, ip));
         if self.config.bep42_derive_id
             && !xorro_wire::bep42::is_exempt(ours)
             && !xorro_wire::bep42::is_secure(&self.id, ours)
+            && !secure_for_other
         {
             let new = xorro_wire::bep42::secure_node_id(ours, self.rng.r#gen());
             let old = self.id;
@@ -1518,6 +1540,11 @@ impl Node {
 }
 
 /// The index of `family` in per-family arrays.
+/// The family of an address (IPv4-mapped ones canonicalized first by the caller).
+fn ip_family(ip: IpAddr) -> Family {
+    if ip.is_ipv4() { Family::V4 } else { Family::V6 }
+}
+
 pub(crate) fn family_index(family: Family) -> usize {
     match family {
         Family::V4 => 0,
@@ -2858,6 +2885,43 @@ mod tests {
         assert!(late.behind_nat(Family::V4));
         late.handle_timeout(secs(7300));
         assert!(late.acts_read_only_in(Family::V4));
+    }
+
+    #[test]
+    fn a_dual_stack_node_keeps_one_external_address_of_each_family() {
+        #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
+        let now = Instant::now();
+        let mut a = Node::new(
+            Config {
+                rng_seed: 1,
+                bep42_derive_id: true,
+                ..Config::default()
+            },
+            now,
+        );
+        let ours4 = IpAddr::from([21, 1, 2, 3]);
+        let ours6: IpAddr = "2001:db8::7".parse().expect("an address");
+        let mut ids = vec![a.id()];
+        // Votes of the two families interleave, as answers over both sockets do; each
+        // round brings five new voters of each.
+        for round in 0..4u8 {
+            for v in 0..5u8 {
+                a.vote_external_ip(now, IpAddr::from([30, round, v, 1]), ours4);
+                let voter6 =
+                    IpAddr::from([0x2001, 0xdb8, 1, u16::from(round), u16::from(v), 0, 0, 1]);
+                a.vote_external_ip(now, voter6, ours6);
+            }
+            if ids.last() != Some(&a.id()) {
+                ids.push(a.id());
+            }
+        }
+        assert_eq!(a.external_ip_in(Family::V4), Some(ours4));
+        assert_eq!(a.external_ip_in(Family::V6), Some(ours6));
+        assert_eq!(a.external_ip(), Some(ours4));
+        // The id was derived once, from the first address agreed on, and stays secure for it.
+        assert_eq!(ids.len(), 2, "ids {ids:?}");
+        assert!(xorro_wire::bep42::is_secure(&a.id(), ours4));
+        assert!(a.ip_votes.is_empty(), "no votes kept for adopted addresses");
     }
 
     #[test]
