@@ -1010,6 +1010,10 @@ impl Driver {
             id: self.node.id(),
             local_addrs: self.local_addrs.clone(),
             external_ip: self.node.external_ip(),
+            external_ips: [Family::V4, Family::V6]
+                .into_iter()
+                .filter_map(|f| self.node.external_ip_in(f))
+                .collect(),
             table_v4: self.node.routing_table(Family::V4).len(),
             table_v6: self.node.routing_table(Family::V6).len(),
             stored_infohashes: self.node.peer_store().infohash_count(),

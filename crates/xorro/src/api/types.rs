@@ -166,8 +166,11 @@ pub struct Status {
     pub id: String,
     /// The UDP addresses it listens on.
     pub local_addrs: Vec<String>,
-    /// Its external address as other nodes see it (BEP 42), once known.
+    /// Its external address as other nodes see it (BEP 42), once known (IPv4 first).
     pub external_ip: Option<String>,
+    /// Its external address in each family where it is known (IPv4, then IPv6).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_ips: Vec<String>,
     /// Contacts in the IPv4 routing table.
     pub table_v4: usize,
     /// Contacts in the IPv6 routing table.
@@ -219,6 +222,7 @@ impl From<&xorro_node::Status> for Status {
             id: s.id.to_string(),
             local_addrs: s.local_addrs.iter().map(ToString::to_string).collect(),
             external_ip: s.external_ip.map(|ip| ip.to_string()),
+            external_ips: s.external_ips.iter().map(ToString::to_string).collect(),
             table_v4: s.table_v4,
             table_v6: s.table_v6,
             stored_infohashes: s.stored_infohashes,

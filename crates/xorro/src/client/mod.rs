@@ -51,12 +51,7 @@ pub fn status(args: &ClientArgs) -> anyhow::Result<()> {
     let rows = [
         ("node id", s.id.clone()),
         ("listening", s.local_addrs.join(", ")),
-        (
-            "external ip",
-            s.external_ip
-                .clone()
-                .unwrap_or_else(|| "not known yet".to_owned()),
-        ),
+        ("external ip", external_line(&s)),
         (
             "routing table",
             format!("{} IPv4 contacts, {} IPv6", s.table_v4, s.table_v6),
@@ -102,6 +97,17 @@ pub fn status(args: &ClientArgs) -> anyhow::Result<()> {
         outln!("{k:<14} {v}")?;
     }
     Ok(())
+}
+
+/// The `external ip` row of `xorro status`: one address a family, as the other nodes see it.
+fn external_line(s: &types::Status) -> String {
+    if !s.external_ips.is_empty() {
+        return s.external_ips.join(", ");
+    }
+    // A daemon from before `external_ips`.
+    s.external_ip
+        .clone()
+        .unwrap_or_else(|| "not known yet".to_owned())
 }
 
 /// The `mode` row of `xorro status`: "read-write", or for example "read-write (ipv4
@@ -490,6 +496,16 @@ pub fn human_duration(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_external_line_gives_one_address_a_family() {
+        let mut s = super::types::Status::default();
+        assert_eq!(super::external_line(&s), "not known yet");
+        s.external_ip = Some("203.0.113.5".into());
+        assert_eq!(super::external_line(&s), "203.0.113.5");
+        s.external_ips = vec!["203.0.113.5".into(), "2001:db8::5".into()];
+        assert_eq!(super::external_line(&s), "203.0.113.5, 2001:db8::5");
+    }
+
     #[test]
     fn the_mode_line_names_reachability_and_nat() {
         let mut s = super::types::Status::default();
