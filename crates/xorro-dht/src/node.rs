@@ -519,7 +519,6 @@ impl Node {
             .collect();
         self.local_ips.sort_unstable();
         self.local_ips.dedup();
-        self.behind_nat = [false; 2];
         self.note_translation();
     }
 
@@ -543,7 +542,7 @@ impl Node {
         let mut own = self
             .local_ips
             .iter()
-            .filter(|ip| ip_family(**ip) == family)
+            .filter(|ip| Family::of_ip(**ip) == family)
             .peekable();
         let nat = own.peek().is_some() && !own.any(|ip| *ip == ext);
         if nat != self.behind_nat[family_index(family)] {
@@ -1121,7 +1120,7 @@ impl Node {
     /// and derives a secure id from it if configured to.
     fn vote_external_ip(&mut self, now: Instant, voter: IpAddr, ours: IpAddr) {
         let ours = ours.to_canonical();
-        let family = ip_family(ours);
+        let family = Family::of_ip(ours);
         // Votes for the address already adopted decide nothing: keeping them cost ~2 KB a node.
         if self.external[family_index(family)] == Some(ours) {
             return;
@@ -1138,7 +1137,7 @@ impl Node {
         }
         self.external[family_index(family)] = Some(ours);
         // The other family's votes stand: a dual-stack node adopts one address of each.
-        self.ip_votes.retain(|ip, _| ip_family(*ip) != family);
+        self.ip_votes.retain(|ip, _| Family::of_ip(*ip) != family);
         tracing::info!(ip = %ours, "external address agreed by other nodes");
         self.note_translation_in(family);
         // One id for both families: derived from the first address agreed on, and kept
@@ -1540,11 +1539,6 @@ impl Node {
 }
 
 /// The index of `family` in per-family arrays.
-/// The family of an address (IPv4-mapped ones canonicalized first by the caller).
-fn ip_family(ip: IpAddr) -> Family {
-    if ip.is_ipv4() { Family::V4 } else { Family::V6 }
-}
-
 pub(crate) fn family_index(family: Family) -> usize {
     match family {
         Family::V4 => 0,

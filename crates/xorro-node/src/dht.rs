@@ -206,10 +206,8 @@ pub struct Status {
     pub id: NodeId,
     /// The addresses we listen on.
     pub local_addrs: Vec<SocketAddr>,
-    /// Our external address as agreed by other nodes (BEP 42), once known: the IPv4 one
-    /// first.
-    pub external_ip: Option<std::net::IpAddr>,
-    /// Our external address in each family where it is known (IPv4, then IPv6).
+    /// Our external address as agreed by other nodes (BEP 42) in each family where it is
+    /// known (IPv4, then IPv6).
     pub external_ips: Vec<std::net::IpAddr>,
     /// Contacts in the IPv4 and IPv6 routing tables.
     pub table_v4: usize,

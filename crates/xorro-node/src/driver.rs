@@ -1009,7 +1009,6 @@ impl Driver {
         Status {
             id: self.node.id(),
             local_addrs: self.local_addrs.clone(),
-            external_ip: self.node.external_ip(),
             external_ips: [Family::V4, Family::V6]
                 .into_iter()
                 .filter_map(|f| self.node.external_ip_in(f))

@@ -56,9 +56,15 @@ impl Family {
     /// The family of an address. Callers that receive on a dual-stack socket canonicalize
     /// IPv4-mapped addresses first (`SocketAddr::ip().to_canonical()`).
     pub fn of(addr: &SocketAddr) -> Family {
-        match addr {
-            SocketAddr::V4(_) => Family::V4,
-            SocketAddr::V6(_) => Family::V6,
+        Family::of_ip(addr.ip())
+    }
+
+    /// The family of an IP address (canonicalize IPv4-mapped ones first, as for
+    /// [`Family::of`]).
+    pub fn of_ip(ip: IpAddr) -> Family {
+        match ip {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
         }
     }
 

@@ -221,7 +221,7 @@ impl From<&xorro_node::Status> for Status {
         Status {
             id: s.id.to_string(),
             local_addrs: s.local_addrs.iter().map(ToString::to_string).collect(),
-            external_ip: s.external_ip.map(|ip| ip.to_string()),
+            external_ip: s.external_ips.first().map(ToString::to_string),
             external_ips: s.external_ips.iter().map(ToString::to_string).collect(),
             table_v4: s.table_v4,
             table_v6: s.table_v6,

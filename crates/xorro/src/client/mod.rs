@@ -496,36 +496,33 @@ pub fn human_duration(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_external_line_gives_one_address_a_family() {
-        let mut s = super::types::Status::default();
-        assert_eq!(super::external_line(&s), "not known yet");
+        let mut s = types::Status::default();
+        assert_eq!(external_line(&s), "not known yet");
         s.external_ip = Some("203.0.113.5".into());
-        assert_eq!(super::external_line(&s), "203.0.113.5");
+        assert_eq!(external_line(&s), "203.0.113.5");
         s.external_ips = vec!["203.0.113.5".into(), "2001:db8::5".into()];
-        assert_eq!(super::external_line(&s), "203.0.113.5, 2001:db8::5");
+        assert_eq!(external_line(&s), "203.0.113.5, 2001:db8::5");
     }
 
     #[test]
     fn the_mode_line_names_reachability_and_nat() {
-        let mut s = super::types::Status::default();
-        assert_eq!(super::mode_line(&s), "read-write");
+        let mut s = types::Status::default();
+        assert_eq!(mode_line(&s), "read-write");
         s.reachability.insert("ipv4".into(), "unreachable".into());
         s.reachability.insert("ipv6".into(), "reachable".into());
         s.behind_nat = vec!["ipv4".into()];
         assert_eq!(
-            super::mode_line(&s),
+            mode_line(&s),
             "read-write (ipv4 unreachable, ipv6 reachable; behind NAT over ipv4)"
         );
         s.reachability.clear();
         s.read_only = true;
-        assert_eq!(
-            super::mode_line(&s),
-            "read-only (BEP 43) (behind NAT over ipv4)"
-        );
+        assert_eq!(mode_line(&s), "read-only (BEP 43) (behind NAT over ipv4)");
     }
-
-    use super::*;
 
     #[test]
     fn durations() {
