@@ -288,7 +288,6 @@ pub struct Node {
     next_command: u64,
     transmits: VecDeque<Transmit>,
     transmit_buf: Vec<u8>,
-    pub(crate) reply_buffers: crate::server::ReplyBuffers,
     events: VecDeque<Event>,
     pub(crate) stats: Stats,
     next_maintenance: Instant,
@@ -387,7 +386,7 @@ pub struct MemoryUsage {
     pub requests: usize,
     /// Running lookups: their candidates, peers and item.
     pub lookups: usize,
-    /// Queued datagrams and events, reply buffers, BEP 42 votes.
+    /// Queued datagrams and events, reachability filters, BEP 42 votes.
     pub buffers: usize,
 }
 
@@ -455,7 +454,6 @@ impl Node {
             next_command: 1,
             transmits: VecDeque::new(),
             transmit_buf: Vec::new(),
-            reply_buffers: Default::default(),
             events: VecDeque::new(),
             stats: Stats::default(),
             // The first tick comes soon: a joining node looks for its neighbours again then.
@@ -624,7 +622,6 @@ impl Node {
             buffers: self.transmits.capacity() * size_of::<Transmit>()
                 + self.transmit_buf.capacity()
                 + self.events.capacity() * size_of::<Event>()
-                + self.reply_buffers.heap_bytes()
                 + self.reach.as_ref().map_or(0, |r| {
                     size_of::<[crate::reach::Reach; 2]>()
                         + r.iter().map(crate::reach::Reach::heap_bytes).sum::<usize>()
@@ -3037,7 +3034,6 @@ mod tests {
         let bound = KEEP_TRANSMIT_BYTES
             + KEEP_QUEUED * std::mem::size_of::<Transmit>()
             + KEEP_EVENTS * std::mem::size_of::<Event>()
-            + node.reply_buffers.heap_bytes()
             + node.reach.as_ref().map_or(0, |r| {
                 r.iter().map(crate::reach::Reach::heap_bytes).sum::<usize>()
             });

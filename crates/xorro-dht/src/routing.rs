@@ -604,19 +604,25 @@ impl Bucket {
 /// with ours (which gives the bucket, splits or not: bucket `min(shared, buckets - 1)`). It
 /// also finds the entry holding an IP address for the one-node-per-IP rule.
 ///
-/// An IPv4 entry costs 8 bytes (IP, port and shared bits packed in one word) plus hashbrown's
-/// control byte, instead of a `SocketAddr` key (32 bytes) in one map and an `IpAddr` key with a
-/// `SocketAddr` value in another. Entries subject to the IP rule are hashed by their canonical
-/// IP alone, so that the holder of an IP is found with the same probe as an address; the
-/// others (the rule is off, or exempt loopback) by the whole address. Subjection depends only
-/// on the IP and the configuration, so an address is always hashed the same way.
+/// An IPv4 entry is one word (IP, port and shared bits packed) in a sorted vector: point
+/// lookups by binary search, and the holder of an IP is the one entry at the start of the
+/// IP's range. A hash table took ~19 bytes an entry instead of 8 (hashbrown's control byte,
+/// its load factor and the power-of-two rounding), which is a tenth of a node's memory in a
+/// large network; a table holds a few hundred entries, so an insertion moves at most a few
+/// kilobytes, and a lookup touches a handful of cache lines.
 ///
-/// A hash table with a per-process random seed, so hostile addresses cannot be chosen to
-/// collide; point lookups only, never iterated (results do not depend on the seed).
+/// IPv6 entries are rare and larger, and stay in a hash table with a per-process random seed
+/// (so that hostile addresses cannot be chosen to collide), point lookups only, never
+/// iterated (results do not depend on the seed). Entries subject to the IP rule are hashed by
+/// their canonical IP alone, so that the holder of an IP is found with the same probe as an
+/// address; the others (the rule is off, or exempt loopback) by the whole address.
+/// Subjection depends only on the IP and the configuration, so an address is always hashed
+/// the same way.
 #[derive(Debug, Clone, Default)]
 struct AddrIndex {
-    /// `SocketAddr::V4` entries: `ip << 32 | port << 16 | shared`.
-    v4: HashTable<u64>,
+    /// `SocketAddr::V4` entries, `ip << 32 | port << 16 | shared`, in ascending order: one
+    /// word per address.
+    v4: Vec<u64>,
     /// `SocketAddr::V6` entries (IPv6, or IPv4-mapped).
     v6: HashTable<(SocketAddrV6, u8)>,
     keying: Keying,
@@ -629,6 +635,9 @@ struct Keying {
     one_node_per_ip: bool,
     exempt_loopback: bool,
 }
+
+/// Least growth of the IPv4 index (entries).
+const V4_INDEX_STEP: usize = 8;
 
 fn pack_v4(a: &SocketAddrV4, shared: u8) -> u64 {
     (u64::from(a.ip().to_bits()) << 32) | (u64::from(a.port()) << 16) | u64::from(shared)
@@ -676,6 +685,13 @@ impl AddrIndex {
         self.keying.ip_key(addr)
     }
 
+    /// Where `a` is in `v4` (`Ok`), or where it would go (`Err`). The shared bits, the low
+    /// byte, take no part: an address is in the index at most once.
+    fn v4_position(&self, a: &SocketAddrV4) -> Result<usize, usize> {
+        let key = pack_v4(a, 0) >> 8;
+        self.v4.binary_search_by(|&w| (w >> 8).cmp(&key))
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.v4.len() + self.v6.len()
@@ -688,15 +704,12 @@ impl AddrIndex {
 
     /// The shared bits recorded for `addr`.
     fn get(&self, addr: &SocketAddr) -> Option<u8> {
-        let hash = self.keying.hash(addr);
         match addr {
-            SocketAddr::V4(a) => {
-                let key = pack_v4(a, 0) >> 16;
-                self.v4
-                    .find(hash, |&w| w >> 16 == key)
-                    .map(|&w| (w & 0xff) as u8)
-            }
-            SocketAddr::V6(a) => self.v6.find(hash, |(k, _)| k == a).map(|&(_, s)| s),
+            SocketAddr::V4(a) => self.v4_position(a).ok().map(|i| (self.v4[i] & 0xff) as u8),
+            SocketAddr::V6(a) => self
+                .v6
+                .find(self.keying.hash(addr), |(k, _)| k == a)
+                .map(|&(_, s)| s),
         }
     }
 
@@ -707,33 +720,39 @@ impl AddrIndex {
     /// Records `addr` (not in the index) with `shared`.
     fn insert(&mut self, addr: &SocketAddr, shared: u8) {
         let keying = &self.keying;
-        let hash = keying.hash(addr);
         match addr {
             SocketAddr::V4(a) => {
-                self.v4.insert_unique(hash, pack_v4(a, shared), |w| {
-                    keying.hash(&SocketAddr::V4(unpack_v4(*w)))
-                });
+                let at = self.v4_position(a).unwrap_or_else(|at| at);
+                if self.v4.len() == self.v4.capacity() {
+                    // A quarter more at a time, not twice as much: the index of a table of
+                    // 257 entries would otherwise keep room for 512.
+                    self.v4
+                        .reserve_exact((self.v4.len() / 4).max(V4_INDEX_STEP));
+                }
+                self.v4.insert(at, pack_v4(a, shared));
             }
             SocketAddr::V6(a) => {
-                self.v6.insert_unique(hash, (*a, shared), |(a, _)| {
-                    keying.hash(&SocketAddr::V6(*a))
-                });
+                self.v6
+                    .insert_unique(keying.hash(addr), (*a, shared), |(a, _)| {
+                        keying.hash(&SocketAddr::V6(*a))
+                    });
             }
         }
     }
 
     /// Forgets `addr`.
     fn remove(&mut self, addr: &SocketAddr) {
-        let hash = self.keying.hash(addr);
         match addr {
             SocketAddr::V4(a) => {
-                let key = pack_v4(a, 0) >> 16;
-                if let Ok(e) = self.v4.find_entry(hash, |&w| w >> 16 == key) {
-                    e.remove();
+                if let Ok(i) = self.v4_position(a) {
+                    self.v4.remove(i);
+                    if self.v4.len() < self.v4.capacity() / 2 {
+                        self.v4.shrink_to(self.v4.len() + self.v4.len() / 4);
+                    }
                 }
             }
             SocketAddr::V6(a) => {
-                if let Ok(e) = self.v6.find_entry(hash, |(k, _)| k == a) {
+                if let Ok(e) = self.v6.find_entry(self.keying.hash(addr), |(k, _)| k == a) {
                     e.remove();
                 }
             }
@@ -742,14 +761,20 @@ impl AddrIndex {
 
     /// The address of the entry on IP `ip` (canonical, subject to the rule).
     fn holder_of(&self, ip: IpAddr) -> Option<SocketAddr> {
-        let hash = self.keying.hasher.hash_one(ip);
-        if let IpAddr::V4(v4) = ip
-            && let Some(&w) = self.v4.find(hash, |&w| (w >> 32) as u32 == v4.to_bits())
-        {
-            return Some(SocketAddr::V4(unpack_v4(w)));
+        if let IpAddr::V4(v4) = ip {
+            // Under the rule an IP has at most one entry: the first of the IP's range.
+            let ip_bits = u64::from(v4.to_bits());
+            let at = self.v4.partition_point(|&w| w >> 32 < ip_bits);
+            if let Some(&w) = self.v4.get(at)
+                && w >> 32 == ip_bits
+            {
+                return Some(SocketAddr::V4(unpack_v4(w)));
+            }
         }
         self.v6
-            .find(hash, |(a, _)| a.ip().to_canonical() == ip)
+            .find(self.keying.hasher.hash_one(ip), |(a, _)| {
+                a.ip().to_canonical() == ip
+            })
             .map(|&(a, _)| SocketAddr::V6(a))
     }
 }
@@ -829,7 +854,7 @@ impl RoutingTable {
             })
             .sum();
         // hashbrown: one control byte a slot besides the slot itself.
-        let index = self.index.v4.capacity() * (size_of::<u64>() + 1)
+        let index = self.index.v4.capacity() * size_of::<u64>()
             + self.index.v6.capacity() * (size_of::<(SocketAddrV6, u8)>() + 1);
         self.buckets.capacity() * size_of::<Bucket>()
             + buckets
@@ -2115,6 +2140,40 @@ mod tests {
 
     fn v4(i: u32) -> SocketAddr {
         SocketAddr::from((Ipv4Addr::from(0x0a00_0000 + i), 6881))
+    }
+
+    #[test]
+    fn the_ipv4_index_is_sorted_and_keeps_little_spare_room() {
+        let mut index = AddrIndex::new(&RoutingConfig::default());
+        // Descending IPs, two ports on one loopback IP (exempt from the IP rule).
+        for i in (0..300u32).rev() {
+            index.insert(&v4(i * 7919 % 1000), (i % 160) as u8);
+        }
+        let lo = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        index.insert(&lo(2), 5);
+        index.insert(&lo(1), 6);
+        assert!(index.v4.is_sorted());
+        assert_eq!(index.len(), 302);
+        assert!(index.v4.capacity() <= 302 + 302 / 4 + V4_INDEX_STEP);
+        for i in 0..300u32 {
+            let a = v4(i * 7919 % 1000);
+            assert_eq!(index.get(&a), Some((i % 160) as u8));
+            assert_eq!(index.holder_of(a.ip()), Some(a));
+        }
+        assert_eq!((index.get(&lo(1)), index.get(&lo(2))), (Some(6), Some(5)));
+        assert_eq!(index.get(&v4(1001)), None);
+        assert_eq!(index.holder_of(v4(1001).ip()), None);
+        for i in 0..290u32 {
+            index.remove(&v4(i * 7919 % 1000));
+        }
+        index.remove(&v4(1001));
+        assert_eq!(index.len(), 12);
+        assert!(
+            index.v4.capacity() < 32,
+            "{} places kept",
+            index.v4.capacity()
+        );
+        assert_eq!(index.get(&v4(299 * 7919 % 1000)), Some((299 % 160) as u8));
     }
 
     fn narrow() -> RoutingConfig {

@@ -21,15 +21,30 @@ use crate::routing::QueryOutcome;
 use crate::store::{MutableItem, StoredItem};
 
 /// Scratch space for one response, so that nothing in it borrows the node.
+///
+/// One per thread, not one per node: a reply is built and sent within one call, and a
+/// process that holds many nodes (the simulator holds a million) would otherwise keep a
+/// few hundred bytes of it in each of them.
 #[derive(Debug, Default)]
-pub(crate) struct ReplyBuffers {
+struct ReplyBuffers {
     nodes4: Vec<NodeInfo>,
     nodes6: Vec<NodeInfo>,
 }
 
+thread_local! {
+    static REPLY_BUFFERS: std::cell::Cell<ReplyBuffers> =
+        std::cell::Cell::new(ReplyBuffers::default());
+}
+
 impl ReplyBuffers {
-    pub(crate) fn heap_bytes(&self) -> usize {
-        (self.nodes4.capacity() + self.nodes6.capacity()) * std::mem::size_of::<NodeInfo>()
+    /// The thread's buffers (empty ones if a reply being built holds them).
+    fn take() -> Self {
+        REPLY_BUFFERS.with(std::cell::Cell::take)
+    }
+
+    /// Gives the buffers back to the thread, for the next reply.
+    fn put_back(self) {
+        REPLY_BUFFERS.with(|b| b.set(self));
     }
 }
 
@@ -63,7 +78,7 @@ impl Node {
             self.ping_node(now, querier);
         }
 
-        let mut bufs = std::mem::take(&mut self.reply_buffers);
+        let mut bufs = ReplyBuffers::take();
         let mut r = Response::new(self.id);
         let mut peers = Vec::new();
         let mut samples = Vec::new();
@@ -121,17 +136,17 @@ impl Node {
             } => {
                 self.stats.queries.announce_peer += 1;
                 if !self.tokens.verify(from.ip(), &token.to_token()) {
-                    self.reply_buffers = bufs;
+                    bufs.put_back();
                     return self.send_error(from, tid, ErrorCode::PROTOCOL, Some("bad token"));
                 }
                 let port = if *implied_port { from.port() } else { *port };
                 if port == 0 {
-                    self.reply_buffers = bufs;
+                    bufs.put_back();
                     return self.send_error(from, tid, ErrorCode::PROTOCOL, Some("invalid port"));
                 }
                 let peer = SocketAddr::new(from.ip(), port);
                 if self.peers.announce(*info_hash, peer, *seed, now).is_err() {
-                    self.reply_buffers = bufs;
+                    bufs.put_back();
                     return self.send_error(from, tid, ErrorCode::SERVER, Some("peer store full"));
                 }
                 self.push_event(Event::PeerAnnounced {
@@ -160,7 +175,7 @@ impl Node {
             QueryKind::Put(p) => {
                 self.stats.queries.put += 1;
                 if let Err((code, text)) = self.handle_put(now, from, p) {
-                    self.reply_buffers = bufs;
+                    bufs.put_back();
                     return self.send_error(from, tid, code, Some(text));
                 }
                 (None, Want::UNSPECIFIED)
@@ -248,7 +263,7 @@ impl Node {
         for node in due {
             self.ping_node(now, node);
         }
-        self.reply_buffers = bufs;
+        bufs.put_back();
     }
 
     /// BEP 44 `put`: checks sizes, token and signature, then stores.
