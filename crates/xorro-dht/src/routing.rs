@@ -67,7 +67,6 @@
 //! (which keeps hostile addresses from being chosen to collide) changes no result; every
 //! result is computed by walking the buckets in order.
 
-use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::ops::Range;
@@ -259,6 +258,12 @@ pub struct Entry {
 pub(crate) struct Stamp(i64);
 
 static ANCHOR: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+impl Default for Stamp {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
 
 impl Stamp {
     const NONE: Stamp = Stamp(i64::MIN);
@@ -515,10 +520,12 @@ struct Bucket {
     /// around the target's place, without a look at every member of a wide bucket). Two
     /// bytes a member: a bucket holds at most [`BUCKET_CAPACITY_MAX`].
     by_id: Vec<u16>,
-    /// Replacement cache, least recently added first.
-    cache: VecDeque<Entry>,
-    /// Last answer from a member or lookup into the range; `None` until then.
-    refreshed: Option<Instant>,
+    /// Replacement cache, least recently added first (a few entries: a `Vec`, whose
+    /// removals from the front move a few hundred bytes at most, is 8 bytes smaller than a
+    /// `VecDeque`, in every bucket).
+    cache: Vec<Entry>,
+    /// Last answer from a member or lookup into the range; none until then.
+    refreshed: Stamp,
     /// False only when no member is bad: set when a member fails or joins with failures,
     /// cleared by a pass that finds no bad member (so that the question "does a full bucket
     /// hold a bad node?", asked for every query from an unknown node, rarely needs a pass).
@@ -527,7 +534,7 @@ struct Bucket {
 
 impl Bucket {
     /// A bucket of these members (in join order).
-    fn with_nodes(nodes: Vec<Entry>, cache: VecDeque<Entry>, refreshed: Option<Instant>) -> Self {
+    fn with_nodes(nodes: Vec<Entry>, cache: Vec<Entry>, refreshed: Stamp) -> Self {
         let mut bucket = Self {
             nodes,
             by_id: Vec::new(),
@@ -918,7 +925,7 @@ impl RoutingTable {
                 } else if let Slot::Node(i) = slot {
                     let bucket = &mut self.buckets[b];
                     bucket.nodes[i].answered(rtt, now);
-                    bucket.refreshed = Some(now);
+                    bucket.refreshed = Stamp::new(now);
                     return Insertion::Updated;
                 } else {
                     // A waiting contact answered: take it out and insert it afresh.
@@ -1198,10 +1205,11 @@ impl RoutingTable {
         for b in 0..self.buckets.len() {
             let due = self.buckets[b]
                 .refreshed
+                .get()
                 .is_none_or(|t| now.saturating_duration_since(t) >= interval);
             if due {
                 targets.push(self.random_id_in(b, rng));
-                self.buckets[b].refreshed = Some(now);
+                self.buckets[b].refreshed = Stamp::new(now);
             }
         }
         targets
@@ -1210,7 +1218,7 @@ impl RoutingTable {
     /// A lookup for `target` ran: its bucket counts as refreshed.
     pub fn mark_refreshed(&mut self, target: &NodeId, now: Instant) {
         let b = self.bucket_index(target);
-        self.buckets[b].refreshed = Some(now);
+        self.buckets[b].refreshed = Stamp::new(now);
     }
 
     /// Up to `max` questionable members not pinged in the last `node_ping_interval`, least
@@ -1503,10 +1511,7 @@ impl RoutingTable {
     fn take(&mut self, b: usize, slot: Slot) -> Entry {
         let entry = match slot {
             Slot::Node(i) => self.buckets[b].remove_member(i),
-            Slot::Cache(i) => self.buckets[b]
-                .cache
-                .remove(i)
-                .expect("a slot is inside its bucket"),
+            Slot::Cache(i) => self.buckets[b].cache.remove(i),
         };
         self.unindex(&entry.node());
         entry
@@ -1564,19 +1569,16 @@ impl RoutingTable {
             let Some(v) = victim else {
                 return Err(entry);
             };
-            let old = self.buckets[b]
-                .cache
-                .remove(v)
-                .expect("the victim is inside the cache");
+            let old = self.buckets[b].cache.remove(v);
             self.unindex(&old.node());
         }
         let cache = &mut self.buckets[b].cache;
         if cache.len() == cache.capacity() {
-            // One place at a time: most caches hold two or three contacts, and a `VecDeque`
+            // One place at a time: most caches hold two or three contacts, and a doubled `Vec`
             // would keep room for four or eight (64 bytes each).
             cache.reserve_exact(1);
         }
-        cache.push_back(entry);
+        cache.push(entry);
         Ok(())
     }
 
@@ -1640,15 +1642,12 @@ impl RoutingTable {
             let Some(i) = self.best_replacement(b) else {
                 break;
             };
-            let entry = self.buckets[b]
-                .cache
-                .remove(i)
-                .expect("the replacement is inside the cache");
+            let entry = self.buckets[b].cache.remove(i);
             first = first.or(Some(entry.node()));
             self.buckets[b].push_member(entry);
         }
         if self.buckets[b].cache.is_empty() {
-            self.buckets[b].cache = VecDeque::new();
+            self.buckets[b].cache = Vec::new();
         }
         first
     }
@@ -1664,13 +1663,13 @@ impl RoutingTable {
             std::mem::take(&mut old.nodes).into_iter().partition(deeper);
         old.nodes = kept;
         old.reorder();
-        let (cache, kept): (VecDeque<Entry>, VecDeque<Entry>) =
+        let (cache, kept): (Vec<Entry>, Vec<Entry>) =
             std::mem::take(&mut old.cache).into_iter().partition(deeper);
         old.cache = kept;
         let refreshed = old.refreshed;
         if self.buckets.len() == self.buckets.capacity() {
             // One bucket at a time (a table splits a dozen times; a doubled `Vec` kept room
-            // for four more buckets of 104 bytes).
+            // for four more buckets of 88 bytes).
             self.buckets.reserve_exact(1);
         }
         self.buckets
@@ -1743,14 +1742,14 @@ impl RoutingTable {
                 self.index(&node);
                 let bucket = &mut self.buckets[b];
                 bucket.push_member(entry);
-                bucket.refreshed = Some(now);
+                bucket.refreshed = Stamp::new(now);
                 return Insertion::Added;
             }
             if let Some(i) = self.buckets[b].nodes.iter().position(|e| self.is_bad(e)) {
                 let old = self.buckets[b].replace_member(i, entry);
                 self.unindex(&old.node());
                 self.index(&node);
-                self.buckets[b].refreshed = Some(now);
+                self.buckets[b].refreshed = Stamp::new(now);
                 debug!(bad = ?old.node(), by = ?node, "bad node replaced");
                 return Insertion::ReplacedBad {
                     evicted: old.node(),
@@ -2098,6 +2097,8 @@ mod tests {
     #[test]
     fn entry_is_compact_and_keeps_addresses_whole() {
         assert_eq!(std::mem::size_of::<Entry>(), 64);
+        // Members, positions and cache as `Vec`s, the refresh time as a stamp.
+        assert_eq!(std::mem::size_of::<Bucket>(), 88);
         let id = NodeId([7; ID_LEN]);
         let v6 = SocketAddrV6::new("fe80::1".parse().expect("an IPv6 address"), 6881, 5, 3);
         for addr in [
