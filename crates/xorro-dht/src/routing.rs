@@ -152,7 +152,11 @@ pub struct RoutingConfig {
     /// A bucket with no answer from its nodes and no lookup into it for this long gets a
     /// refresh target ([`BUCKET_REFRESH_INTERVAL`]).
     pub bucket_refresh_interval: Duration,
-    /// Contacts waiting per bucket ([`REPLACEMENT_CACHE_SIZE`]); zero disables the cache.
+    /// Contacts waiting per bucket ([`REPLACEMENT_CACHE_SIZE`]); zero disables the cache, and
+    /// with it the way the table takes in contacts it was told of (they wait there until
+    /// they answer a ping): only nodes that answer our queries become members. In a
+    /// simulated network of 10^4 such nodes the tables held ~29 members in 4 buckets and no
+    /// lookup found the true 8 closest; 2 cost nothing measurable there against 8.
     pub replacement_cache_size: usize,
     /// Least time an unverified querier keeps its place in a full replacement cache before
     /// another unverified querier may take it ([`CACHE_TURNOVER`]).
