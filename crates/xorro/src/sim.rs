@@ -384,7 +384,7 @@ fn memory_warning(scenario: &Scenario, available: Option<u64>) -> Option<String>
     (need > available).then(|| {
         format!(
             "{} nodes need about {:.1} GB at their peak (measured with the default engine: \
-             0.27 GB for 10^4 nodes, 3.1 GB for 10^5), and {:.1} GB are available: \
+             0.27 GB for 10^4 nodes, 3.0 GB for 10^5), and {:.1} GB are available: \
              the run may be killed for lack of memory",
             scenario.nodes,
             need as f64 / 1e9,
