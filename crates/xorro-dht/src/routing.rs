@@ -154,9 +154,8 @@ pub struct RoutingConfig {
     pub bucket_refresh_interval: Duration,
     /// Contacts waiting per bucket ([`REPLACEMENT_CACHE_SIZE`]); zero disables the cache, and
     /// with it the way the table takes in contacts it was told of (they wait there until
-    /// they answer a ping): only nodes that answer our queries become members. In a
-    /// simulated network of 10^4 such nodes the tables held ~29 members in 4 buckets and no
-    /// lookup found the true 8 closest; 2 cost nothing measurable there against 8.
+    /// they answer a ping): only nodes that answer our queries become members, and tables
+    /// stay a few buckets deep (docs/SIMULATION.md, "Scale").
     pub replacement_cache_size: usize,
     /// Least time an unverified querier keeps its place in a full replacement cache before
     /// another unverified querier may take it ([`CACHE_TURNOVER`]).
