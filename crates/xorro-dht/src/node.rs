@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::event::{CommandError, CommandId, Event, LookupStats, Outcome, Stats};
 use crate::lookup::{Hint, Leg};
 use crate::ratelimit::{InboundLimiter, OutgoingBudget};
-use crate::routing::{FailureOutcome, Insertion, RoutingTable, SavedContact};
+use crate::routing::{FailureOutcome, Insertion, NodeState, RoutingTable, SavedContact};
 use crate::rpc::{Deadline, Purpose, Request, Requests};
 use crate::store::{ItemStore, PeerStore, StoredItem};
 use crate::tokens::{TokenSecrets, Tokens};
@@ -429,6 +429,17 @@ pub struct Snapshot {
     pub peers: Vec<(InfoHash, SocketAddr, bool, Duration)>,
     /// Stored BEP 44 items with the time they have left.
     pub items: Vec<(NodeId, StoredItem, Duration)>,
+}
+
+impl Snapshot {
+    /// The snapshot as seen `elapsed` after it was taken: every contact answered that much
+    /// longer ago.
+    pub fn aged(mut self, elapsed: Duration) -> Self {
+        for c in &mut self.contacts {
+            c.answered_ago = c.answered_ago.map(|ago| ago.saturating_add(elapsed));
+        }
+        self
+    }
 }
 
 impl Node {
@@ -2183,8 +2194,8 @@ impl Node {
 
     /// Everything needed to restart warm.
     pub fn snapshot(&self, now: Instant) -> Snapshot {
-        let mut contacts = self.table4.snapshot();
-        contacts.extend(self.table6.snapshot());
+        let mut contacts = self.table4.snapshot(now);
+        contacts.extend(self.table6.snapshot(now));
         Snapshot {
             id: self.id,
             token_secrets: self.tokens.secrets(),
@@ -2202,8 +2213,12 @@ impl Node {
         }
     }
 
-    /// A node restored from a snapshot: the saved id, secrets, contacts (which it pings, as
-    /// they start questionable), peers and items with the time they had left.
+    /// A node restored from a snapshot: the saved id, secrets, contacts, peers and items with
+    /// the time they had left. The contacts' `answered_ago` are read as of `now` (a caller
+    /// restoring a snapshot taken earlier adds the time in between, as
+    /// [`Snapshot::aged`] does): those that answered within
+    /// [`node_good_interval`](crate::routing::RoutingConfig::node_good_interval) come back
+    /// good, the others questionable, for [`Node::ping_contacts`] or maintenance to ping.
     pub fn restore(mut config: Config, snapshot: Snapshot, now: Instant) -> Self {
         config.id = Some(snapshot.id);
         let mut node = Node::new(config, now);
@@ -2229,13 +2244,17 @@ impl Node {
         node
     }
 
-    /// Pings every saved contact (after [`Node::restore`]): those that answer become good.
+    /// Pings every contact that is not good (after [`Node::restore`], the saved contacts
+    /// that had not answered within [`node_good_interval`](crate::routing::RoutingConfig::node_good_interval)): those that
+    /// answer become good. Returns how many were pinged.
     pub fn ping_contacts(&mut self, now: Instant) -> usize {
-        let contacts: Vec<NodeInfo> = self
-            .table4
-            .iter()
-            .chain(self.table6.iter())
-            .map(|e| e.node())
+        let contacts: Vec<NodeInfo> = [&self.table4, &self.table6]
+            .into_iter()
+            .flat_map(|t| {
+                t.iter()
+                    .filter(move |e| t.state(e, now) != NodeState::Good)
+                    .map(|e| e.node())
+            })
             .collect();
         contacts
             .iter()

@@ -513,6 +513,11 @@ pub struct SavedContact {
     pub node: NodeInfo,
     /// Its smoothed round-trip time.
     pub rtt: Option<Duration>,
+    /// How long before the snapshot it last answered one of our queries (none: never, or
+    /// not known). A contact restored while this is within
+    /// [`RoutingConfig::node_good_interval`] comes back good, as it was: a warm restart
+    /// soon after the snapshot need not ping it again.
+    pub answered_ago: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -1250,25 +1255,32 @@ impl RoutingTable {
     }
 
     /// The members that are not bad, in [`iter`](Self::iter) order, to save.
-    pub fn snapshot(&self) -> Vec<SavedContact> {
+    pub fn snapshot(&self, now: Instant) -> Vec<SavedContact> {
         self.iter()
             .filter(|e| !self.is_bad(e))
             .map(|e| SavedContact {
                 node: e.node(),
                 rtt: e.rtt.get(),
+                answered_ago: e
+                    .last_response
+                    .get()
+                    .map(|t| now.saturating_duration_since(t)),
             })
             .collect()
     }
 
-    /// Adds saved contacts as questionable members (they have not answered us yet, so
-    /// [`stale_to_ping`](Self::stale_to_ping) returns them); those that do not fit wait in
-    /// the replacement caches. Contacts that break the table's rules are skipped. Returns how
-    /// many became members. (`_now` keeps the inputs uniform: restored contacts carry no
-    /// times.)
+    /// Adds saved contacts as members; those that do not fit wait in the replacement
+    /// caches. Contacts that break the table's rules are skipped. Returns how many became
+    /// members.
+    ///
+    /// A contact that answered less than [`RoutingConfig::node_good_interval`] before `now`
+    /// (its `answered_ago`) comes back good, answered then, and its bucket counts as
+    /// refreshed then; the others come back questionable, so
+    /// [`stale_to_ping`](Self::stale_to_ping) returns them (they have not answered us yet).
     pub fn restore(
         &mut self,
         contacts: impl IntoIterator<Item = SavedContact>,
-        _now: Instant,
+        now: Instant,
     ) -> usize {
         let mut members = 0;
         for contact in contacts {
@@ -1281,8 +1293,19 @@ impl RoutingTable {
             }
             let mut entry = Entry::new(node);
             entry.rtt = Rtt::from(contact.rtt);
+            let answered = contact
+                .answered_ago
+                .filter(|ago| *ago < self.config.node_good_interval)
+                .and_then(|ago| now.checked_sub(ago));
+            if let Some(t) = answered {
+                entry.last_response = Stamp::new(t);
+            }
+            let stamp = entry.last_response;
             if self.place(entry, true) {
                 members += 1;
+                let b = self.bucket_index(&node.id);
+                let bucket = &mut self.buckets[b];
+                bucket.refreshed = bucket.refreshed.max(stamp);
             }
         }
         members
@@ -2127,6 +2150,7 @@ mod tests {
     }
 
     const MIN: Duration = Duration::from_secs(60);
+    const SEC: Duration = Duration::from_secs(1);
 
     /// An id sharing exactly `shared` leading bits with `own` (all of them when 160).
     fn id_at(own: NodeId, shared: usize, rng: &mut impl Rng) -> NodeId {
@@ -3148,6 +3172,7 @@ mod tests {
             .map(|i| SavedContact {
                 node: NodeInfo::new(NodeId(rng.r#gen()), v4(1000 + i)),
                 rtt: None,
+                answered_ago: None,
             })
             .collect();
         t.restore(contacts, start);
@@ -3227,22 +3252,38 @@ mod tests {
         let bad = t.buckets.last().unwrap().nodes[0].node();
         t.on_failure(bad.addr, None, start);
         t.on_failure(bad.addr, None, start);
-        let saved = t.snapshot();
+        let saved = t.snapshot(start + 5 * SEC);
         let good: Vec<SavedContact> = t
             .iter()
             .filter(|e| t.state(e, start) != NodeState::Bad)
             .map(|e| SavedContact {
                 node: e.node(),
                 rtt: e.rtt(),
+                answered_ago: Some(5 * SEC),
             })
             .collect();
         assert_eq!(saved, good, "bad nodes are not saved");
         assert!(!saved.iter().any(|c| c.node == bad));
 
-        let mut fresh = RoutingTable::new(own, RoutingConfig::default());
+        // An hour later, as the caller ages them: no contact answered within 15 minutes.
         let later = start + 60 * MIN;
-        assert_eq!(fresh.restore(saved.clone(), later), saved.len());
-        assert_eq!(fresh.snapshot(), saved);
+        let aged: Vec<SavedContact> = saved
+            .iter()
+            .map(|c| SavedContact {
+                answered_ago: Some(60 * MIN),
+                ..*c
+            })
+            .collect();
+        let mut fresh = RoutingTable::new(own, RoutingConfig::default());
+        assert_eq!(fresh.restore(aged, later), saved.len());
+        let unanswered: Vec<SavedContact> = saved
+            .iter()
+            .map(|c| SavedContact {
+                answered_ago: None,
+                ..*c
+            })
+            .collect();
+        assert_eq!(fresh.snapshot(later), unanswered);
         assert_eq!(fresh.bucket_count(), t.bucket_count());
         check(&fresh);
         assert!(
@@ -3251,8 +3292,69 @@ mod tests {
                 .all(|e| fresh.state(e, later) == NodeState::Questionable)
         );
         assert_eq!(fresh.stale_to_ping(later, 10_000).len(), saved.len());
+        assert_eq!(
+            fresh.refresh_targets(later, &mut rng).len(),
+            fresh.bucket_count()
+        );
         // Restoring again adds nothing.
         assert_eq!(fresh.restore(saved, later), 0);
+    }
+
+    #[test]
+    fn contacts_that_answered_lately_come_back_good() {
+        let mut rng = ChaCha8Rng::seed_from_u64(31);
+        let own = NodeId(rng.r#gen());
+        let config = RoutingConfig {
+            near_buckets: 0,
+            ..RoutingConfig::default()
+        };
+        let start = t0() + 60 * MIN;
+        let contacts: Vec<SavedContact> = (0..400)
+            .map(|i| SavedContact {
+                node: NodeInfo::new(NodeId(rng.r#gen()), v4(i)),
+                rtt: None,
+                // Every third one answered 20 minutes ago, the others within the last ten.
+                answered_ago: Some(if i % 3 == 0 {
+                    20 * MIN
+                } else {
+                    (i % 600) * SEC
+                }),
+            })
+            .collect();
+        let mut t = RoutingTable::new(own, config);
+        let members = t.restore(contacts.clone(), start);
+        assert!(members > 50, "{members}");
+        check(&t);
+        let by_addr: std::collections::HashMap<SocketAddr, SavedContact> =
+            contacts.iter().map(|c| (c.node.addr, *c)).collect();
+        let mut stale_expected = 0;
+        for e in t.iter() {
+            let c = by_addr[&e.node().addr];
+            let ago = c.answered_ago.unwrap();
+            if ago < NODE_GOOD_INTERVAL {
+                assert_eq!(e.last_response(), Some(start - ago));
+                assert_eq!(t.state(e, start), NodeState::Good);
+            } else {
+                assert_eq!(e.last_response(), None, "too old to be trusted");
+                assert_eq!(t.state(e, start), NodeState::Questionable);
+                stale_expected += 1;
+            }
+        }
+        // Only the questionable ones are due a ping, and a bucket whose member answered
+        // lately is not due a refresh.
+        assert_eq!(t.stale_to_ping(start, 10_000).len(), stale_expected);
+        let due = t.refresh_targets(start, &mut rng).len();
+        assert!(due < t.bucket_count(), "{due} of {}", t.bucket_count());
+        // A snapshot gives the ages back (as of its own instant).
+        let again = t.snapshot(start + 10 * SEC);
+        for c in &again {
+            let ago = by_addr[&c.node.addr].answered_ago.unwrap();
+            if ago < NODE_GOOD_INTERVAL {
+                assert_eq!(c.answered_ago, Some(ago + 10 * SEC));
+            } else {
+                assert_eq!(c.answered_ago, None);
+            }
+        }
     }
 
     #[test]
@@ -3448,7 +3550,7 @@ mod tests {
             run(&mut t, &nodes, &ops, t0(), check);
             let members = t.len();
             let mut copy = RoutingTable::new(own, t.config().clone());
-            copy.restore(t.snapshot(), t0());
+            copy.restore(t.snapshot(t0()), t0());
             check(&copy);
             prop_assert!(copy.len() <= members);
         }

@@ -745,7 +745,27 @@ fn snapshot_restore_keeps_everything() {
     let old = c.node(a);
     let snap = old.snapshot(now);
     let later = now + Duration::from_secs(60);
-    let mut restored = Node::restore(Config::default(), snap, later);
+    let minute = Duration::from_secs(60);
+    let answered_lately = snap
+        .contacts
+        .iter()
+        .filter(|c| c.answered_ago.is_some_and(|a| a + minute < 15 * minute))
+        .count();
+    assert!(answered_lately > 0, "seed {seed}");
+    // Restored 20 minutes after the snapshot, no contact is trusted: every one is pinged.
+    let mut stale = Node::restore(Config::default(), snap.clone().aged(20 * minute), later);
+    assert_eq!(
+        stale.ping_contacts(later),
+        snap.contacts.len(),
+        "seed {seed}"
+    );
+    // A minute after, those that had answered within the last 14 minutes are still good.
+    let mut restored = Node::restore(Config::default(), snap.aged(minute), later);
+    assert_eq!(
+        restored.ping_contacts(later),
+        restored.routing_table(Family::V4).len() - answered_lately,
+        "seed {seed}"
+    );
     assert_eq!(restored.id(), old.id(), "seed {seed}");
     let contacts = |n: &Node| -> BTreeSet<SocketAddr> {
         n.routing_table(Family::V4)

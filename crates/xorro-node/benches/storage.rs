@@ -86,9 +86,11 @@ fn bench(c: &mut Criterion) {
                     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(0x0b00_0000 + i), 6881)),
                 ),
                 rtt: Some(Duration::from_millis(u64::from(i))),
+                answered_ago: Some(Duration::from_secs(u64::from(i))),
             })
             .collect();
-        s.save_contacts(&contacts).expect("contacts");
+        s.save_contacts(&contacts, SystemTime::now())
+            .expect("contacts");
         s.save_identity(
             NodeId(id(1)),
             &TokenSecrets {

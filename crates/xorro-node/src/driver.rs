@@ -1051,9 +1051,10 @@ impl Driver {
         let Some(st) = &self.storage else {
             return Ok(());
         };
-        let mut contacts = self.node.routing_table(Family::V4).snapshot();
-        contacts.extend(self.node.routing_table(Family::V6).snapshot());
-        st.save_contacts(&contacts)
+        let now = Instant::now();
+        let mut contacts = self.node.routing_table(Family::V4).snapshot(now);
+        contacts.extend(self.node.routing_table(Family::V6).snapshot(now));
+        st.save_contacts(&contacts, SystemTime::now())
     }
 
     /// Saves everything from one snapshot (at shutdown).
@@ -1063,7 +1064,7 @@ impl Driver {
         };
         let snap = self.node.snapshot(Instant::now());
         st.save_identity(snap.id, &snap.token_secrets)?;
-        st.save_contacts(&snap.contacts)?;
+        st.save_contacts(&snap.contacts, SystemTime::now())?;
         write_network_data(st, snap)?;
         Ok(())
     }

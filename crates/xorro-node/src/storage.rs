@@ -27,7 +27,7 @@
 //! | `meta` | `"application"` | `"xorro"` |
 //! | `meta` | `"schema_version"` | u32 |
 //! | `identity` | `"node"` | id(20) ‖ current secret(20) ‖ has_previous(1) ‖ \[previous secret(20)\] |
-//! | `contacts` | index (u32, the routing table's order) | id(20) ‖ addr ‖ has_rtt(1) ‖ \[rtt ns (u64)\] |
+//! | `contacts` | index (u32, the routing table's order) | id(20) ‖ addr ‖ flags(1: bit 0 rtt, bit 1 answered) ‖ \[rtt ns (u64)\] ‖ \[last answer, UNIX milliseconds (u64)\] |
 //! | `peers` | info_hash(20) ‖ addr | seed(1) ‖ expiry |
 //! | `items` | target(20) | expiry ‖ 0 ‖ value:bytes, or expiry ‖ 1 ‖ key(32) ‖ signature(64) ‖ seq(i64) ‖ salt:bytes ‖ value:bytes |
 //! | `announcements` | info_hash(20) | flags(1: bit 0 seed, bit 1 port given) ‖ port(u16, 0 when not given) |
@@ -41,6 +41,11 @@
 //! `xorro` (an empty redb file included), is [`StorageError::Foreign`] and left untouched; a
 //! schema version above [`SCHEMA_VERSION`] is [`StorageError::NewerSchema`]. A row that does
 //! not decode is skipped and counted in [`Saved::skipped_rows`]; the other rows load.
+//!
+//! A contact's last answer was added to version 1 without a new version: rows written
+//! before it (flags 0 or 1) load as contacts that never answered, as they always did; a
+//! binary from before it skips the rows that carry one (counted in `skipped_rows`) and
+//! loads the rest.
 //!
 //! # Durability
 //!
@@ -451,15 +456,20 @@ impl Storage {
     }
 
     /// Replaces the saved routing table contacts with `contacts`, in one transaction
-    /// (durable on return).
-    pub fn save_contacts(&self, contacts: &[SavedContact]) -> Result<(), StorageError> {
+    /// (durable on return). Their `answered_ago` are read as of `now` and saved as
+    /// wall-clock times, which [`Storage::load`] turns back into ages.
+    pub fn save_contacts(
+        &self,
+        contacts: &[SavedContact],
+        now: SystemTime,
+    ) -> Result<(), StorageError> {
         self.write(Durability::Immediate, |txn| {
             txn.delete_table(CONTACTS)?;
             let mut table = txn.open_table(CONTACTS)?;
             let mut value = Vec::with_capacity(64);
             for (i, contact) in contacts.iter().enumerate() {
                 let index = u32::try_from(i).map_err(|_| redb::Error::ValueTooLarge(i))?;
-                encode_contact(contact, &mut value);
+                encode_contact(contact, now, &mut value);
                 table.insert(index.to_be_bytes().as_slice(), value.as_slice())?;
             }
             Ok(())
@@ -728,7 +738,7 @@ impl Storage {
             if key.len() != 4 {
                 return false;
             }
-            decode_contact(value)
+            decode_contact(value, now)
                 .map(|c| saved.contacts.push(c))
                 .is_some()
         })
@@ -924,6 +934,12 @@ fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// UNIX milliseconds of `t`, rounded down; 0 before 1970.
+fn unix_millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 enum Remaining {
     Left(Duration),
     Expired,
@@ -992,33 +1008,64 @@ fn decode_identity(bytes: &[u8]) -> Option<(NodeId, TokenSecrets)> {
     Some((id, TokenSecrets { current, previous }))
 }
 
-fn encode_contact(contact: &SavedContact, out: &mut Vec<u8>) {
+/// Flags of a contact row: its smoothed RTT follows.
+const CONTACT_RTT: u8 = 1;
+/// Flags of a contact row: the wall-clock time of its last answer follows.
+const CONTACT_ANSWERED: u8 = 2;
+
+fn encode_contact(contact: &SavedContact, now: SystemTime, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(contact.node.id.as_bytes());
     put_addr(out, &contact.node.addr);
-    match contact.rtt {
-        Some(rtt) => {
-            out.push(1);
-            let nanos = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
-            out.extend_from_slice(&nanos.to_be_bytes());
-        }
-        None => out.push(0),
+    let answered = contact
+        .answered_ago
+        .and_then(|ago| now.checked_sub(ago))
+        .map(unix_millis);
+    let flags = if contact.rtt.is_some() {
+        CONTACT_RTT
+    } else {
+        0
+    } | if answered.is_some() {
+        CONTACT_ANSWERED
+    } else {
+        0
+    };
+    out.push(flags);
+    if let Some(rtt) = contact.rtt {
+        let nanos = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
+        out.extend_from_slice(&nanos.to_be_bytes());
+    }
+    if let Some(ms) = answered {
+        out.extend_from_slice(&ms.to_be_bytes());
     }
 }
 
-fn decode_contact(bytes: &[u8]) -> Option<SavedContact> {
+/// A contact row; its last answer becomes an age as of `now` (none when it lies after `now`:
+/// the clock went back, and nothing says how long ago it was).
+fn decode_contact(bytes: &[u8], now: SystemTime) -> Option<SavedContact> {
     let mut r = Reader(bytes);
     let id = NodeId(r.array()?);
     let addr = r.addr()?;
-    let rtt = match r.u8()? {
-        0 => None,
-        1 => Some(Duration::from_nanos(r.u64()?)),
-        _ => return None,
+    let flags = r.u8()?;
+    if flags & !(CONTACT_RTT | CONTACT_ANSWERED) != 0 {
+        return None;
+    }
+    let rtt = if flags & CONTACT_RTT != 0 {
+        Some(Duration::from_nanos(r.u64()?))
+    } else {
+        None
+    };
+    let answered_ago = if flags & CONTACT_ANSWERED != 0 {
+        let at = UNIX_EPOCH.checked_add(Duration::from_millis(r.u64()?))?;
+        now.duration_since(at).ok()
+    } else {
+        None
     };
     r.finish()?;
     Some(SavedContact {
         node: NodeInfo::new(id, addr),
         rtt,
+        answered_ago,
     })
 }
 
@@ -1244,24 +1291,58 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
-    fn contact(addr: &str, rtt: Option<Duration>) -> SavedContact {
+    fn contact(addr: &str, rtt: Option<Duration>, answered_ago: Option<u64>) -> SavedContact {
         SavedContact {
             node: NodeInfo::new(NodeId([9; 20]), addr.parse().expect("test address")),
             rtt,
+            answered_ago: answered_ago.map(Duration::from_secs),
         }
     }
 
     #[test]
     fn contact_round_trips() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let later = now + Duration::from_secs(30);
         let mut buf = Vec::new();
         for c in [
-            contact("1.2.3.4:6881", Some(Duration::from_nanos(123_456_789))),
-            contact("[fe80::1%3]:6881", None),
-            contact("[2001:db8::1]:1", Some(Duration::ZERO)),
+            contact(
+                "1.2.3.4:6881",
+                Some(Duration::from_nanos(123_456_789)),
+                None,
+            ),
+            contact("[fe80::1%3]:6881", None, Some(0)),
+            contact("[2001:db8::1]:1", Some(Duration::ZERO), Some(600)),
+            contact("5.6.7.8:1", None, None),
         ] {
-            encode_contact(&c, &mut buf);
-            assert_eq!(decode_contact(&buf), Some(c));
+            encode_contact(&c, now, &mut buf);
+            assert_eq!(decode_contact(&buf, now), Some(c));
+            // Loaded later, it answered that much longer ago.
+            let aged = SavedContact {
+                answered_ago: c.answered_ago.map(|a| a + Duration::from_secs(30)),
+                ..c
+            };
+            assert_eq!(decode_contact(&buf, later), Some(aged));
+            // Loaded by a clock set back before its answer: the age is unknown.
+            if c.answered_ago.is_some() {
+                let before = now - Duration::from_secs(3_600);
+                let unknown = decode_contact(&buf, before).expect("decodes");
+                assert_eq!(unknown.answered_ago, None);
+            }
+            for cut in 0..buf.len() {
+                assert_eq!(decode_contact(&buf[..cut], now), None, "cut at {cut}");
+            }
+            let mut longer = buf.clone();
+            longer.push(0);
+            assert_eq!(decode_contact(&longer, now), None);
         }
+        // A row written before last answers were saved (flags 0 or 1) still loads.
+        let old = contact("1.2.3.4:6881", Some(Duration::from_millis(80)), None);
+        encode_contact(&old, now, &mut buf);
+        assert_eq!(buf[27], CONTACT_RTT, "the old layout, byte for byte");
+        assert_eq!(decode_contact(&buf, now), Some(old));
+        // Unknown flags are refused.
+        buf[27] |= 4;
+        assert_eq!(decode_contact(&buf, now), None);
     }
 
     #[test]

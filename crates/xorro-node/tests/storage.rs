@@ -60,18 +60,22 @@ fn contacts() -> Vec<SavedContact> {
         SavedContact {
             node: NodeInfo::new(id(1), addr("10.0.0.1:6881")),
             rtt: Some(Duration::from_micros(12_345)),
+            answered_ago: Some(Duration::from_secs(90)),
         },
         SavedContact {
             node: NodeInfo::new(id(2), addr("[2001:db8::2]:6882")),
             rtt: None,
+            answered_ago: Some(Duration::ZERO),
         },
         SavedContact {
             node: NodeInfo::new(id(3), addr("[fe80::3%7]:6883")),
             rtt: Some(Duration::from_nanos(1)),
+            answered_ago: None,
         },
         SavedContact {
             node: NodeInfo::new(id(0), addr("192.168.1.1:1")),
             rtt: Some(Duration::from_secs(2)),
+            answered_ago: None,
         },
     ]
 }
@@ -162,7 +166,7 @@ fn real_database(dir: &Path) -> Vec<u8> {
     {
         let s = open(dir);
         s.save_identity(id(42), &secrets()).expect("identity");
-        s.save_contacts(&contacts()).expect("contacts");
+        s.save_contacts(&contacts(), now()).expect("contacts");
         let peers: Vec<_> = (0..2000)
             .map(|i| {
                 (
@@ -255,7 +259,7 @@ fn round_trip_of_everything_and_reopen() -> Result<()> {
         let s = open(dir.path());
         assert_eq!(s.load(now())?, Saved::default(), "a new database is empty");
         s.save_identity(id(42), &secrets())?;
-        s.save_contacts(&contacts())?;
+        s.save_contacts(&contacts(), now())?;
         s.save_network_data(&peers, &items)?;
         for a in &announcements {
             s.add_announcement(a)?;
@@ -301,7 +305,7 @@ fn identity_without_previous_secret_and_replacement() -> Result<()> {
 fn into_snapshot_is_none_without_an_id() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let s = open(dir.path());
-    s.save_contacts(&contacts())?;
+    s.save_contacts(&contacts(), now())?;
     s.add_announcement(&Announcement {
         info_hash: ih(1),
         port: None,
@@ -318,8 +322,8 @@ fn saves_replace_the_previous_contents() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let s = open(dir.path());
     let later = now() + Duration::from_secs(100);
-    s.save_contacts(&contacts())?;
-    s.save_contacts(&contacts()[2..])?;
+    s.save_contacts(&contacts(), now())?;
+    s.save_contacts(&contacts()[2..], now())?;
     s.save_network_data(
         &[
             (ih(1), addr("1.1.1.1:1"), false, later),
@@ -340,7 +344,7 @@ fn saves_replace_the_previous_contents() -> Result<()> {
         )]
     );
     assert!(saved.items.is_empty());
-    s.save_contacts(&[])?;
+    s.save_contacts(&[], now())?;
     s.save_network_data(&[], &[])?;
     let saved = s.load(now())?;
     assert!(saved.contacts.is_empty() && saved.peers.is_empty());
@@ -515,7 +519,7 @@ fn undecodable_rows_are_skipped_and_counted() -> Result<()> {
     {
         let s = open(dir.path());
         s.save_identity(id(42), &secrets())?;
-        s.save_contacts(&contacts())?;
+        s.save_contacts(&contacts(), now())?;
         s.save_network_data(
             &[(ih(1), addr("1.1.1.1:1"), false, later)],
             &[(id(1), immutable_item(), later)],

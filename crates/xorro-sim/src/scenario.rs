@@ -106,6 +106,19 @@ pub enum BuildMode {
     /// mode. Not a protocol shortcut in the engine, but not
     /// a test of joining either: bootstrap latencies are not measured in this mode.
     Restore,
+    /// A network that has been running, for the largest runs: every node starts as in
+    /// [`BuildMode::Restore`] (through `Node::restore`, at a random instant of
+    /// `wave_spread_ms`, with contacts drawn from the oracle), but with the table of a node
+    /// that has been up a while: each contact answered it just now
+    /// (`SavedContact::answered_ago` zero) and has the RTT of its link as its smoothed RTT.
+    /// Such contacts come back good, so the node neither pings them nor bootstraps: there is
+    /// no joining traffic at all. From then on everything is the real protocol through the
+    /// real codec: maintenance (near members are pinged once silent for a minute, every
+    /// member once questionable), churn (arrivals join through the protocol), the workload.
+    /// It tests neither joining nor a restart, and its tables are drawn, not grown by
+    /// traffic (k a bucket, no waiting contacts at the start): read its figures as those of
+    /// a network in steady state. Bootstrap latencies are only measured for arrivals.
+    Warm,
 }
 
 impl BuildMode {
@@ -137,7 +150,7 @@ pub struct BuildConfig {
     pub bootstrap_contacts: usize,
     /// After the last wave, time to let maintenance run before the workload (seconds).
     pub settle_s: u64,
-    /// [`BuildMode::Restore`]: contacts restored per bucket, at most the bucket's size (the
+    /// [`BuildMode::Restore`] and [`BuildMode::Warm`]: contacts restored per bucket, at most the bucket's size (the
     /// default, k = 8, leaves the wide far buckets to fill through traffic, as a bootstrap
     /// does). Left out of the written scenario in the protocol build.
     #[serde(skip_serializing_if = "is_default_per_bucket")]
@@ -599,9 +612,9 @@ impl Scenario {
         if self.build.wave_growth <= 0.0 || self.build.wave_max == 0 {
             return bad("wave_growth and wave_max must be positive");
         }
-        if self.build.mode == BuildMode::Restore && self.adversary.eclipse_sybils > 0 {
+        if self.build.mode != BuildMode::Protocol && self.adversary.eclipse_sybils > 0 {
             return bad(
-                "build.mode = \"restore\" does not place eclipse sybils: use the protocol build",
+                "build.mode = \"restore\" or \"warm\" does not place eclipse sybils: use the protocol build",
             );
         }
         if self.workload.bin_s == 0 {

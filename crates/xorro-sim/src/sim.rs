@@ -92,7 +92,7 @@ enum EvKind {
         session: u32,
     },
     Arrive,
-    /// [`BuildMode::Restore`]: the host starts from its snapshot.
+    /// [`BuildMode::Restore`] and [`BuildMode::Warm`]: the host starts from its snapshot.
     Restore {
         host: u32,
     },
@@ -502,9 +502,13 @@ impl Simulation {
             }
         }
         if self.churn_rng.gen_bool(self.sc.churn.rejoin_fraction) {
-            self.hosts[i as usize].snapshot = Some(Box::new(node.snapshot(now)));
             let off = exponential(&mut self.churn_rng, self.sc.churn.offline_mean_s);
-            let at = self.now + (off * NS as f64) as u64;
+            let off_ns = (off * NS as f64) as u64;
+            let at = self.now + off_ns;
+            // As the daemon's database would give it back: contacts answered that much
+            // longer ago.
+            let snapshot = node.snapshot(now).aged(Duration::from_nanos(off_ns));
+            self.hosts[i as usize].snapshot = Some(Box::new(snapshot));
             self.push(at, EvKind::Join { host: i });
         } else {
             let delay = exponential(&mut self.churn_rng, self.sc.churn.arrival_delay_mean_s);
@@ -896,10 +900,10 @@ impl Simulation {
 
     // ----- build -----
 
-    /// Builds the network in waves (or, with [`BuildMode::Restore`], restores every node at
-    /// once), then lets it settle.
+    /// Builds the network in waves (or, with [`BuildMode::Restore`] and [`BuildMode::Warm`],
+    /// restores every node at once), then lets it settle.
     pub fn build(&mut self, progress: &mut dyn FnMut(&Progress)) {
-        if self.sc.build.mode == BuildMode::Restore {
+        if self.sc.build.mode != BuildMode::Protocol {
             self.build_restore(progress);
             return;
         }
@@ -948,7 +952,8 @@ impl Simulation {
         progress(&self.progress("built"));
     }
 
-    /// [`BuildMode::Restore`]: every node is created (the engine picks its id), then
+    /// [`BuildMode::Restore`] and [`BuildMode::Warm`]: every node is created (the engine
+    /// picks its id), then
     /// restored through [`Node::restore`] at a random instant of the first `wave_spread_ms`
     /// with contacts drawn from the oracle ([`EvKind::Restore`]); then the network settles.
     fn build_restore(&mut self, progress: &mut dyn FnMut(&Progress)) {
@@ -985,14 +990,18 @@ impl Simulation {
         progress(&self.progress("built"));
     }
 
-    /// Restores host `i` from its snapshot with contacts drawn from the oracle.
+    /// Restores host `i` from its snapshot with contacts drawn from the oracle: as a
+    /// restarting node ([`BuildMode::Restore`]) or as one that has been up a while
+    /// ([`BuildMode::Warm`]: contacts that answered just now, with their links' RTTs).
     fn restore_host(&mut self, i: u32) {
         let now = self.inst(self.now);
         let Some(mut snapshot) = self.hosts[i as usize].snapshot.take() else {
             return;
         };
+        let warm = self.sc.build.mode == BuildMode::Warm;
         let per_bucket = self.sc.build.restore_contacts_per_bucket;
         let sorted = &self.restore_ids;
+        let link = &self.link;
         snapshot.contacts = converged_contacts(
             sorted,
             &snapshot.id,
@@ -1001,17 +1010,23 @@ impl Simulation {
             &mut self.net_rng,
         )
         .into_iter()
-        .map(|j| SavedContact {
-            node: NodeInfo::new(sorted[j].0, addr_of(sorted[j].1)),
-            rtt: None,
+        .map(|j| {
+            let (id, host) = sorted[j];
+            SavedContact {
+                node: NodeInfo::new(id, addr_of(host)),
+                rtt: warm.then(|| Duration::from_micros(link.rtt_us(i as usize, host as usize))),
+                answered_ago: warm.then_some(Duration::ZERO),
+            }
         })
         .collect();
         let mut node = Box::new(Node::restore(self.node_config(i), *snapshot, now));
         node.set_local_ips([self.local_ip(i)]);
-        // What the daemon does with a saved table (xorro-node's driver): ping every contact,
-        // then bootstrap from the table alone.
-        node.ping_contacts(now);
-        let _ = node.start_bootstrap(&[], now);
+        if !warm {
+            // What the daemon does with a saved table (xorro-node's driver): ping every
+            // contact, then bootstrap from the table alone.
+            node.ping_contacts(now);
+            let _ = node.start_bootstrap(&[], now);
+        }
         let h = &mut self.hosts[i as usize];
         h.node = Some(node);
         h.online_since = self.now;
