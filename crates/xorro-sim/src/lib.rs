@@ -89,19 +89,23 @@ pub use scenario::{
 };
 pub use sim::Simulation;
 
-/// The peak memory a run of `nodes` nodes with the default engine is expected to take, in
-/// bytes: a projection from the measured headline runs (docs/SIMULATION.md: peak RSS
-/// 0.27 GB at 10^4 nodes, 2.96 GB at 10^5 with the tree of 5 Dec 2026, afternoon), whose
-/// routing tables grow with log N, so that each tenfold adds ~4.3 KB a node. Other engine
-/// settings, build modes or workloads can differ from it by tens of percent; it says whether
-/// a machine can hold a run at all.
-pub fn projected_peak_bytes(nodes: usize) -> u64 {
-    const AT_1E4: f64 = 25_150.0;
-    const PER_DECADE: f64 = 4_260.0;
+/// The peak memory a run of `nodes` nodes built in `mode` with the default engine is
+/// expected to take, in bytes: a projection from the measured headline runs
+/// (docs/SIMULATION.md), whose routing tables grow with log N. The protocol build (and the
+/// restore build, measured close to it): peak RSS 0.27 GB at 10^4 nodes and 2.96 GB at
+/// 10^5 with the tree of 5 Dec 2026, afternoon, each tenfold adding ~4.3 KB a node. The
+/// warm build (no joining traffic, k contacts a bucket): 0.17 GB at 10^4 and 1.81 GB at
+/// 10^5, ~2.1 KB a node a tenfold. Other engine settings or workloads can differ from it by
+/// tens of percent; it says whether a machine can hold a run at all.
+pub fn projected_peak_bytes(nodes: usize, mode: BuildMode) -> u64 {
+    let (at_1e4, per_decade) = match mode {
+        BuildMode::Protocol | BuildMode::Restore => (25_150.0, 4_260.0),
+        BuildMode::Warm => (15_810.0, 2_100.0),
+    };
     const BASE: f64 = 16e6;
     #[allow(clippy::cast_precision_loss)] // node counts are far below 2^52
     let n = nodes as f64;
-    let per_node = AT_1E4 + PER_DECADE * (n / 1e4).log10().max(0.0);
+    let per_node = at_1e4 + per_decade * (n / 1e4).log10().max(0.0);
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // positive, < 2^64
     let bytes = (BASE + n * per_node) as u64;
     bytes
@@ -142,18 +146,33 @@ pub fn run_measured(scenario: &Scenario, progress: &mut dyn FnMut(&Progress)) ->
 
 #[cfg(test)]
 mod tests {
-    use super::projected_peak_bytes;
+    use super::{BuildMode, projected_peak_bytes};
 
     #[test]
     fn peak_projection_matches_the_measured_runs() {
-        let gb = |n| projected_peak_bytes(n) as f64 / 1e9;
-        assert!((gb(10_000) - 0.2675).abs() < 0.01, "{}", gb(10_000));
-        assert!((gb(100_000) - 2.957).abs() < 0.05, "{}", gb(100_000));
+        let gb = |n, mode| projected_peak_bytes(n, mode) as f64 / 1e9;
+        let protocol = |n| gb(n, BuildMode::Protocol);
         assert!(
-            gb(1_000_000) > 24.0,
-            "10^6 does not fit this machine: {}",
-            gb(1_000_000)
+            (protocol(10_000) - 0.2675).abs() < 0.01,
+            "{}",
+            protocol(10_000)
         );
-        assert!(projected_peak_bytes(10) < projected_peak_bytes(3_000));
+        assert!(
+            (protocol(100_000) - 2.957).abs() < 0.05,
+            "{}",
+            protocol(100_000)
+        );
+        assert!(
+            protocol(1_000_000) > 24.0,
+            "10^6 does not fit this machine: {}",
+            protocol(1_000_000)
+        );
+        let warm = |n| gb(n, BuildMode::Warm);
+        assert!((warm(10_000) - 0.174).abs() < 0.01, "{}", warm(10_000));
+        assert!((warm(100_000) - 1.807).abs() < 0.05, "{}", warm(100_000));
+        assert!(
+            projected_peak_bytes(10, BuildMode::Protocol)
+                < projected_peak_bytes(3_000, BuildMode::Protocol)
+        );
     }
 }

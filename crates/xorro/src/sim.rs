@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use xorro_sim::sweep::{self, Axis, Point, Run};
-use xorro_sim::{Report, RunInfo, Scenario, ScenarioError, prepare_output_dir, write_outputs};
+use xorro_sim::{
+    BuildMode, Report, RunInfo, Scenario, ScenarioError, prepare_output_dir, write_outputs,
+};
 
 use crate::error::Exit;
 use crate::flags::SimArgs;
@@ -106,7 +108,8 @@ fn sweep(a: &SimArgs, base: &Scenario) -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(bad)?;
     let points = sweep::grid(&axes, &a.seeds).map_err(bad)?;
-    let mut nodes_max = 0;
+    // The largest projected peak of any point (sizes and build modes can be swept).
+    let mut need = 0;
     for p in &points {
         let mut s = base.clone();
         for o in p.overrides() {
@@ -116,7 +119,7 @@ fn sweep(a: &SimArgs, base: &Scenario) -> anyhow::Result<()> {
                 exit
             })?;
         }
-        nodes_max = nodes_max.max(s.nodes);
+        need = need.max(xorro_sim::projected_peak_bytes(s.nodes, s.build.mode));
     }
     if a.jobs == Some(0) {
         return Err(usage(
@@ -126,7 +129,6 @@ fn sweep(a: &SimArgs, base: &Scenario) -> anyhow::Result<()> {
     }
     prepare_out(&a.out)?;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let need = xorro_sim::projected_peak_bytes(nodes_max);
     let jobs = sweep_jobs(a.jobs, cores, need, available_memory()).min(points.len());
     let exe = std::env::current_exe().context("finding this executable to start the runs")?;
     let command = sweep_command(a);
@@ -379,13 +381,23 @@ fn available_memory() -> Option<u64> {
 /// A warning when the run's peak memory, projected from the measured runs, is above what is
 /// available: better said now than found out when the kernel kills the run.
 fn memory_warning(scenario: &Scenario, available: Option<u64>) -> Option<String> {
-    let need = xorro_sim::projected_peak_bytes(scenario.nodes);
+    let mode = scenario.build.mode;
+    let need = xorro_sim::projected_peak_bytes(scenario.nodes, mode);
     let available = available?;
+    let measured = match mode {
+        BuildMode::Warm => "0.17 GB for 10^4 nodes, 1.8 GB for 10^5",
+        BuildMode::Protocol | BuildMode::Restore => "0.27 GB for 10^4 nodes, 3.0 GB for 10^5",
+    };
     (need > available).then(|| {
+        let warm = if mode == BuildMode::Warm {
+            ""
+        } else {
+            " (build.mode=warm takes about half)"
+        };
         format!(
             "{} nodes need about {:.1} GB at their peak (measured with the default engine: \
-             0.27 GB for 10^4 nodes, 3.0 GB for 10^5), and {:.1} GB are available: \
-             the run may be killed for lack of memory",
+             {measured}), and {:.1} GB are available: the run may be killed for lack of \
+             memory{warm}",
             scenario.nodes,
             need as f64 / 1e9,
             available as f64 / 1e9
@@ -427,6 +439,12 @@ mod tests {
         };
         let warning = memory_warning(&s, Some(16 << 30)).expect("10^6 nodes need more");
         assert!(warning.contains("1000000 nodes need about"), "{warning}");
+        assert!(warning.contains("build.mode=warm takes"), "{warning}");
+        s.build.mode = BuildMode::Warm;
+        let warning = memory_warning(&s, Some(16 << 30)).expect("even warm");
+        assert!(warning.contains("1.8 GB for 10^5"), "{warning}");
+        assert_eq!(memory_warning(&s, Some(24 << 30)), None, "warm fits 24 GB");
+        s.build.mode = BuildMode::Protocol;
         s.nodes = 1_000;
         assert_eq!(memory_warning(&s, Some(16 << 30)), None);
         assert_eq!(memory_warning(&s, None), None);
