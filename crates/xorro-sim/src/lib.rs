@@ -26,9 +26,16 @@
 //!   for a node behind NAT a private one (`10.0.0.0/8`), so that it finds itself behind
 //!   NAT once the others report what they see (and then judges its reachability, see
 //!   `Config::detect_unreachable_behind_nat`).
-//! * **Building**: nodes join in waves (each wave as large as the network so far, capped),
-//!   spread over a few seconds; each bootstraps through the real protocol from a few random
-//!   nodes that joined before. Then maintenance runs for `build.settle_s`.
+//! * **Building** ([`BuildMode`]): by default nodes join in waves (each wave as large as the
+//!   network so far, capped), spread over a few seconds; each bootstraps through the real
+//!   protocol from a few random nodes that joined before. Then maintenance runs for
+//!   `build.settle_s`. For the largest runs, `build.mode = "warm"` starts every node with
+//!   the table of a node that has been running (drawn from the oracle, through the engine's
+//!   public [`xorro_dht::Node::restore`]), so there is no joining traffic: about a quarter of
+//!   the events and 60 % of the peak memory, for lookups within a seed's noise of the protocol
+//!   build at 10^4 and 10^5 (docs/SIMULATION.md, "Scale"). `"restore"` is a network
+//!   restarting at once, each node pinging its saved contacts and bootstrapping as the
+//!   daemon does.
 //! * **Churn** ([`churn`]): during the workload each node's session is Weibull distributed
 //!   (shape 0.5, median 2 h by default: half the nodes gone within two hours of arriving).
 //!   The nodes online when the workload begins are at a random point of their sessions, as

@@ -325,6 +325,7 @@ pub struct ProbeArgs {
 #[command(after_help = "Examples:\n  \
     xorro sim nodes=2000 churn.enabled=true\n  \
     xorro sim --scenario crates/xorro-sim/scenarios/headline.toml nodes=10000 --out run1\n  \
+    xorro sim --scenario crates/xorro-sim/scenarios/headline.toml nodes=1000000 build.mode=warm\n  \
     xorro sim --print-scenario          (every field, with its default)\n  \
     xorro sim nodes=10000 churn.enabled=true --sweep engine.lookup_attempts=2,3 --seeds 1,2 --out sweep1")]
 pub struct SimArgs {

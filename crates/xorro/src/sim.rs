@@ -392,7 +392,7 @@ fn memory_warning(scenario: &Scenario, available: Option<u64>) -> Option<String>
         let warm = if mode == BuildMode::Warm {
             ""
         } else {
-            " (build.mode=warm takes about half)"
+            " (build.mode=warm takes about 60 % of it)"
         };
         format!(
             "{} nodes need about {:.1} GB at their peak (measured with the default engine: \
@@ -439,7 +439,7 @@ mod tests {
         };
         let warning = memory_warning(&s, Some(16 << 30)).expect("10^6 nodes need more");
         assert!(warning.contains("1000000 nodes need about"), "{warning}");
-        assert!(warning.contains("build.mode=warm takes"), "{warning}");
+        assert!(warning.contains("build.mode=warm takes about"), "{warning}");
         s.build.mode = BuildMode::Warm;
         let warning = memory_warning(&s, Some(16 << 30)).expect("even warm");
         assert!(warning.contains("1.8 GB for 10^5"), "{warning}");
