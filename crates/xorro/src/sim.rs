@@ -385,7 +385,7 @@ fn memory_warning(scenario: &Scenario, available: Option<u64>) -> Option<String>
     let need = xorro_sim::projected_peak_bytes(scenario.nodes, mode);
     let available = available?;
     let measured = match mode {
-        BuildMode::Warm => "0.17 GB for 10^4 nodes, 1.8 GB for 10^5",
+        BuildMode::Warm => "0.17 GB for 10^4 nodes, 1.8 GB for 10^5, 18.8 GB for 10^6",
         BuildMode::Protocol | BuildMode::Restore => "0.27 GB for 10^4 nodes, 3.0 GB for 10^5",
     };
     (need > available).then(|| {
