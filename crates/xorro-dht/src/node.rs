@@ -2244,9 +2244,10 @@ impl Node {
         node
     }
 
-    /// Pings every contact that is not good (after [`Node::restore`], the saved contacts
-    /// that had not answered within [`node_good_interval`](crate::routing::RoutingConfig::node_good_interval)): those that
-    /// answer become good. Returns how many were pinged.
+    /// Pings every contact that is not good (after [`Node::restore`]: the saved contacts
+    /// that had not answered within
+    /// [`node_good_interval`](crate::routing::RoutingConfig::node_good_interval)); those
+    /// that answer become good. Returns how many were pinged.
     pub fn ping_contacts(&mut self, now: Instant) -> usize {
         let contacts: Vec<NodeInfo> = [&self.table4, &self.table6]
             .into_iter()

@@ -953,9 +953,9 @@ impl Simulation {
     }
 
     /// [`BuildMode::Restore`] and [`BuildMode::Warm`]: every node is created (the engine
-    /// picks its id), then
-    /// restored through [`Node::restore`] at a random instant of the first `wave_spread_ms`
-    /// with contacts drawn from the oracle ([`EvKind::Restore`]); then the network settles.
+    /// picks its id), then restored through [`Node::restore`] at a random instant of the
+    /// first `wave_spread_ms` with contacts drawn from the oracle ([`EvKind::Restore`]);
+    /// then the network settles.
     fn build_restore(&mut self, progress: &mut dyn FnMut(&Progress)) {
         let n = self.sc.nodes;
         let now = self.inst(self.now);
