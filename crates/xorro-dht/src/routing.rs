@@ -78,6 +78,7 @@ use tracing::debug;
 use xorro_wire::{ID_LEN, NodeId, NodeInfo};
 
 use hashbrown::HashTable;
+use smallvec::SmallVec;
 
 /// BEP 5: "Each bucket can only hold K nodes, currently eight, before becoming 'full.'"
 pub const BUCKET_SIZE: usize = 8;
@@ -526,8 +527,9 @@ struct Bucket {
     nodes: Vec<Entry>,
     /// Positions in `nodes`, in id order (so that the members closest to a target are found
     /// around the target's place, without a look at every member of a wide bucket). Two
-    /// bytes a member: a bucket holds at most [`BUCKET_CAPACITY_MAX`].
-    by_id: Vec<u16>,
+    /// bytes a member: a bucket holds at most [`BUCKET_CAPACITY_MAX`]. Inline up to k
+    /// members, on the heap beyond (wide buckets).
+    by_id: SmallVec<[u16; BUCKET_SIZE]>,
     /// Replacement cache, least recently added first (a few entries: a `Vec`, whose
     /// removals from the front move a few hundred bytes at most, is 8 bytes smaller than a
     /// `VecDeque`, in every bucket).
@@ -545,7 +547,7 @@ impl Bucket {
     fn with_nodes(nodes: Vec<Entry>, cache: Vec<Entry>, refreshed: Stamp) -> Self {
         let mut bucket = Self {
             nodes,
-            by_id: Vec::new(),
+            by_id: SmallVec::new(),
             cache,
             refreshed,
             may_have_bad: false,
@@ -863,7 +865,11 @@ impl RoutingTable {
             .map(|b| {
                 let boxed = b.nodes.iter().chain(&b.cache).filter(|e| e.v6.is_some());
                 b.nodes.capacity() * size_of::<Entry>()
-                    + b.by_id.capacity() * size_of::<u16>()
+                    + if b.by_id.spilled() {
+                        b.by_id.capacity() * size_of::<u16>()
+                    } else {
+                        0
+                    }
                     + b.cache.capacity() * size_of::<Entry>()
                     + boxed.count() * size_of::<SocketAddrV6>()
             })
@@ -2232,7 +2238,7 @@ mod tests {
                 bucket.may_have_bad || !bucket.nodes.iter().any(|e| table.is_bad(e)),
                 "bucket {b} holds a bad member but says it cannot"
             );
-            let mut order: Vec<u16> = bucket.by_id.clone();
+            let mut order: Vec<u16> = bucket.by_id.to_vec();
             assert!(
                 order.is_sorted_by_key(|&i| DistanceKey::of(&bucket.nodes[usize::from(i)].id)),
                 "bucket {b}: by_id not in id order"
