@@ -3273,23 +3273,18 @@ mod tests {
 
         // An hour later, as the caller ages them: no contact answered within 15 minutes.
         let later = start + 60 * MIN;
-        let aged: Vec<SavedContact> = saved
-            .iter()
-            .map(|c| SavedContact {
-                answered_ago: Some(60 * MIN),
-                ..*c
-            })
-            .collect();
+        let answered = |ago: Option<Duration>| -> Vec<SavedContact> {
+            saved
+                .iter()
+                .map(|c| SavedContact {
+                    answered_ago: ago,
+                    ..*c
+                })
+                .collect()
+        };
         let mut fresh = RoutingTable::new(own, RoutingConfig::default());
-        assert_eq!(fresh.restore(aged, later), saved.len());
-        let unanswered: Vec<SavedContact> = saved
-            .iter()
-            .map(|c| SavedContact {
-                answered_ago: None,
-                ..*c
-            })
-            .collect();
-        assert_eq!(fresh.snapshot(later), unanswered);
+        assert_eq!(fresh.restore(answered(Some(60 * MIN)), later), saved.len());
+        assert_eq!(fresh.snapshot(later), answered(None));
         assert_eq!(fresh.bucket_count(), t.bucket_count());
         check(&fresh);
         assert!(

@@ -1021,16 +1021,7 @@ fn encode_contact(contact: &SavedContact, now: SystemTime, out: &mut Vec<u8>) {
         .answered_ago
         .and_then(|ago| now.checked_sub(ago))
         .map(unix_millis);
-    let flags = if contact.rtt.is_some() {
-        CONTACT_RTT
-    } else {
-        0
-    } | if answered.is_some() {
-        CONTACT_ANSWERED
-    } else {
-        0
-    };
-    out.push(flags);
+    out.push(contact.rtt.map_or(0, |_| CONTACT_RTT) | answered.map_or(0, |_| CONTACT_ANSWERED));
     if let Some(rtt) = contact.rtt {
         let nanos = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
         out.extend_from_slice(&nanos.to_be_bytes());

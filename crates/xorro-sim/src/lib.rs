@@ -102,8 +102,9 @@ pub use sim::Simulation;
 /// restore build, measured close to it): peak RSS 0.27 GB at 10^4 nodes and 2.96 GB at
 /// 10^5 with the tree of 5 Dec 2026, afternoon, each tenfold adding ~4.3 KB a node. The
 /// warm build (no joining traffic, k contacts a bucket): 0.17 GB at 10^4, 1.81 GB at 10^5
-/// and 18.79 GB at 10^6, ~1.5 KB a node a tenfold (a line through the first and last). Other engine settings or workloads can differ from it by
-/// tens of percent; it says whether a machine can hold a run at all.
+/// and 18.79 GB at 10^6, ~1.5 KB a node a tenfold (a line through the first and last).
+/// Other engine settings or workloads can differ from it by tens of percent; it says
+/// whether a machine can hold a run at all.
 pub fn projected_peak_bytes(nodes: usize, mode: BuildMode) -> u64 {
     let (at_1e4, per_decade) = match mode {
         BuildMode::Protocol | BuildMode::Restore => (25_150.0, 4_260.0),

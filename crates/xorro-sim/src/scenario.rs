@@ -150,9 +150,10 @@ pub struct BuildConfig {
     pub bootstrap_contacts: usize,
     /// After the last wave, time to let maintenance run before the workload (seconds).
     pub settle_s: u64,
-    /// [`BuildMode::Restore`] and [`BuildMode::Warm`]: contacts restored per bucket, at most the bucket's size (the
-    /// default, k = 8, leaves the wide far buckets to fill through traffic, as a bootstrap
-    /// does). Left out of the written scenario in the protocol build.
+    /// [`BuildMode::Restore`] and [`BuildMode::Warm`]: contacts restored per bucket, at most
+    /// the bucket's size (the default, k = 8, leaves the wide far buckets to fill through
+    /// traffic, as a bootstrap does). Left out of the written scenario in the protocol
+    /// build.
     #[serde(skip_serializing_if = "is_default_per_bucket")]
     pub restore_contacts_per_bucket: usize,
 }
