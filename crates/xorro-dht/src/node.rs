@@ -454,7 +454,7 @@ impl Node {
         let store = Arc::new(config.store);
         Node {
             table4: RoutingTable::with_config(id, Arc::clone(&routing)),
-            table6: RoutingTable::with_config(id, routing),
+            table6: RoutingTable::of_family(Family::V6, id, routing),
             tokens: Tokens::new(config.tokens, secret, now),
             peers: PeerStore::with_config(Arc::clone(&store), id),
             items: ItemStore::with_config(store, id),

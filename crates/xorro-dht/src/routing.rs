@@ -235,23 +235,170 @@ pub enum NodeState {
     Bad,
 }
 
-/// What the table knows about one contact.
-///
-/// 64 bytes: the times are `Stamp`s (8 bytes each instead of 16 for an `Option<Instant>`),
-/// the RTT is nanoseconds in a `u32`, and the address is packed: an IPv4 address and port in
-/// 6 bytes, an IPv6 address (whole, with flow info and scope) boxed, so that an IPv4 entry
-/// does not carry the 32 bytes of a `SocketAddr`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the table knows about one contact, as [`RoutingTable::iter`] and
+/// [`RoutingTable::get`] show it (a copy: the table keeps a compact record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
+    node: NodeInfo,
+    last_response: Option<Instant>,
+    last_query_from: Option<Instant>,
+    pinged_at: Option<Instant>,
+    rtt: Option<Duration>,
+    failures: u8,
+}
+
+impl Entry {
+    /// The contact.
+    pub fn node(&self) -> NodeInfo {
+        self.node
+    }
+
+    /// The contact's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.node.addr
+    }
+
+    /// When it last answered one of our queries (to the millisecond).
+    pub fn last_response(&self) -> Option<Instant> {
+        self.last_response
+    }
+
+    /// When it last sent us a query (to the millisecond).
+    pub fn last_query_from(&self) -> Option<Instant> {
+        self.last_query_from
+    }
+
+    /// Queries it failed to answer since its last answer.
+    pub fn failures(&self) -> u8 {
+        self.failures
+    }
+
+    /// Smoothed round-trip time (EWMA with gain 1/8, as TCP's SRTT).
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtt
+    }
+
+    /// When the table last asked the caller to ping it (to the millisecond).
+    pub fn pinged_at(&self) -> Option<Instant> {
+        self.pinged_at
+    }
+}
+
+/// How a table of one address family keeps its contacts' addresses in their records.
+trait Packed: Copy + Eq + std::fmt::Debug + 'static {
+    /// A record that [`RoutingTable::select`] uses to fill unused places.
+    const PLACEHOLDER: &'static Record<Self>;
+
+    /// The packed form of `addr`, or `None` when it is of the other family.
+    fn pack(addr: &SocketAddr) -> Option<Self>;
+
+    fn unpack(self) -> SocketAddr;
+}
+
+/// An IPv4 address and port, big-endian, in 6 bytes (a `SocketAddr` takes 32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct V4([u8; 6]);
+
+impl Packed for V4 {
+    const PLACEHOLDER: &'static Record<Self> = &Record::placeholder(V4([0; 6]));
+
+    fn pack(addr: &SocketAddr) -> Option<Self> {
+        match addr {
+            SocketAddr::V4(a) => {
+                let ([a, b, c, d], [p0, p1]) = (a.ip().octets(), a.port().to_be_bytes());
+                Some(V4([a, b, c, d, p0, p1]))
+            }
+            SocketAddr::V6(_) => None,
+        }
+    }
+
+    fn unpack(self) -> SocketAddr {
+        let [a, b, c, d, p0, p1] = self.0;
+        SocketAddr::V4(SocketAddrV4::new(
+            Ipv4Addr::new(a, b, c, d),
+            u16::from_be_bytes([p0, p1]),
+        ))
+    }
+}
+
+/// An IPv6 table keeps the address whole (flow info and scope too, so that a link-local
+/// contact stays reachable).
+impl Packed for SocketAddrV6 {
+    const PLACEHOLDER: &'static Record<Self> =
+        &Record::placeholder(SocketAddrV6::new(std::net::Ipv6Addr::UNSPECIFIED, 0, 0, 0));
+
+    fn pack(addr: &SocketAddr) -> Option<Self> {
+        match addr {
+            SocketAddr::V6(a) => Some(*a),
+            SocketAddr::V4(_) => None,
+        }
+    }
+
+    fn unpack(self) -> SocketAddr {
+        SocketAddr::V6(self)
+    }
+}
+
+/// The table's record of one contact: 44 bytes for IPv4 (a table of a million-node network
+/// holds ~150 of them, most of a node's memory), 68 for IPv6. The times are [`Tick`]s, the
+/// RTT nanoseconds in a `u32`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Record<A> {
     id: NodeId,
-    /// IPv4 address and port (big-endian) when `v6` is `None`.
-    v4: [u8; 6],
-    v6: Option<Box<SocketAddrV6>>,
-    last_response: Stamp,
-    last_query_from: Stamp,
-    pinged_at: Stamp,
+    addr: A,
+    last_response: Tick,
+    last_query_from: Tick,
+    pinged_at: Tick,
     rtt: Rtt,
     failures: u8,
+}
+
+/// An optional instant in 4 bytes: 1 + whole milliseconds since the table's epoch, 0 for
+/// none; orders as `Option<Instant>` does (none first). A table's epoch lies a day before the
+/// first instant it was given ([`EPOCH_MARGIN`], so that contacts restored as having answered
+/// minutes before still count as such) and moves forward by [`REBASE_SHIFT`] once the clock
+/// reaches [`REBASE_AT`] (~25 days): every tick then moves back by as much, and the ticks
+/// older than the new epoch (~12 days before now, far past every interval the table uses)
+/// become its first millisecond. A table runs for ever; its instants are exact to the
+/// millisecond.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct Tick(u32);
+
+/// See [`Tick`].
+const EPOCH_MARGIN: Duration = Duration::from_secs(24 * 60 * 60);
+/// See [`Tick`].
+const REBASE_AT: u32 = 1 << 31;
+/// See [`Tick`].
+const REBASE_SHIFT: u32 = 1 << 30;
+
+impl Tick {
+    const NONE: Tick = Tick(0);
+
+    /// The tick of `t` for a table whose epoch is `epoch` (the first tick for instants
+    /// before it; saturates ~50 days after it, which a rebase keeps from happening).
+    fn at(epoch: Instant, t: Instant) -> Tick {
+        let ms = t.checked_duration_since(epoch).map_or(0, |d| d.as_millis());
+        Tick(u32::try_from(ms).map_or(u32::MAX, |ms| ms.saturating_add(1)))
+    }
+
+    /// The instant this tick stands for.
+    fn instant(self, epoch: Instant) -> Option<Instant> {
+        self.is_some()
+            .then(|| epoch + Duration::from_millis(u64::from(self.0 - 1)))
+    }
+
+    fn is_some(self) -> bool {
+        self != Self::NONE
+    }
+
+    /// The same instant after the epoch moved forward by `shift` ticks.
+    fn shifted(self, shift: u32) -> Tick {
+        if self.is_some() {
+            Tick(self.0.saturating_sub(shift).max(1))
+        } else {
+            self
+        }
+    }
 }
 
 /// An optional instant in 8 bytes: signed nanoseconds from a process-wide anchor (the first
@@ -296,10 +443,6 @@ impl Stamp {
             anchor.checked_sub(d).unwrap_or(anchor)
         })
     }
-
-    fn is_some(self) -> bool {
-        self != Self::NONE
-    }
 }
 
 /// An optional RTT in 4 bytes: nanoseconds, `u32::MAX` for none. RTTs saturate at ~4.29 s,
@@ -323,72 +466,43 @@ impl From<Option<Duration>> for Rtt {
     }
 }
 
-impl Entry {
-    fn new(node: NodeInfo) -> Self {
-        let (v4, v6) = match node.addr {
-            SocketAddr::V4(a) => {
-                let (ip, port) = (a.ip().octets(), a.port().to_be_bytes());
-                ([ip[0], ip[1], ip[2], ip[3], port[0], port[1]], None)
-            }
-            SocketAddr::V6(a) => ([0; 6], Some(Box::new(a))),
-        };
+impl<A: Packed> Record<A> {
+    /// A record of `node`, or `None` when its address is of the other family.
+    fn new(node: NodeInfo) -> Option<Self> {
+        Some(Self {
+            addr: A::pack(&node.addr)?,
+            ..Self::placeholder_with_id(node.id)
+        })
+    }
+
+    const fn placeholder(addr: A) -> Self {
         Self {
-            id: node.id,
-            v4,
-            v6,
-            last_response: Stamp::NONE,
-            last_query_from: Stamp::NONE,
-            pinged_at: Stamp::NONE,
+            id: NodeId::ZERO,
+            addr,
+            last_response: Tick::NONE,
+            last_query_from: Tick::NONE,
+            pinged_at: Tick::NONE,
             rtt: Rtt::NONE,
             failures: 0,
         }
     }
 
-    /// The contact.
-    pub fn node(&self) -> NodeInfo {
+    fn placeholder_with_id(id: NodeId) -> Self {
+        Self {
+            id,
+            ..A::PLACEHOLDER.clone()
+        }
+    }
+
+    fn node(&self) -> NodeInfo {
         NodeInfo {
             id: self.id,
             addr: self.addr(),
         }
     }
 
-    /// The contact's address.
-    pub fn addr(&self) -> SocketAddr {
-        match &self.v6 {
-            Some(a) => SocketAddr::V6(**a),
-            None => {
-                let [a, b, c, d, p0, p1] = self.v4;
-                SocketAddr::V4(SocketAddrV4::new(
-                    Ipv4Addr::new(a, b, c, d),
-                    u16::from_be_bytes([p0, p1]),
-                ))
-            }
-        }
-    }
-
-    /// When it last answered one of our queries.
-    pub fn last_response(&self) -> Option<Instant> {
-        self.last_response.get()
-    }
-
-    /// When it last sent us a query.
-    pub fn last_query_from(&self) -> Option<Instant> {
-        self.last_query_from.get()
-    }
-
-    /// Queries it failed to answer since its last answer.
-    pub fn failures(&self) -> u8 {
-        self.failures
-    }
-
-    /// Smoothed round-trip time (EWMA with gain 1/8, as TCP's SRTT).
-    pub fn rtt(&self) -> Option<Duration> {
-        self.rtt.get()
-    }
-
-    /// When the table last asked the caller to ping it.
-    pub fn pinged_at(&self) -> Option<Instant> {
-        self.pinged_at.get()
+    fn addr(&self) -> SocketAddr {
+        self.addr.unpack()
     }
 
     fn verified(&self) -> bool {
@@ -396,27 +510,38 @@ impl Entry {
     }
 
     /// When it last queried us or we last pinged it: how fresh an unverified contact is.
-    fn last_heard(&self) -> Stamp {
+    fn last_heard(&self) -> Tick {
         self.last_query_from.max(self.pinged_at)
     }
 
-    fn last_seen(&self) -> Stamp {
+    fn last_seen(&self) -> Tick {
         self.last_response.max(self.last_query_from)
     }
 
-    fn ping_due(&self, now: Instant, interval: Duration) -> bool {
+    fn ping_due(&self, now: Tick, interval: Duration) -> bool {
         !Recent::new(now, interval).holds(self.pinged_at)
     }
 
-    fn answered(&mut self, rtt: Option<Duration>, now: Instant) {
-        self.last_response = Stamp::new(now);
+    fn answered(&mut self, rtt: Option<Duration>, now: Tick) {
+        self.last_response = now;
         self.failures = 0;
-        self.pinged_at = Stamp::NONE;
+        self.pinged_at = Tick::NONE;
         self.rtt = Rtt::from(match (self.rtt.get(), rtt) {
             (old, None) => old,
             (None, Some(sample)) => Some(sample),
             (Some(old), Some(sample)) => Some((old - old / 8).saturating_add(sample / 8)),
         });
+    }
+
+    /// Every time in the record, after the epoch moved forward by `shift` ticks.
+    fn shift(&mut self, shift: u32) {
+        for t in [
+            &mut self.last_response,
+            &mut self.last_query_from,
+            &mut self.pinged_at,
+        ] {
+            *t = t.shifted(shift);
+        }
     }
 }
 
@@ -434,6 +559,8 @@ pub enum RejectReason {
     AddressInUse,
     /// Its bucket is full, and so is the replacement cache (or the cache is disabled).
     BucketFull,
+    /// The address is of the other family (a node keeps one table for each).
+    WrongFamily,
 }
 
 /// What [`RoutingTable::on_response`] did.
@@ -521,10 +648,10 @@ pub struct SavedContact {
     pub answered_ago: Option<Duration>,
 }
 
-#[derive(Debug, Clone, Default)]
-struct Bucket {
+#[derive(Debug, Clone)]
+struct Bucket<A> {
     /// Members, in the order they joined.
-    nodes: Vec<Entry>,
+    nodes: Vec<Record<A>>,
     /// Positions in `nodes`, in id order (so that the members closest to a target are found
     /// around the target's place, without a look at every member of a wide bucket). Two
     /// bytes a member: a bucket holds at most [`BUCKET_CAPACITY_MAX`]. Inline up to k
@@ -533,18 +660,30 @@ struct Bucket {
     /// Replacement cache, least recently added first (a few entries: a `Vec`, whose
     /// removals from the front move a few hundred bytes at most, is 8 bytes smaller than a
     /// `VecDeque`, in every bucket).
-    cache: Vec<Entry>,
+    cache: Vec<Record<A>>,
     /// Last answer from a member or lookup into the range; none until then.
-    refreshed: Stamp,
+    refreshed: Tick,
     /// False only when no member is bad: set when a member fails or joins with failures,
     /// cleared by a pass that finds no bad member (so that the question "does a full bucket
     /// hold a bad node?", asked for every query from an unknown node, rarely needs a pass).
     may_have_bad: bool,
 }
 
-impl Bucket {
+impl<A> Default for Bucket<A> {
+    fn default() -> Self {
+        Self {
+            nodes: Vec::new(),
+            by_id: SmallVec::new(),
+            cache: Vec::new(),
+            refreshed: Tick::NONE,
+            may_have_bad: false,
+        }
+    }
+}
+
+impl<A: Packed> Bucket<A> {
     /// A bucket of these members (in join order).
-    fn with_nodes(nodes: Vec<Entry>, cache: Vec<Entry>, refreshed: Stamp) -> Self {
+    fn with_nodes(nodes: Vec<Record<A>>, cache: Vec<Record<A>>, refreshed: Tick) -> Self {
         let mut bucket = Self {
             nodes,
             by_id: SmallVec::new(),
@@ -575,7 +714,7 @@ impl Bucket {
     }
 
     /// Adds a member (last in join order).
-    fn push_member(&mut self, entry: Entry) {
+    fn push_member(&mut self, entry: Record<A>) {
         self.may_have_bad |= entry.failures > 0;
         let at = self.id_place(&entry.id);
         let i =
@@ -583,7 +722,7 @@ impl Bucket {
         self.by_id.insert(at, i);
         if self.nodes.len() == self.nodes.capacity() {
             // Double up to k, then grow by k: a wide bucket that stops at 70 members does not
-            // keep room for 128 (entries are 64 bytes; tables are most of a node's memory).
+            // keep room for 128 (tables are most of a node's memory).
             let more = self.nodes.len().clamp(4, BUCKET_SIZE);
             self.nodes.reserve_exact(more);
         }
@@ -591,7 +730,7 @@ impl Bucket {
     }
 
     /// Removes member `i`.
-    fn remove_member(&mut self, i: usize) -> Entry {
+    fn remove_member(&mut self, i: usize) -> Record<A> {
         let at = self.id_place(&self.nodes[i].id);
         self.by_id.remove(at);
         for p in &mut self.by_id {
@@ -603,7 +742,7 @@ impl Bucket {
     }
 
     /// Puts `entry` in member `i`'s place in join order; returns the member it replaced.
-    fn replace_member(&mut self, i: usize, entry: Entry) -> Entry {
+    fn replace_member(&mut self, i: usize, entry: Record<A>) -> Record<A> {
         self.may_have_bad |= entry.failures > 0;
         let at = self.id_place(&self.nodes[i].id);
         self.by_id.remove(at);
@@ -802,125 +941,151 @@ enum Slot {
     Cache(usize),
 }
 
-/// The Kademlia routing table of one address family.
+/// The routing table of one family, its addresses packed as `A`.
 #[derive(Debug, Clone)]
-pub struct RoutingTable {
+struct Table<A> {
     own_id: NodeId,
     /// Shared by the tables of one node (and may be by many nodes).
     config: Arc<RoutingConfig>,
     /// Never empty; at most [`MAX_BUCKETS`].
-    buckets: Vec<Bucket>,
+    buckets: Vec<Bucket<A>>,
     /// Every entry, members and cache, by address (and by IP for the one-node-per-IP rule).
     index: AddrIndex,
+    /// The instant of the records' first [`Tick`]; none until the table is given an instant.
+    epoch: Stamp,
 }
 
-impl RoutingTable {
-    /// An empty table around `own_id`.
-    pub fn new(own_id: NodeId, config: RoutingConfig) -> Self {
-        Self::with_config(own_id, Arc::new(config))
-    }
-
-    /// An empty table around `own_id` whose settings are shared (one copy for a node's two
-    /// tables).
-    pub fn with_config(own_id: NodeId, config: Arc<RoutingConfig>) -> Self {
+/// The methods of [`RoutingTable`], whose docs they follow, for one family.
+impl<A: Packed> Table<A> {
+    fn with_config(own_id: NodeId, config: Arc<RoutingConfig>) -> Self {
         Self {
             own_id,
             index: AddrIndex::new(&config),
             config,
             buckets: vec![Bucket::default()],
+            epoch: Stamp::NONE,
         }
     }
 
-    /// Our id.
-    pub fn own_id(&self) -> NodeId {
-        self.own_id
+    /// The tick of `now`, fixing the epoch on the first call and moving it forward when the
+    /// clock nears its end (see [`Tick`]).
+    fn clock(&mut self, now: Instant) -> Tick {
+        let epoch = match self.epoch.get() {
+            Some(epoch) => epoch,
+            None => {
+                let epoch = now.checked_sub(EPOCH_MARGIN).unwrap_or(now);
+                self.epoch = Stamp::new(epoch);
+                epoch
+            }
+        };
+        let tick = Tick::at(epoch, now);
+        if tick.0 < REBASE_AT {
+            return tick;
+        }
+        let epoch = epoch + Duration::from_millis(u64::from(REBASE_SHIFT));
+        self.epoch = Stamp::new(epoch);
+        for bucket in &mut self.buckets {
+            bucket.refreshed = bucket.refreshed.shifted(REBASE_SHIFT);
+            for r in bucket.nodes.iter_mut().chain(&mut bucket.cache) {
+                r.shift(REBASE_SHIFT);
+            }
+        }
+        debug!(epoch = ?epoch, "routing table clock moved forward");
+        Tick::at(epoch, now)
     }
 
-    /// The settings.
-    pub fn config(&self) -> &RoutingConfig {
-        &self.config
+    /// The tick of `t`, for reading: before the first [`clock`](Self::clock) no record
+    /// holds a time, and any tick compares alike with none.
+    fn tick(&self, t: Instant) -> Tick {
+        self.epoch.get().map_or(Tick(1), |epoch| Tick::at(epoch, t))
     }
 
-    /// Number of members (the replacement caches are not counted).
-    pub fn len(&self) -> usize {
+    fn instant(&self, t: Tick) -> Option<Instant> {
+        t.instant(self.epoch.get()?)
+    }
+
+    /// What the caller sees of a record.
+    fn view(&self, r: &Record<A>) -> Entry {
+        Entry {
+            node: r.node(),
+            last_response: self.instant(r.last_response),
+            last_query_from: self.instant(r.last_query_from),
+            pinged_at: self.instant(r.pinged_at),
+            rtt: r.rtt.get(),
+            failures: r.failures,
+        }
+    }
+
+    fn records(&self) -> impl Iterator<Item = &Record<A>> + '_ {
+        self.buckets.iter().flat_map(|b| b.nodes.iter())
+    }
+
+    fn len(&self) -> usize {
         self.buckets.iter().map(|b| b.nodes.len()).sum()
     }
 
-    /// True when there are no members.
-    pub fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.buckets.iter().all(|b| b.nodes.is_empty())
     }
 
-    /// Number of contacts waiting in the replacement caches.
-    pub fn cached_len(&self) -> usize {
+    fn cached_len(&self) -> usize {
         self.buckets.iter().map(|b| b.cache.len()).sum()
     }
 
-    /// Bytes the table holds on the heap (allocated capacities times element sizes).
-    pub fn heap_bytes(&self) -> usize {
+    fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
         let buckets: usize = self
             .buckets
             .iter()
             .map(|b| {
-                let boxed = b.nodes.iter().chain(&b.cache).filter(|e| e.v6.is_some());
-                b.nodes.capacity() * size_of::<Entry>()
+                b.nodes.capacity() * size_of::<Record<A>>()
                     + if b.by_id.spilled() {
                         b.by_id.capacity() * size_of::<u16>()
                     } else {
                         0
                     }
-                    + b.cache.capacity() * size_of::<Entry>()
-                    + boxed.count() * size_of::<SocketAddrV6>()
+                    + b.cache.capacity() * size_of::<Record<A>>()
             })
             .sum();
         // hashbrown: one control byte a slot besides the slot itself.
         let index = self.index.v4.capacity() * size_of::<u64>()
             + self.index.v6.capacity() * (size_of::<(SocketAddrV6, u8)>() + 1);
-        self.buckets.capacity() * size_of::<Bucket>()
+        self.buckets.capacity() * size_of::<Bucket<A>>()
             + buckets
             + index
             + self.config.bucket_sizes_far.capacity() * size_of::<usize>()
     }
 
-    /// Number of buckets (1 to [`MAX_BUCKETS`]).
-    pub fn bucket_count(&self) -> usize {
-        self.buckets.len()
+    fn iter(&self) -> impl Iterator<Item = Entry> + '_ {
+        self.records().map(|r| self.view(r))
     }
 
-    /// The members, farthest bucket first, in the order they joined each bucket.
-    pub fn iter(&self) -> impl Iterator<Item = &Entry> + '_ {
-        self.buckets.iter().flat_map(|b| b.nodes.iter())
-    }
-
-    /// True when a member has this address.
-    pub fn contains(&self, addr: SocketAddr) -> bool {
-        self.get(addr).is_some()
-    }
-
-    /// The member at this address.
-    pub fn get(&self, addr: SocketAddr) -> Option<&Entry> {
+    fn get(&self, addr: SocketAddr) -> Option<Entry> {
         match self.locate(&addr)? {
-            (b, Slot::Node(i)) => Some(&self.buckets[b].nodes[i]),
+            (b, Slot::Node(i)) => Some(self.view(&self.buckets[b].nodes[i])),
             (_, Slot::Cache(_)) => None,
         }
     }
 
-    /// The standing of `entry` at `now`.
-    pub fn state(&self, entry: &Entry, now: Instant) -> NodeState {
-        self.state_with(entry, &self.horizons(now))
+    fn state(&self, entry: &Entry, now: Instant) -> NodeState {
+        // The entry's instants are on the table's millisecond grid: their ticks are exact.
+        let tick = |t: Option<Instant>| t.map_or(Tick::NONE, |t| self.tick(t));
+        self.state_of(
+            entry.failures,
+            tick(entry.last_response),
+            tick(entry.last_query_from),
+            &self.horizons(self.tick(now)),
+        )
     }
 
-    /// A node answered one of our queries: `rtt` is the round trip of that query when known.
-    pub fn on_response(
-        &mut self,
-        node: NodeInfo,
-        rtt: Option<Duration>,
-        now: Instant,
-    ) -> Insertion {
+    fn on_response(&mut self, node: NodeInfo, rtt: Option<Duration>, now: Instant) -> Insertion {
         if node.id == self.own_id {
             return Insertion::Rejected(RejectReason::OwnId);
         }
+        if A::pack(&node.addr).is_none() {
+            return Insertion::Rejected(RejectReason::WrongFamily);
+        }
+        let now = self.clock(now);
         let entry = match self.locate(&node.addr) {
             Some((b, slot)) => {
                 let known = self.entry(b, slot);
@@ -939,7 +1104,7 @@ impl RoutingTable {
                 } else if let Slot::Node(i) = slot {
                     let bucket = &mut self.buckets[b];
                     bucket.nodes[i].answered(rtt, now);
-                    bucket.refreshed = Stamp::new(now);
+                    bucket.refreshed = now;
                     return Insertion::Updated;
                 } else {
                     // A waiting contact answered: take it out and insert it afresh.
@@ -956,12 +1121,14 @@ impl RoutingTable {
         self.insert_verified(entry, now)
     }
 
-    /// A node sent us a query. Its address is unverified: a member is updated; an unknown
-    /// node only waits in the replacement cache until it answers one of our queries.
-    pub fn on_query_from(&mut self, node: NodeInfo, now: Instant) -> QueryOutcome {
+    fn on_query_from(&mut self, node: NodeInfo, now: Instant) -> QueryOutcome {
         if node.id == self.own_id {
             return QueryOutcome::Ignored(RejectReason::OwnId);
         }
+        let Some(mut entry) = Record::<A>::new(node) else {
+            return QueryOutcome::Ignored(RejectReason::WrongFamily);
+        };
+        let now = self.clock(now);
         let interval = self.config.node_ping_interval;
         if let Some((b, slot)) = self.locate(&node.addr) {
             let entry = self.entry(b, slot);
@@ -981,20 +1148,20 @@ impl RoutingTable {
             if entry.id != node.id {
                 // A spoofed source or a restarted node: only an answer can tell.
                 if entry.ping_due(now, interval) {
-                    entry.pinged_at = Stamp::new(now);
+                    entry.pinged_at = now;
                     return QueryOutcome::PingToVerify;
                 }
                 return QueryOutcome::Ignored(RejectReason::AddressInUse);
             }
-            entry.last_query_from = Stamp::new(now);
+            entry.last_query_from = now;
             return match slot {
                 Slot::Node(_) if recheck => {
-                    entry.pinged_at = Stamp::new(now);
+                    entry.pinged_at = now;
                     QueryOutcome::PingToVerify
                 }
                 Slot::Node(_) => QueryOutcome::Member,
                 Slot::Cache(_) if ping => {
-                    entry.pinged_at = Stamp::new(now);
+                    entry.pinged_at = now;
                     QueryOutcome::PingToVerify
                 }
                 Slot::Cache(_) => QueryOutcome::Cached,
@@ -1030,10 +1197,9 @@ impl RoutingTable {
         if !wanted && !self.cache_takes_querier(b, now) {
             return QueryOutcome::Ignored(RejectReason::BucketFull);
         }
-        let mut entry = Entry::new(node);
-        entry.last_query_from = Stamp::new(now);
+        entry.last_query_from = now;
         if wanted {
-            entry.pinged_at = Stamp::new(now);
+            entry.pinged_at = now;
         }
         match self.push_cache(b, entry) {
             Ok(()) => {
@@ -1048,14 +1214,7 @@ impl RoutingTable {
         }
     }
 
-    /// A query to `addr` timed out. `id` is the id we expected there, when known; a different
-    /// id at that address means the failure is not about that entry.
-    ///
-    /// After `node_fail_limit` failures in a row a member is bad: the most recently verified
-    /// replacement takes its place, or it stays (excluded from [`closest`](Self::closest))
-    /// until a new node replaces it. A waiting contact that turns bad is dropped. Failures
-    /// are counted, not timed: `_now` keeps the inputs uniform.
-    pub fn on_failure(
+    fn on_failure(
         &mut self,
         addr: SocketAddr,
         id: Option<NodeId>,
@@ -1096,34 +1255,20 @@ impl RoutingTable {
         }
     }
 
-    /// Removes the entry (member or waiting contact) at `addr`. A member's place goes to the
-    /// most recently verified replacement.
-    pub fn remove(&mut self, addr: SocketAddr) -> Option<NodeInfo> {
+    fn remove(&mut self, addr: SocketAddr) -> Option<NodeInfo> {
         let (b, slot) = self.locate(&addr)?;
         let node = self.entry(b, slot).node();
         self.evict(b, slot);
         Some(node)
     }
 
-    /// Replaces the contents of `out` with the `count` members closest to `target` by XOR,
-    /// closest first, leaving out bad nodes.
-    ///
-    /// Walks the buckets in order of distance from the target and stops once `out` is full;
-    /// each candidate goes through a bounded insertion, so the cost is about one bucket (a
-    /// distance and a comparison a node), not a sort of the table.
-    pub fn closest(&self, target: &NodeId, count: usize, out: &mut Vec<NodeInfo>) {
+    fn closest(&self, target: &NodeId, count: usize, out: &mut Vec<NodeInfo>) {
         out.clear();
         let limit = self.fail_limit();
-        self.walk(target, count, out, &|e: &Entry| e.failures < limit);
+        self.walk(target, count, out, &|e: &Record<A>| e.failures < limit);
     }
 
-    /// The members to put in an answer to a query for `target`: with
-    /// [`RoutingConfig::answer_good_first`] (BEP 5: a node answers with "the K closest good
-    /// nodes in its routing table") the `count` closest good members with no failure since
-    /// their last answer, then, when fewer are good, the closest questionable ones after
-    /// them; otherwise what [`closest`](Self::closest) gives. Good and failing is decided at
-    /// `now`.
-    pub fn closest_for_answer(
+    fn closest_for_answer(
         &self,
         target: &NodeId,
         count: usize,
@@ -1134,29 +1279,24 @@ impl RoutingTable {
             return self.closest(target, count, out);
         }
         out.clear();
-        let h = self.horizons(now);
+        let h = self.horizons(self.tick(now));
         let limit = self.fail_limit();
-        self.walk(target, count, out, &|e: &Entry| self.good_for_answer(e, &h));
+        self.walk(target, count, out, &|e: &Record<A>| {
+            self.good_for_answer(e, &h)
+        });
         if out.len() < count {
-            self.walk(target, count, out, &|e: &Entry| {
+            self.walk(target, count, out, &|e: &Record<A>| {
                 e.failures < limit && !self.good_for_answer(e, &h)
             });
         }
     }
 
-    /// Of `handed` (an answer just built), the members silent and not pinged for
-    /// [`RoutingConfig::handout_ping_after`]: each is marked pinged at `now` and appended to
-    /// `out`, for the caller to ping. Nothing when the setting is zero.
-    pub fn due_after_handout(
-        &mut self,
-        handed: &[NodeInfo],
-        now: Instant,
-        out: &mut Vec<NodeInfo>,
-    ) {
+    fn due_after_handout(&mut self, handed: &[NodeInfo], now: Instant, out: &mut Vec<NodeInfo>) {
         let after = self.config.handout_ping_after;
         if after.is_zero() {
             return;
         }
+        let now = self.clock(now);
         let silent = Recent::new(now, after);
         for node in handed {
             let Some((b, Slot::Node(i))) = self.locate(&node.addr) else {
@@ -1164,7 +1304,7 @@ impl RoutingTable {
             };
             let e = &mut self.buckets[b].nodes[i];
             if !silent.holds(e.last_seen()) && !silent.holds(e.pinged_at) {
-                e.pinged_at = Stamp::new(now);
+                e.pinged_at = now;
                 out.push(*node);
             }
         }
@@ -1177,7 +1317,7 @@ impl RoutingTable {
         target: &NodeId,
         count: usize,
         out: &mut Vec<NodeInfo>,
-        keep: &impl Fn(&Entry) -> bool,
+        keep: &impl Fn(&Record<A>) -> bool,
     ) {
         if count <= out.len() {
             return;
@@ -1201,8 +1341,7 @@ impl RoutingTable {
         }
     }
 
-    /// Whether a member is not bad (a lookup or an answer has someone to name).
-    pub fn has_usable(&self) -> bool {
+    fn has_usable(&self) -> bool {
         let limit = self.fail_limit();
         self.buckets
             .iter()
@@ -1210,37 +1349,29 @@ impl RoutingTable {
             .any(|e| e.failures < limit)
     }
 
-    /// For every bucket with no answer from its members and no lookup into it for
-    /// `bucket_refresh_interval`, a random id in its range to look up; the bucket counts as
-    /// refreshed from `now`. Farthest bucket first.
-    pub fn refresh_targets(&mut self, now: Instant, rng: &mut impl Rng) -> Vec<NodeId> {
-        let interval = self.config.bucket_refresh_interval;
+    fn refresh_targets(&mut self, now: Instant, rng: &mut impl Rng) -> Vec<NodeId> {
+        let now = self.clock(now);
+        let fresh = Recent::new(now, self.config.bucket_refresh_interval);
         let mut targets = Vec::new();
         for b in 0..self.buckets.len() {
-            let due = self.buckets[b]
-                .refreshed
-                .get()
-                .is_none_or(|t| now.saturating_duration_since(t) >= interval);
-            if due {
+            if !fresh.holds(self.buckets[b].refreshed) {
                 targets.push(self.random_id_in(b, rng));
-                self.buckets[b].refreshed = Stamp::new(now);
+                self.buckets[b].refreshed = now;
             }
         }
         targets
     }
 
-    /// A lookup for `target` ran: its bucket counts as refreshed.
-    pub fn mark_refreshed(&mut self, target: &NodeId, now: Instant) {
+    fn mark_refreshed(&mut self, target: &NodeId, now: Instant) {
+        let now = self.clock(now);
         let b = self.bucket_index(target);
-        self.buckets[b].refreshed = Stamp::new(now);
+        self.buckets[b].refreshed = now;
     }
 
-    /// Up to `max` questionable members not pinged in the last `node_ping_interval`, least
-    /// recently seen first. They count as pinged from `now`: ping them, then report the answer
-    /// or the timeout.
-    pub fn stale_to_ping(&mut self, now: Instant, max: usize) -> Vec<NodeInfo> {
+    fn stale_to_ping(&mut self, now: Instant, max: usize) -> Vec<NodeInfo> {
+        let now = self.clock(now);
         let h = self.horizons(now);
-        let mut stale: Vec<(Stamp, usize, usize)> = Vec::new();
+        let mut stale: Vec<(Tick, usize, usize)> = Vec::new();
         for (b, bucket) in self.buckets.iter().enumerate() {
             for (i, e) in bucket.nodes.iter().enumerate() {
                 if self.is_stale(e, b, &h) {
@@ -1254,57 +1385,46 @@ impl RoutingTable {
             .into_iter()
             .map(|(_, b, i)| {
                 let e = &mut self.buckets[b].nodes[i];
-                e.pinged_at = Stamp::new(now);
+                e.pinged_at = now;
                 e.node()
             })
             .collect()
     }
 
-    /// The members that are not bad, in [`iter`](Self::iter) order, to save.
-    pub fn snapshot(&self, now: Instant) -> Vec<SavedContact> {
-        self.iter()
+    fn snapshot(&self, now: Instant) -> Vec<SavedContact> {
+        self.records()
             .filter(|e| !self.is_bad(e))
             .map(|e| SavedContact {
                 node: e.node(),
                 rtt: e.rtt.get(),
-                answered_ago: e
-                    .last_response
-                    .get()
+                answered_ago: self
+                    .instant(e.last_response)
                     .map(|t| now.saturating_duration_since(t)),
             })
             .collect()
     }
 
-    /// Adds saved contacts as members; those that do not fit wait in the replacement
-    /// caches. Contacts that break the table's rules are skipped. Returns how many became
-    /// members.
-    ///
-    /// A contact that answered less than [`RoutingConfig::node_good_interval`] before `now`
-    /// (its `answered_ago`) comes back good, answered then, and its bucket counts as
-    /// refreshed then; the others come back questionable, so
-    /// [`stale_to_ping`](Self::stale_to_ping) returns them (they have not answered us yet).
-    pub fn restore(
-        &mut self,
-        contacts: impl IntoIterator<Item = SavedContact>,
-        now: Instant,
-    ) -> usize {
+    fn restore(&mut self, contacts: impl IntoIterator<Item = SavedContact>, now: Instant) -> usize {
+        self.clock(now);
         let mut members = 0;
         for contact in contacts {
             let node = contact.node;
+            let Some(mut entry) = Record::<A>::new(node) else {
+                continue;
+            };
             if node.id == self.own_id
                 || self.index.contains(&node.addr)
                 || self.make_room_for(&node, false).is_err()
             {
                 continue;
             }
-            let mut entry = Entry::new(node);
             entry.rtt = Rtt::from(contact.rtt);
             let answered = contact
                 .answered_ago
                 .filter(|ago| *ago < self.config.node_good_interval)
                 .and_then(|ago| now.checked_sub(ago));
             if let Some(t) = answered {
-                entry.last_response = Stamp::new(t);
+                entry.last_response = self.tick(t);
             }
             let stamp = entry.last_response;
             if self.place(entry, true) {
@@ -1317,11 +1437,7 @@ impl RoutingTable {
         members
     }
 
-    /// Changes our id (BEP 42 may ask for a new one) and rebuilds the table around it: members
-    /// are placed again first, then the waiting contacts; what no longer fits waits in a
-    /// replacement cache or is dropped, bad members are dropped, and every bucket is due for a
-    /// refresh.
-    pub fn set_own_id(&mut self, new_id: NodeId) {
+    fn set_own_id(&mut self, new_id: NodeId) {
         if new_id == self.own_id {
             return;
         }
@@ -1354,20 +1470,35 @@ impl RoutingTable {
         &mut self,
         node: NodeInfo,
         rtt: Option<Duration>,
-        now: Instant,
-    ) -> Result<Entry, RejectReason> {
+        now: Tick,
+    ) -> Result<Record<A>, RejectReason> {
+        let mut entry = Record::new(node).ok_or(RejectReason::WrongFamily)?;
         self.make_room_for(&node, true)?;
-        let mut entry = Entry::new(node);
         entry.answered(rtt, now);
         Ok(entry)
     }
 
-    fn state_with(&self, entry: &Entry, h: &Horizons) -> NodeState {
+    fn state_with(&self, entry: &Record<A>, h: &Horizons) -> NodeState {
+        self.state_of(
+            entry.failures,
+            entry.last_response,
+            entry.last_query_from,
+            h,
+        )
+    }
+
+    fn state_of(
+        &self,
+        failures: u8,
+        last_response: Tick,
+        last_query_from: Tick,
+        h: &Horizons,
+    ) -> NodeState {
         let good = h.good;
-        if self.is_bad(entry) {
+        if failures >= self.fail_limit() {
             NodeState::Bad
-        } else if good.holds(entry.last_response)
-            || (entry.verified() && good.holds(entry.last_query_from))
+        } else if good.holds(last_response)
+            || (last_response.is_some() && good.holds(last_query_from))
         {
             NodeState::Good
         } else {
@@ -1377,7 +1508,7 @@ impl RoutingTable {
 
     /// What counts as recent at `now` for "good" and for "pinged lately", computed once for
     /// a scan of many entries.
-    fn horizons(&self, now: Instant) -> Horizons {
+    fn horizons(&self, now: Tick) -> Horizons {
         Horizons {
             good: Recent::new(now, self.config.node_good_interval),
             near_heard: Recent::new(now, self.config.near_ping_interval),
@@ -1388,7 +1519,7 @@ impl RoutingTable {
 
     /// Not pinged lately, and questionable, or in a near bucket and not heard from for
     /// `near_ping_interval`. `b` is the entry's bucket (the callers walk one).
-    fn is_stale(&self, entry: &Entry, b: usize, h: &Horizons) -> bool {
+    fn is_stale(&self, entry: &Record<A>, b: usize, h: &Horizons) -> bool {
         if h.pinged.holds(entry.pinged_at) {
             return false;
         }
@@ -1407,7 +1538,7 @@ impl RoutingTable {
 
     /// Good, and no query to it failed since its last answer: handed out first by
     /// [`closest_for_answer`](Self::closest_for_answer).
-    fn good_for_answer(&self, entry: &Entry, h: &Horizons) -> bool {
+    fn good_for_answer(&self, entry: &Record<A>, h: &Horizons) -> bool {
         entry.failures == 0 && self.state_with(entry, h) == NodeState::Good
     }
 
@@ -1415,7 +1546,7 @@ impl RoutingTable {
         self.config.node_fail_limit.max(1)
     }
 
-    fn is_bad(&self, entry: &Entry) -> bool {
+    fn is_bad(&self, entry: &Record<A>) -> bool {
         entry.failures >= self.fail_limit()
     }
 
@@ -1490,7 +1621,7 @@ impl RoutingTable {
         let b = self.bucket_index(id);
         let bucket = &self.buckets[b];
         let prefix = id_prefix(id);
-        let same = |e: &Entry| id_prefix(&e.id) == prefix && e.id == *id;
+        let same = |e: &Record<A>| id_prefix(&e.id) == prefix && e.id == *id;
         if let Some(i) = bucket.nodes.iter().position(same) {
             return Some((b, Slot::Node(i)));
         }
@@ -1525,14 +1656,14 @@ impl RoutingTable {
         (found, bad)
     }
 
-    fn entry(&self, b: usize, slot: Slot) -> &Entry {
+    fn entry(&self, b: usize, slot: Slot) -> &Record<A> {
         match slot {
             Slot::Node(i) => &self.buckets[b].nodes[i],
             Slot::Cache(i) => &self.buckets[b].cache[i],
         }
     }
 
-    fn entry_mut(&mut self, b: usize, slot: Slot) -> &mut Entry {
+    fn entry_mut(&mut self, b: usize, slot: Slot) -> &mut Record<A> {
         match slot {
             Slot::Node(i) => &mut self.buckets[b].nodes[i],
             Slot::Cache(i) => &mut self.buckets[b].cache[i],
@@ -1540,7 +1671,7 @@ impl RoutingTable {
     }
 
     /// Removes an entry from its bucket and the indexes.
-    fn take(&mut self, b: usize, slot: Slot) -> Entry {
+    fn take(&mut self, b: usize, slot: Slot) -> Record<A> {
         let entry = match slot {
             Slot::Node(i) => self.buckets[b].remove_member(i),
             Slot::Cache(i) => self.buckets[b].cache.remove(i),
@@ -1591,7 +1722,7 @@ impl RoutingTable {
     /// Puts an entry in bucket `b`'s replacement cache, pushing out the oldest unverified
     /// contact when full (or, for a verified entry, the oldest one). Does not index `entry`;
     /// unindexes what it pushes out. Gives the entry back when it does not fit.
-    fn push_cache(&mut self, b: usize, entry: Entry) -> Result<(), Entry> {
+    fn push_cache(&mut self, b: usize, entry: Record<A>) -> Result<(), Record<A>> {
         let max = self.config.replacement_cache_size;
         if max == 0 {
             return Err(entry);
@@ -1607,7 +1738,7 @@ impl RoutingTable {
         let cache = &mut self.buckets[b].cache;
         if cache.len() == cache.capacity() {
             // One place at a time: most caches hold two or three contacts, and a doubled `Vec`
-            // would keep room for four or eight (64 bytes each).
+            // would keep room for four or eight.
             cache.reserve_exact(1);
         }
         cache.push(entry);
@@ -1629,19 +1760,17 @@ impl RoutingTable {
     /// Whether an unverified querier may enter the replacement cache of bucket `b` now: there
     /// is room, or the unverified entry `push_cache` would evict has been there (unheard
     /// from) for `cache_turnover`.
-    fn cache_takes_querier(&self, b: usize, now: Instant) -> bool {
+    fn cache_takes_querier(&self, b: usize, now: Tick) -> bool {
         let cache = &self.buckets[b].cache;
         if cache.len() < self.config.replacement_cache_size {
             return true;
         }
-        // The stalest unverified entry is settled exactly when some unverified entry is.
-        // Stamps compare as the instants they hold, never-heard (`NONE`) first.
-        let horizon = now
-            .checked_sub(self.config.cache_turnover)
-            .map_or(Stamp::NONE, Stamp::new);
+        // The stalest unverified entry is settled exactly when some unverified entry is:
+        // never heard from, or not within `cache_turnover`.
+        let heard = Recent::new(now, self.config.cache_turnover);
         cache
             .iter()
-            .any(|e| !e.verified() && (!e.last_heard().is_some() || e.last_heard() <= horizon))
+            .any(|e| !e.verified() && !heard.holds(e.last_heard()))
     }
 
     /// The position of the unverified cache entry heard from least recently (never heard
@@ -1689,19 +1818,19 @@ impl RoutingTable {
     fn split(&mut self) {
         let i = self.buckets.len() - 1;
         let own = self.own_id;
-        let deeper = |e: &Entry| own.distance(&e.id).leading_zeros() as usize > i;
+        let deeper = |e: &Record<A>| own.distance(&e.id).leading_zeros() as usize > i;
         let old = &mut self.buckets[i];
-        let (nodes, kept): (Vec<Entry>, Vec<Entry>) =
+        let (nodes, kept): (Vec<Record<A>>, Vec<Record<A>>) =
             std::mem::take(&mut old.nodes).into_iter().partition(deeper);
         old.nodes = kept;
         old.reorder();
-        let (cache, kept): (Vec<Entry>, Vec<Entry>) =
+        let (cache, kept): (Vec<Record<A>>, Vec<Record<A>>) =
             std::mem::take(&mut old.cache).into_iter().partition(deeper);
         old.cache = kept;
         let refreshed = old.refreshed;
         if self.buckets.len() == self.buckets.capacity() {
             // One bucket at a time (a table splits a dozen times; a doubled `Vec` kept room
-            // for four more buckets of 88 bytes).
+            // for four more buckets of 80 bytes).
             self.buckets.reserve_exact(1);
         }
         self.buckets
@@ -1743,7 +1872,7 @@ impl RoutingTable {
     /// Places an entry without the ping-first logic (restore and rebuild): as a member when
     /// `member` and there is room (splitting as needed), else in the cache. Returns true when
     /// it became a member. The caller checked the id and IP rules.
-    fn place(&mut self, entry: Entry, member: bool) -> bool {
+    fn place(&mut self, entry: Record<A>, member: bool) -> bool {
         let node = entry.node();
         loop {
             let b = self.bucket_index(&node.id);
@@ -1766,7 +1895,7 @@ impl RoutingTable {
     }
 
     /// Inserts a node that just answered us and is not in the table.
-    fn insert_verified(&mut self, entry: Entry, now: Instant) -> Insertion {
+    fn insert_verified(&mut self, entry: Record<A>, now: Tick) -> Insertion {
         let node = entry.node();
         let b = loop {
             let b = self.bucket_index(&node.id);
@@ -1774,14 +1903,14 @@ impl RoutingTable {
                 self.index(&node);
                 let bucket = &mut self.buckets[b];
                 bucket.push_member(entry);
-                bucket.refreshed = Stamp::new(now);
+                bucket.refreshed = now;
                 return Insertion::Added;
             }
             if let Some(i) = self.buckets[b].nodes.iter().position(|e| self.is_bad(e)) {
                 let old = self.buckets[b].replace_member(i, entry);
                 self.unindex(&old.node());
                 self.index(&node);
-                self.buckets[b].refreshed = Stamp::new(now);
+                self.buckets[b].refreshed = now;
                 debug!(bad = ?old.node(), by = ?node, "bad node replaced");
                 return Insertion::ReplacedBad {
                     evicted: old.node(),
@@ -1807,7 +1936,7 @@ impl RoutingTable {
         match stale {
             Some(i) => {
                 let stale = &mut self.buckets[b].nodes[i];
-                stale.pinged_at = Stamp::new(now);
+                stale.pinged_at = now;
                 Insertion::PingFirst {
                     stale: stale.node(),
                 }
@@ -1831,7 +1960,7 @@ impl RoutingTable {
         target: DistanceKey,
         count: usize,
         out: &mut Vec<NodeInfo>,
-        keep: &impl Fn(&Entry) -> bool,
+        keep: &impl Fn(&Record<A>) -> bool,
     ) -> bool {
         let need = count.saturating_sub(out.len());
         if need == 0 {
@@ -1852,24 +1981,26 @@ impl RoutingTable {
 
     /// The selection of [`gather`](Self::gather) over some lists of members.
     fn select<'a>(
-        members: impl Iterator<Item = &'a Entry>,
+        members: impl Iterator<Item = &'a Record<A>>,
         target: DistanceKey,
         count: usize,
         need: usize,
-        keep: &impl Fn(&Entry) -> bool,
+        keep: &impl Fn(&Record<A>) -> bool,
         out: &mut Vec<NodeInfo>,
-    ) {
+    ) where
+        A: 'a,
+    {
         if need <= SMALL {
             // The first word of each kept distance beside it: most comparisons end there.
             let mut firsts = [0u64; SMALL];
-            let mut kept: [&Entry; SMALL] = [&PLACEHOLDER; SMALL];
+            let mut kept: [&Record<A>; SMALL] = [A::PLACEHOLDER; SMALL];
             let mut len = 0;
             for entry in members {
                 if !keep(entry) {
                     continue;
                 }
                 let first = target.0 ^ DistanceKey::first_word(&entry.id);
-                let closer = |first_j: u64, node_j: &Entry| {
+                let closer = |first_j: u64, node_j: &Record<A>| {
                     first < first_j
                         || (first == first_j
                             && target.xor(DistanceKey::of(&entry.id))
@@ -1941,6 +2072,252 @@ impl RoutingTable {
     }
 }
 
+/// The Kademlia routing table of one address family.
+#[derive(Debug, Clone)]
+pub struct RoutingTable(Family);
+
+/// A table of each family: IPv4 records keep their address in 6 bytes, IPv6 ones whole.
+#[derive(Debug, Clone)]
+enum Family {
+    V4(Table<V4>),
+    V6(Table<SocketAddrV6>),
+}
+
+/// Runs `$e` with `$t` bound to the table, whatever its family.
+macro_rules! each {
+    ($self:expr, $t:ident => $e:expr) => {
+        match &$self.0 {
+            Family::V4($t) => $e,
+            Family::V6($t) => $e,
+        }
+    };
+    (mut $self:expr, $t:ident => $e:expr) => {
+        match &mut $self.0 {
+            Family::V4($t) => $e,
+            Family::V6($t) => $e,
+        }
+    };
+}
+
+impl RoutingTable {
+    /// An empty IPv4 table around `own_id`.
+    pub fn new(own_id: NodeId, config: RoutingConfig) -> Self {
+        Self::with_config(own_id, Arc::new(config))
+    }
+
+    /// An empty IPv4 table around `own_id` whose settings are shared (one copy for a node's
+    /// two tables).
+    pub fn with_config(own_id: NodeId, config: Arc<RoutingConfig>) -> Self {
+        Self::of_family(xorro_wire::Family::V4, own_id, config)
+    }
+
+    /// An empty table of `family` around `own_id`. It takes only addresses of its family
+    /// (an IPv4-mapped IPv6 address is an IPv6 address here); others are refused with
+    /// [`RejectReason::WrongFamily`].
+    pub fn of_family(
+        family: xorro_wire::Family,
+        own_id: NodeId,
+        config: Arc<RoutingConfig>,
+    ) -> Self {
+        Self(match family {
+            xorro_wire::Family::V4 => Family::V4(Table::with_config(own_id, config)),
+            xorro_wire::Family::V6 => Family::V6(Table::with_config(own_id, config)),
+        })
+    }
+
+    /// The family of the addresses the table takes.
+    pub fn family(&self) -> xorro_wire::Family {
+        match self.0 {
+            Family::V4(_) => xorro_wire::Family::V4,
+            Family::V6(_) => xorro_wire::Family::V6,
+        }
+    }
+
+    /// Our id.
+    pub fn own_id(&self) -> NodeId {
+        each!(self, t => t.own_id)
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RoutingConfig {
+        each!(self, t => &t.config)
+    }
+
+    /// Number of members (the replacement caches are not counted).
+    pub fn len(&self) -> usize {
+        each!(self, t => t.len())
+    }
+
+    /// True when there are no members.
+    pub fn is_empty(&self) -> bool {
+        each!(self, t => t.is_empty())
+    }
+
+    /// Number of contacts waiting in the replacement caches.
+    pub fn cached_len(&self) -> usize {
+        each!(self, t => t.cached_len())
+    }
+
+    /// Bytes the table holds on the heap (allocated capacities times element sizes).
+    pub fn heap_bytes(&self) -> usize {
+        each!(self, t => t.heap_bytes())
+    }
+
+    /// Number of buckets (1 to [`MAX_BUCKETS`]).
+    pub fn bucket_count(&self) -> usize {
+        each!(self, t => t.buckets.len())
+    }
+
+    /// The members, farthest bucket first, in the order they joined each bucket.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = Entry> + '_> {
+        each!(self, t => Box::new(t.iter()))
+    }
+
+    /// True when a member has this address.
+    pub fn contains(&self, addr: SocketAddr) -> bool {
+        self.get(addr).is_some()
+    }
+
+    /// The member at this address.
+    pub fn get(&self, addr: SocketAddr) -> Option<Entry> {
+        each!(self, t => t.get(addr))
+    }
+
+    /// The standing of `entry` at `now`.
+    pub fn state(&self, entry: &Entry, now: Instant) -> NodeState {
+        each!(self, t => t.state(entry, now))
+    }
+
+    /// A node answered one of our queries: `rtt` is the round trip of that query when known.
+    pub fn on_response(
+        &mut self,
+        node: NodeInfo,
+        rtt: Option<Duration>,
+        now: Instant,
+    ) -> Insertion {
+        each!(mut self, t => t.on_response(node, rtt, now))
+    }
+
+    /// A node sent us a query. Its address is unverified: a member is updated; an unknown
+    /// node only waits in the replacement cache until it answers one of our queries.
+    pub fn on_query_from(&mut self, node: NodeInfo, now: Instant) -> QueryOutcome {
+        each!(mut self, t => t.on_query_from(node, now))
+    }
+
+    /// A query to `addr` timed out. `id` is the id we expected there, when known; a different
+    /// id at that address means the failure is not about that entry.
+    ///
+    /// After `node_fail_limit` failures in a row a member is bad: the most recently verified
+    /// replacement takes its place, or it stays (excluded from [`closest`](Self::closest))
+    /// until a new node replaces it. A waiting contact that turns bad is dropped. Failures
+    /// are counted, not timed: `now` keeps the inputs uniform.
+    pub fn on_failure(
+        &mut self,
+        addr: SocketAddr,
+        id: Option<NodeId>,
+        now: Instant,
+    ) -> FailureOutcome {
+        each!(mut self, t => t.on_failure(addr, id, now))
+    }
+
+    /// Removes the entry (member or waiting contact) at `addr`. A member's place goes to the
+    /// most recently verified replacement.
+    pub fn remove(&mut self, addr: SocketAddr) -> Option<NodeInfo> {
+        each!(mut self, t => t.remove(addr))
+    }
+
+    /// Replaces the contents of `out` with the `count` members closest to `target` by XOR,
+    /// closest first, leaving out bad nodes.
+    ///
+    /// Walks the buckets in order of distance from the target and stops once `out` is full;
+    /// each candidate goes through a bounded insertion, so the cost is about one bucket (a
+    /// distance and a comparison a node), not a sort of the table.
+    pub fn closest(&self, target: &NodeId, count: usize, out: &mut Vec<NodeInfo>) {
+        each!(self, t => t.closest(target, count, out))
+    }
+
+    /// The members to put in an answer to a query for `target`: with
+    /// [`RoutingConfig::answer_good_first`] (BEP 5: a node answers with "the K closest good
+    /// nodes in its routing table") the `count` closest good members with no failure since
+    /// their last answer, then, when fewer are good, the closest questionable ones after
+    /// them; otherwise what [`closest`](Self::closest) gives. Good and failing is decided at
+    /// `now`.
+    pub fn closest_for_answer(
+        &self,
+        target: &NodeId,
+        count: usize,
+        now: Instant,
+        out: &mut Vec<NodeInfo>,
+    ) {
+        each!(self, t => t.closest_for_answer(target, count, now, out))
+    }
+
+    /// Of `handed` (an answer just built), the members silent and not pinged for
+    /// [`RoutingConfig::handout_ping_after`]: each is marked pinged at `now` and appended to
+    /// `out`, for the caller to ping. Nothing when the setting is zero.
+    pub fn due_after_handout(
+        &mut self,
+        handed: &[NodeInfo],
+        now: Instant,
+        out: &mut Vec<NodeInfo>,
+    ) {
+        each!(mut self, t => t.due_after_handout(handed, now, out))
+    }
+
+    /// Whether a member is not bad (a lookup or an answer has someone to name).
+    pub fn has_usable(&self) -> bool {
+        each!(self, t => t.has_usable())
+    }
+
+    /// For every bucket with no answer from its members and no lookup into it for
+    /// `bucket_refresh_interval`, a random id in its range to look up; the bucket counts as
+    /// refreshed from `now`. Farthest bucket first.
+    pub fn refresh_targets(&mut self, now: Instant, rng: &mut impl Rng) -> Vec<NodeId> {
+        each!(mut self, t => t.refresh_targets(now, rng))
+    }
+
+    /// A lookup for `target` ran: its bucket counts as refreshed.
+    pub fn mark_refreshed(&mut self, target: &NodeId, now: Instant) {
+        each!(mut self, t => t.mark_refreshed(target, now))
+    }
+
+    /// Up to `max` questionable members not pinged in the last `node_ping_interval`, least
+    /// recently seen first. They count as pinged from `now`: ping them, then report the answer
+    /// or the timeout.
+    pub fn stale_to_ping(&mut self, now: Instant, max: usize) -> Vec<NodeInfo> {
+        each!(mut self, t => t.stale_to_ping(now, max))
+    }
+
+    /// The members that are not bad, in [`iter`](Self::iter) order, to save.
+    pub fn snapshot(&self, now: Instant) -> Vec<SavedContact> {
+        each!(self, t => t.snapshot(now))
+    }
+
+    /// Adds saved contacts as members; those that do not fit wait in the replacement
+    /// caches. Contacts that break the table's rules (or are of the other family) are
+    /// skipped. Returns how many became members.
+    ///
+    /// A contact that answered less than [`RoutingConfig::node_good_interval`] before `now`
+    /// (its `answered_ago`) comes back good, answered then, and its bucket counts as
+    /// refreshed then; the others come back questionable, so
+    /// [`stale_to_ping`](Self::stale_to_ping) returns them (they have not answered us yet).
+    pub fn restore(
+        &mut self,
+        contacts: impl IntoIterator<Item = SavedContact>,
+        now: Instant,
+    ) -> usize {
+        each!(mut self, t => t.restore(contacts, now))
+    }
+
+    /// Changes our id (BEP 42 may ask for a new one) and rebuilds the table around it: members
+    /// are placed again first, then the waiting contacts; what no longer fits waits in a
+    /// replacement cache or is dropped, bad members are dropped, and every bucket is due for a
+    /// refresh.
+    pub fn set_own_id(&mut self, new_id: NodeId) {
+        each!(mut self, t => t.set_own_id(new_id))
+    }
+}
+
 /// What counts as recent at one instant, computed once for a scan of many entries.
 #[derive(Debug, Clone, Copy)]
 struct Horizons {
@@ -1954,29 +2331,31 @@ struct Horizons {
     pinged: Recent,
 }
 
-/// Whether an instant lies less than some interval before `now` (`now - t < interval`, later
-/// instants included), as one comparison with a precomputed bound instead of a subtraction
-/// per entry.
+/// Whether a tick lies less than some interval before `now` (`now - t < interval`, to the
+/// millisecond, later ticks included), as one comparison with a precomputed bound instead of
+/// a subtraction per entry.
 #[derive(Debug, Clone, Copy)]
 enum Recent {
-    /// `now - interval` is before the clock's origin: every instant is recent.
+    /// `now - interval` is before the clock's first tick: every tick is recent.
     Always,
-    /// Instants after this one are recent.
-    After(Stamp),
+    /// Ticks after this one are recent.
+    After(Tick),
     /// A zero interval: nothing is recent.
     Never,
 }
 
 impl Recent {
-    fn new(now: Instant, interval: Duration) -> Self {
+    fn new(now: Tick, interval: Duration) -> Self {
         if interval.is_zero() {
             return Recent::Never;
         }
-        now.checked_sub(interval)
-            .map_or(Recent::Always, |t| Recent::After(Stamp::new(t)))
+        match u32::try_from(interval.as_millis()) {
+            Ok(ms) if ms < now.0 => Recent::After(Tick(now.0 - ms)),
+            _ => Recent::Always,
+        }
     }
 
-    fn holds(self, t: Stamp) -> bool {
+    fn holds(self, t: Tick) -> bool {
         match self {
             _ if !t.is_some() => false,
             Recent::Never => false,
@@ -1989,18 +2368,6 @@ impl Recent {
 /// Results of [`RoutingTable::closest`] selected on the stack; more use the output vector.
 const SMALL: usize = 16;
 
-/// Fills the unused places of the stack selection in [`RoutingTable::closest`].
-static PLACEHOLDER: Entry = Entry {
-    id: NodeId::ZERO,
-    v4: [0; 6],
-    v6: None,
-    last_response: Stamp::NONE,
-    last_query_from: Stamp::NONE,
-    pinged_at: Stamp::NONE,
-    rtt: Rtt::NONE,
-    failures: 0,
-};
-
 /// The part of `by_id` (one bucket's positions in `nodes`, in id order) that holds the `need`
 /// members `keep` accepts closest to `target`, or all of them when there are fewer.
 ///
@@ -2011,12 +2378,12 @@ static PLACEHOLDER: Entry = Entry {
 /// level (one side's block, in no useful order); every member outside is farther than all
 /// those inside. Costs a binary search and a walk of about `need` to `2 × need` members
 /// instead of a look at every member of a wide bucket.
-fn window<'a>(
-    nodes: &[Entry],
+fn window<'a, A>(
+    nodes: &[Record<A>],
     by_id: &'a [u16],
     target: DistanceKey,
     need: usize,
-    keep: &impl Fn(&Entry) -> bool,
+    keep: &impl Fn(&Record<A>) -> bool,
 ) -> &'a [u16] {
     let entry = |i: u16| &nodes[usize::from(i)];
     let shared = |i: u16| -> i32 {
@@ -2117,6 +2484,24 @@ impl DistanceKey {
     }
 }
 
+/// The tests look inside IPv4 tables.
+#[cfg(test)]
+impl RoutingTable {
+    fn v4(&self) -> &Table<V4> {
+        match &self.0 {
+            Family::V4(t) => t,
+            Family::V6(_) => panic!("an IPv6 table"),
+        }
+    }
+
+    fn v4_mut(&mut self) -> &mut Table<V4> {
+        match &mut self.0 {
+            Family::V4(t) => t,
+            Family::V6(_) => panic!("an IPv6 table"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2127,26 +2512,27 @@ mod tests {
     use std::net::Ipv4Addr;
 
     #[test]
-    fn entry_is_compact_and_keeps_addresses_whole() {
-        assert_eq!(std::mem::size_of::<Entry>(), 64);
-        // Members, positions and cache as `Vec`s, the refresh time as a stamp.
-        assert_eq!(std::mem::size_of::<Bucket>(), 88);
+    fn records_are_compact_and_keep_addresses_whole() {
+        use std::mem::size_of;
+        assert_eq!(size_of::<Record<V4>>(), 44);
+        assert_eq!(size_of::<Record<SocketAddrV6>>(), 68);
+        // Members, positions and cache as `Vec`s, the refresh time as a tick.
+        assert_eq!(size_of::<Bucket<V4>>(), 80);
         let id = NodeId([7; ID_LEN]);
-        let v6 = SocketAddrV6::new("fe80::1".parse().expect("an IPv6 address"), 6881, 5, 3);
         for addr in [
             SocketAddr::from((Ipv4Addr::new(1, 2, 3, 4), 65535)),
             SocketAddr::from((Ipv4Addr::new(255, 0, 128, 9), 1)),
-            SocketAddr::V6(v6),
-            SocketAddr::V6(SocketAddrV6::new(
-                Ipv4Addr::new(9, 8, 7, 6).to_ipv6_mapped(),
-                80,
-                0,
-                0,
-            )),
         ] {
-            let e = Entry::new(NodeInfo { id, addr });
-            assert_eq!(e.node(), NodeInfo { id, addr });
-            assert_eq!(e.addr(), addr);
+            let r = Record::<V4>::new(NodeInfo { id, addr }).expect("IPv4");
+            assert_eq!(r.node(), NodeInfo { id, addr });
+            assert!(Record::<SocketAddrV6>::new(NodeInfo { id, addr }).is_none());
+        }
+        let v6 = SocketAddrV6::new("fe80::1".parse().expect("an IPv6 address"), 6881, 5, 3);
+        let mapped = SocketAddrV6::new(Ipv4Addr::new(9, 8, 7, 6).to_ipv6_mapped(), 80, 0, 0);
+        for addr in [SocketAddr::V6(v6), SocketAddr::V6(mapped)] {
+            let r = Record::<SocketAddrV6>::new(NodeInfo { id, addr }).expect("IPv6");
+            assert_eq!(r.node(), NodeInfo { id, addr });
+            assert!(Record::<V4>::new(NodeInfo { id, addr }).is_none());
         }
     }
 
@@ -2223,19 +2609,19 @@ mod tests {
 
     /// Every structural rule of the table.
     fn check(table: &RoutingTable) {
-        assert!(!table.buckets.is_empty() && table.buckets.len() <= MAX_BUCKETS);
+        assert!(!table.v4().buckets.is_empty() && table.v4().buckets.len() <= MAX_BUCKETS);
         let mut ids = HashSet::new();
         let mut addrs = HashSet::new();
         let mut ips = HashSet::new();
-        let n = table.buckets.len();
-        for (b, bucket) in table.buckets.iter().enumerate() {
+        let n = table.v4().buckets.len();
+        for (b, bucket) in table.v4().buckets.iter().enumerate() {
             assert!(
-                bucket.nodes.len() <= table.capacity(b),
+                bucket.nodes.len() <= table.v4().capacity(b),
                 "bucket {b} over its size"
             );
-            assert!(bucket.cache.len() <= table.config.replacement_cache_size);
+            assert!(bucket.cache.len() <= table.v4().config.replacement_cache_size);
             assert!(
-                bucket.may_have_bad || !bucket.nodes.iter().any(|e| table.is_bad(e)),
+                bucket.may_have_bad || !bucket.nodes.iter().any(|e| table.v4().is_bad(e)),
                 "bucket {b} holds a bad member but says it cannot"
             );
             let mut order: Vec<u16> = bucket.by_id.to_vec();
@@ -2259,27 +2645,30 @@ mod tests {
                 .chain(bucket.cache.iter().map(|e| (false, e)))
             {
                 let shared = shared_bits(table, &e.id);
-                assert_ne!(e.id, table.own_id);
+                assert_ne!(e.id, table.v4().own_id);
                 assert_eq!(shared.min(n - 1), b, "entry in the wrong bucket");
                 assert!(ids.insert(e.id), "duplicate id");
                 assert!(addrs.insert(e.addr()), "duplicate address");
-                assert_eq!(table.index.get(&e.addr()), Some(table.shared_bits(&e.id)));
-                if let Some(ip) = table.ip_key(&e.addr()) {
+                assert_eq!(
+                    table.v4().index.get(&e.addr()),
+                    Some(table.v4().shared_bits(&e.id))
+                );
+                if let Some(ip) = table.v4().ip_key(&e.addr()) {
                     assert!(ips.insert(ip), "two entries on one IP");
-                    assert_eq!(table.index.holder_of(ip), Some(e.addr()));
+                    assert_eq!(table.v4().index.holder_of(ip), Some(e.addr()));
                 }
                 if !member {
-                    assert!(!table.is_bad(e), "bad entry left in a cache");
+                    assert!(!table.v4().is_bad(e), "bad entry left in a cache");
                 }
             }
         }
-        assert_eq!(table.index.len(), addrs.len());
+        assert_eq!(table.v4().index.len(), addrs.len());
     }
 
     fn brute_closest(table: &RoutingTable, target: &NodeId, count: usize) -> Vec<NodeInfo> {
         let mut all: Vec<NodeInfo> = table
             .iter()
-            .filter(|e| !table.is_bad(e))
+            .filter(|e| e.failures() < table.v4().fail_limit())
             .map(|e| e.node())
             .collect();
         all.sort_by_key(|n| n.id.distance(target));
@@ -2336,8 +2725,8 @@ mod tests {
         assert_eq!(add(&mut t, 5, &mut rng), Insertion::Added);
         assert_eq!(t.bucket_count(), 3);
         assert_eq!(add(&mut t, 5, &mut rng), Insertion::Added);
-        assert_eq!(t.buckets[2].nodes.len(), 2);
-        assert_eq!(t.buckets[1].nodes.len(), 8);
+        assert_eq!(t.v4().buckets[2].nodes.len(), 2);
+        assert_eq!(t.v4().buckets[1].nodes.len(), 8);
         // Far bucket 0 is full of good nodes and does not split.
         assert_eq!(add(&mut t, 0, &mut rng), Insertion::Cached);
         assert_eq!(t.bucket_count(), 3);
@@ -2391,7 +2780,13 @@ mod tests {
                     );
                 }
             }
-            let got: Vec<usize> = t.buckets.iter().take(6).map(|b| b.nodes.len()).collect();
+            let got: Vec<usize> = t
+                .v4()
+                .buckets
+                .iter()
+                .take(6)
+                .map(|b| b.nodes.len())
+                .collect();
             assert_eq!(got, sizes);
             check(&t);
         }
@@ -2416,7 +2811,7 @@ mod tests {
         // Twenty minutes of silence: bucket 0 is questionable.
         let later = start + 20 * MIN;
         assert_eq!(
-            t.state(t.get(far[0].addr).unwrap(), later),
+            t.state(&t.get(far[0].addr).unwrap(), later),
             NodeState::Questionable
         );
         let new1 = NodeInfo::new(id_at(own, 0, &mut rng), v4(200));
@@ -2439,7 +2834,7 @@ mod tests {
             ),
             Insertion::Updated
         );
-        assert_eq!(t.state(t.get(stale.addr).unwrap(), later), NodeState::Good);
+        assert_eq!(t.state(&t.get(stale.addr).unwrap(), later), NodeState::Good);
         assert!(!t.contains(new1.addr));
         assert_eq!(t.cached_len(), 1);
 
@@ -2504,7 +2899,7 @@ mod tests {
             t.on_failure(far[4].addr, None, now),
             FailureOutcome::TurnedBad
         );
-        assert_eq!(t.state(t.get(far[4].addr).unwrap(), now), NodeState::Bad);
+        assert_eq!(t.state(&t.get(far[4].addr).unwrap(), now), NodeState::Bad);
         let mut out = Vec::new();
         t.closest(&far[4].id, 20, &mut out);
         assert!(!out.contains(&far[4]), "bad nodes are not handed out");
@@ -2515,6 +2910,18 @@ mod tests {
         );
         assert!(t.contains(newcomer.addr) && !t.contains(far[4].addr));
         check(&t);
+    }
+
+    /// `t` refuses `node`, of the other family, whether it answers or queries.
+    fn refuses_family(t: &mut RoutingTable, node: NodeInfo, now: Instant) {
+        assert_eq!(
+            t.on_response(node, None, now),
+            Insertion::Rejected(RejectReason::WrongFamily)
+        );
+        assert_eq!(
+            t.on_query_from(node, now),
+            QueryOutcome::Ignored(RejectReason::WrongFamily)
+        );
     }
 
     #[test]
@@ -2534,10 +2941,8 @@ mod tests {
             NodeId(rng.r#gen()),
             "[::ffff:192.0.2.1]:3000".parse().unwrap(),
         );
-        assert_eq!(
-            t.on_response(mapped, None, now),
-            Insertion::Rejected(RejectReason::IpInUse)
-        );
+        // An IPv4-mapped address is an IPv6 address: the node gives it to its IPv6 table.
+        refuses_family(&mut t, mapped, now);
         assert_eq!(
             t.on_query_from(same_ip, now),
             QueryOutcome::Ignored(RejectReason::IpInUse)
@@ -2623,7 +3028,7 @@ mod tests {
         let start = t0();
         let n = NodeInfo::new(NodeId(rng.r#gen()), v4(1));
         t.on_response(n, None, start);
-        let state = |t: &RoutingTable, at: Instant| t.state(t.get(n.addr).unwrap(), at);
+        let state = |t: &RoutingTable, at: Instant| t.state(&t.get(n.addr).unwrap(), at);
         assert_eq!(state(&t, start + 14 * MIN), NodeState::Good);
         assert_eq!(state(&t, start + 15 * MIN), NodeState::Questionable);
         // It answered once and queries us: good again (BEP 5).
@@ -2664,7 +3069,7 @@ mod tests {
             t.on_failure(n.addr, Some(n.id), start + 2 * MIN);
             t.on_failure(n.addr, Some(n.id), start + 2 * MIN);
             assert_eq!(
-                t.state(t.get(n.addr).unwrap(), start + 2 * MIN),
+                t.state(&t.get(n.addr).unwrap(), start + 2 * MIN),
                 NodeState::Bad
             );
             let want = if on {
@@ -2682,7 +3087,7 @@ mod tests {
             // Its answer clears the failures: a query only updates it again.
             assert_eq!(t.on_response(n, None, start + 4 * MIN), Insertion::Updated);
             assert_eq!(
-                t.state(t.get(n.addr).unwrap(), start + 4 * MIN),
+                t.state(&t.get(n.addr).unwrap(), start + 4 * MIN),
                 NodeState::Good
             );
             assert_eq!(t.on_query_from(n, start + 6 * MIN), QueryOutcome::Member);
@@ -2791,16 +3196,16 @@ mod tests {
             Insertion::Cached,
             "pushes out the oldest"
         );
-        let cached: Vec<NodeInfo> = t.buckets[0].cache.iter().map(|e| e.node()).collect();
+        let cached: Vec<NodeInfo> = t.v4().buckets[0].cache.iter().map(|e| e.node()).collect();
         assert_eq!(cached, vec![b, c]);
-        assert!(!t.index.contains(&unverified.addr) && !t.index.contains(&a.addr));
+        assert!(!t.v4().index.contains(&unverified.addr) && !t.v4().index.contains(&a.addr));
         check(&t);
     }
 
     #[test]
     fn unverified_queriers_turn_a_full_cache_over_once_per_turnover() {
         let (mut t, own, mut rng) = full_far_bucket(19);
-        let turnover = t.config.cache_turnover;
+        let turnover = t.v4().config.cache_turnover;
         let now = t0();
         let far = |i: u32, rng: &mut ChaCha8Rng| NodeInfo::new(id_at(own, 0, rng), v4(i));
         let (a, b, c) = (far(100, &mut rng), far(101, &mut rng), far(102, &mut rng));
@@ -2820,12 +3225,12 @@ mod tests {
             QueryOutcome::Cached
         );
         assert_eq!(t.on_query_from(c, now + turnover), QueryOutcome::Cached);
-        let cached: Vec<NodeInfo> = t.buckets[0].cache.iter().map(|e| e.node()).collect();
+        let cached: Vec<NodeInfo> = t.v4().buckets[0].cache.iter().map(|e| e.node()).collect();
         assert_eq!(cached, vec![a, c]);
         // ... and a contact that answered us takes a place at once.
         let d = far(103, &mut rng);
         assert_eq!(t.on_response(d, None, now + turnover), Insertion::Cached);
-        let cached: Vec<NodeInfo> = t.buckets[0].cache.iter().map(|e| e.node()).collect();
+        let cached: Vec<NodeInfo> = t.v4().buckets[0].cache.iter().map(|e| e.node()).collect();
         assert_eq!(
             cached,
             vec![c, d],
@@ -2958,7 +3363,7 @@ mod tests {
         };
         let mut out = sorted(&good);
         out.truncate(count);
-        let rest = sorted(&|e| !table.is_bad(e) && !good(e));
+        let rest = sorted(&|e| e.failures() < table.v4().fail_limit() && !good(e));
         let missing = count.saturating_sub(out.len());
         out.extend(rest.into_iter().take(missing));
         out
@@ -3038,7 +3443,7 @@ mod tests {
         }
         assert!(differ > 100, "good first changed only {differ} answers");
         // Off, an answer is what `closest` gives.
-        t.config = Arc::new(RoutingConfig {
+        t.v4_mut().config = Arc::new(RoutingConfig {
             answer_good_first: false,
             ..RoutingConfig::default()
         });
@@ -3086,7 +3491,7 @@ mod tests {
         t.due_after_handout(&[stranger], later + MIN, &mut again);
         assert!(again.is_empty());
         // Off (the default): never.
-        t.config = Arc::new(narrow());
+        t.v4_mut().config = Arc::new(narrow());
         t.due_after_handout(&handed, later + 10 * MIN, &mut again);
         assert!(again.is_empty());
         check(&t);
@@ -3111,13 +3516,13 @@ mod tests {
         assert!(t.stale_to_ping(start + MIN, 1000).is_empty());
         let buckets = t.bucket_count();
         assert!(buckets > 4, "{buckets} buckets");
-        let near = |e: &Entry| t.bucket_index(&e.id) + 2 >= buckets;
+        let near = |e: &Entry| t.v4().bucket_index(&e.node().id) + 2 >= buckets;
         let later = start + 3 * MIN;
         let (mut n_near, mut n_far) = (0, 0);
         for e in t.iter() {
             // Good either way: pinged sooner, not distrusted sooner.
-            assert_eq!(t.state(e, later), NodeState::Good);
-            if near(e) {
+            assert_eq!(t.state(&e, later), NodeState::Good);
+            if near(&e) {
                 n_near += 1;
             } else {
                 n_far += 1;
@@ -3139,7 +3544,7 @@ mod tests {
         assert_eq!(again.len(), stale.len() - 1);
         assert!(!again.contains(&stale[0]));
         // With no near bucket, nobody is pinged before 15 minutes.
-        t.config = Arc::new(RoutingConfig {
+        t.v4_mut().config = Arc::new(RoutingConfig {
             near_buckets: 0,
             ..narrow()
         });
@@ -3158,10 +3563,10 @@ mod tests {
             t.on_response(NodeInfo::new(id, v4(i)), None, start);
         }
         assert_eq!(t.bucket_count(), 2);
-        assert!(t.buckets[0].nodes.len() > 8, "a wide bucket");
+        assert!(t.v4().buckets[0].nodes.len() > 8, "a wide bucket");
         let stale = t.stale_to_ping(later, 1000);
         assert!(!stale.is_empty());
-        assert!(stale.iter().all(|n| t.bucket_index(&n.id) == 1));
+        assert!(stale.iter().all(|n| t.v4().bucket_index(&n.id) == 1));
     }
 
     #[test]
@@ -3187,7 +3592,7 @@ mod tests {
         let targets = t.refresh_targets(start, &mut rng);
         assert_eq!(targets.len(), n, "never refreshed: every bucket is due");
         for (b, target) in targets.iter().enumerate() {
-            assert_eq!(t.bucket_index(target), b);
+            assert_eq!(t.v4().bucket_index(target), b);
             if b + 1 < n {
                 assert_eq!(shared_bits(&t, target), b);
             } else {
@@ -3197,11 +3602,14 @@ mod tests {
         assert!(t.refresh_targets(start + 14 * MIN, &mut rng).is_empty());
         // A lookup into bucket 2 and an answer from a member of bucket 1 refresh them.
         t.mark_refreshed(&targets[2], start + 10 * MIN);
-        let member = t.buckets[1].nodes[0].node();
+        let member = t.v4().buckets[1].nodes[0].node();
         t.on_response(member, None, start + 10 * MIN);
         let due = t.refresh_targets(start + 16 * MIN, &mut rng);
         assert_eq!(due.len(), n - 2);
-        assert!(due.iter().all(|id| ![1, 2].contains(&t.bucket_index(id))));
+        assert!(
+            due.iter()
+                .all(|id| ![1, 2].contains(&t.v4().bucket_index(id)))
+        );
         assert_eq!(t.refresh_targets(start + 26 * MIN, &mut rng).len(), 2);
     }
 
@@ -3255,7 +3663,7 @@ mod tests {
             let rtt = Duration::from_millis(rng.gen_range(10..500));
             t.on_response(NodeInfo::new(NodeId(rng.r#gen()), v4(i)), Some(rtt), start);
         }
-        let bad = t.buckets.last().unwrap().nodes[0].node();
+        let bad = t.v4().buckets.last().unwrap().nodes[0].node();
         t.on_failure(bad.addr, None, start);
         t.on_failure(bad.addr, None, start);
         let saved = t.snapshot(start + 5 * SEC);
@@ -3290,7 +3698,7 @@ mod tests {
         assert!(
             fresh
                 .iter()
-                .all(|e| fresh.state(e, later) == NodeState::Questionable)
+                .all(|e| fresh.state(&e, later) == NodeState::Questionable)
         );
         assert_eq!(fresh.stale_to_ping(later, 10_000).len(), saved.len());
         assert_eq!(
@@ -3334,10 +3742,10 @@ mod tests {
             let ago = c.answered_ago.unwrap();
             if ago < NODE_GOOD_INTERVAL {
                 assert_eq!(e.last_response(), Some(start - ago));
-                assert_eq!(t.state(e, start), NodeState::Good);
+                assert_eq!(t.state(&e, start), NodeState::Good);
             } else {
                 assert_eq!(e.last_response(), None, "too old to be trusted");
-                assert_eq!(t.state(e, start), NodeState::Questionable);
+                assert_eq!(t.state(&e, start), NodeState::Questionable);
                 stale_expected += 1;
             }
         }
@@ -3404,6 +3812,116 @@ mod tests {
         check(&t);
     }
 
+    #[test]
+    fn an_ipv6_table_keeps_whole_addresses_and_refuses_ipv4() {
+        let mut rng = ChaCha8Rng::seed_from_u64(61);
+        let own = NodeId(rng.r#gen());
+        let config = Arc::new(RoutingConfig::default());
+        let mut t = RoutingTable::of_family(xorro_wire::Family::V6, own, Arc::clone(&config));
+        assert_eq!(t.family(), xorro_wire::Family::V6);
+        let now = t0();
+        let link_local = SocketAddrV6::new("fe80::1".parse().expect("an IPv6 address"), 6881, 7, 3);
+        let mapped = SocketAddrV6::new(Ipv4Addr::new(9, 8, 7, 6).to_ipv6_mapped(), 80, 0, 0);
+        let mut nodes: Vec<NodeInfo> = [link_local, mapped]
+            .into_iter()
+            .map(|a| NodeInfo::new(NodeId(rng.r#gen()), SocketAddr::V6(a)))
+            .collect();
+        for i in 0..40u16 {
+            let ip = std::net::Ipv6Addr::new(0x2001, 0xdb8, i, 0, 0, 0, 0, 1);
+            nodes.push(NodeInfo::new(
+                id_at(own, usize::from(i % 6), &mut rng),
+                SocketAddr::from((ip, 6881)),
+            ));
+        }
+        for (i, n) in nodes.iter().enumerate() {
+            let rtt = Duration::from_millis(10 + i as u64);
+            assert!(matches!(
+                t.on_response(*n, Some(rtt), now),
+                Insertion::Added | Insertion::Cached | Insertion::PingFirst { .. }
+            ));
+        }
+        let v4 = NodeInfo::new(NodeId(rng.r#gen()), v4(1));
+        refuses_family(&mut t, v4, now);
+        assert_eq!(t.on_failure(v4.addr, None, now), FailureOutcome::Unknown);
+        for n in &nodes[..2] {
+            let e = t.get(n.addr).expect("a member");
+            assert_eq!(e.node(), *n, "flow info and scope kept");
+            assert_eq!(e.last_response(), Some(now));
+            assert_eq!(t.state(&e, now + MIN), NodeState::Good);
+        }
+        let mut out = Vec::new();
+        t.closest(&nodes[0].id, 1, &mut out);
+        assert_eq!(out, vec![nodes[0]]);
+        let members: HashSet<NodeInfo> = t.iter().map(|e| e.node()).collect();
+        assert!(members.len() > 8 && members.iter().all(|n| nodes.contains(n)));
+        let saved = t.snapshot(now + MIN);
+        let mut back = RoutingTable::of_family(xorro_wire::Family::V6, own, config);
+        assert_eq!(
+            back.restore(saved.iter().copied(), now + 2 * MIN),
+            saved.len()
+        );
+        for c in &saved {
+            let e = back.get(c.node.addr).expect("restored");
+            assert_eq!(
+                e.last_response(),
+                Some(now + 2 * MIN - c.answered_ago.expect("answered"))
+            );
+            assert_eq!(e.rtt(), c.rtt);
+        }
+        let mut v4_table = RoutingTable::new(own, RoutingConfig::default());
+        assert_eq!(
+            v4_table.restore(saved, now),
+            0,
+            "IPv6 contacts are not for an IPv4 table"
+        );
+        assert!(v4_table.is_empty());
+    }
+
+    #[test]
+    fn the_clock_moves_its_epoch_forward_and_keeps_every_time_it_needs() {
+        let mut rng = ChaCha8Rng::seed_from_u64(62);
+        let own = NodeId(rng.r#gen());
+        let mut t = RoutingTable::new(own, narrow());
+        let start = t0();
+        let old = NodeInfo::new(id_at(own, 0, &mut rng), v4(1));
+        let kept = NodeInfo::new(id_at(own, 1, &mut rng), v4(2));
+        t.on_response(old, None, start);
+        let epoch = t.v4().epoch;
+        // Every few days for 100 days (four moves of the epoch), `kept` answers.
+        let mut now = start;
+        for day in (3..=100).step_by(3) {
+            now = start + Duration::from_secs(day * 24 * 3600) + Duration::from_millis(day);
+            assert_eq!(
+                t.on_response(kept, None, now),
+                if day == 3 {
+                    Insertion::Added
+                } else {
+                    Insertion::Updated
+                }
+            );
+            let e = t.get(kept.addr).expect("kept");
+            assert_eq!(
+                e.last_response(),
+                Some(now),
+                "day {day}: exact to the millisecond"
+            );
+            assert_eq!(t.state(&e, now + 14 * MIN), NodeState::Good);
+            assert_eq!(t.state(&e, now + 15 * MIN), NodeState::Questionable);
+            check(&t);
+        }
+        assert!(t.v4().epoch > epoch, "the epoch moved");
+        let gone = t.get(old.addr).expect("still a member");
+        assert!(
+            gone.last_response().expect("answered once")
+                < now - Duration::from_secs(10 * 24 * 3600)
+        );
+        assert_eq!(t.state(&gone, now), NodeState::Questionable);
+        // The one silent for long is the one to ping; after the ping, not again for a minute.
+        assert_eq!(t.stale_to_ping(now + 16 * MIN, 10), vec![old, kept]);
+        assert!(t.stale_to_ping(now + 16 * MIN + SEC, 10).is_empty());
+        assert_eq!(t.stale_to_ping(now + 17 * MIN, 10).len(), 2);
+    }
+
     // ---- properties ----
 
     proptest! {
@@ -3417,8 +3935,28 @@ mod tests {
             let (now, t) = (origin + Duration::from_millis(now_ms), origin + Duration::from_millis(t_ms));
             let interval = Duration::from_millis(interval_ms);
             let expected = now.saturating_duration_since(t) < interval;
-            prop_assert_eq!(Recent::new(now, interval).holds(Stamp::new(t)), expected);
-            prop_assert!(!Recent::new(now, interval).holds(Stamp::NONE));
+            let (now, t) = (Tick::at(origin, now), Tick::at(origin, t));
+            prop_assert_eq!(Recent::new(now, interval).holds(t), expected);
+            prop_assert!(!Recent::new(now, interval).holds(Tick::NONE));
+        }
+
+        #[test]
+        fn ticks_keep_instants_to_the_millisecond(ms in 0u64..1 << 32, nanos in 0u32..1_000_000) {
+            let epoch = t0();
+            let t = epoch + Duration::from_millis(ms) + Duration::from_nanos(u64::from(nanos));
+            let tick = Tick::at(epoch, t);
+            if ms < u64::from(u32::MAX) {
+                prop_assert_eq!(tick.instant(epoch), Some(epoch + Duration::from_millis(ms)));
+                prop_assert_eq!(Tick::at(epoch, epoch + Duration::from_millis(ms)), tick);
+            } else {
+                prop_assert_eq!(tick, Tick(u32::MAX));
+            }
+            let shifted = tick.shifted(REBASE_SHIFT);
+            prop_assert!(shifted.is_some());
+            if tick.0 > REBASE_SHIFT {
+                let later = epoch + Duration::from_millis(u64::from(REBASE_SHIFT));
+                prop_assert_eq!(shifted.instant(later), tick.instant(epoch));
+            }
         }
     }
 
@@ -3527,7 +4065,7 @@ mod tests {
                 Op::Refresh { seed } => {
                     let mut rng = ChaCha8Rng::seed_from_u64(seed);
                     for target in t.refresh_targets(now, &mut rng) {
-                        assert!(t.bucket_index(&target) < t.bucket_count());
+                        assert!(t.v4().bucket_index(&target) < t.bucket_count());
                     }
                 }
             }

@@ -111,8 +111,13 @@ fn thousand_nodes_lookups_find_the_true_closest() {
 /// Under loss a late joiner is not always known to its neighbours yet: the ping with which a
 /// node verifies a newcomer that queried it may be lost, and is not repeated within
 /// `node_ping_interval`. The bucket refresh (15 min) repairs that, so the lookups start after
-/// 16 minutes of normal operation. (Without it: 196/200 for this seed, the misses all late
-/// joiners or a node whose seven requests were all lost.)
+/// 16 minutes of normal operation.
+///
+/// What is left varies from seed to seed: seeds 1020–1029 gave 193 to 200 exact (mean 198.0)
+/// with the routing table's nanosecond times, 195 to 200 (mean 197.7) with its millisecond
+/// ticks, which change which of two members seen within one millisecond counts as the older.
+/// So the bound is 96 %, below every one of those runs; three attempts (68 % expected) or a
+/// broken retry fall far below it.
 #[test]
 fn thousand_nodes_lookups_with_20_percent_loss() {
     let seed = 1020;
@@ -126,7 +131,7 @@ fn thousand_nodes_lookups_with_20_percent_loss() {
     };
     let (exact, misses) = exact_lookups(seed, link, &config, Duration::from_secs(16 * 60));
     assert!(
-        exact * 100 >= LOOKUPS as usize * 99,
+        exact * 100 >= LOOKUPS as usize * 96,
         "seed {seed}: only {exact}/{LOOKUPS} exact under 20% loss; misses: {misses:#?}"
     );
 }

@@ -587,7 +587,7 @@ fn silent_node_is_replaced() {
         match table.get(victim_addr) {
             None => replaced += 1,
             Some(e) => assert_eq!(
-                table.state(e, now),
+                table.state(&e, now),
                 NodeState::Bad,
                 "seed {seed}: node {i} still holds the dead node as not bad: {e:?}"
             ),

@@ -982,7 +982,7 @@ impl Driver {
         for family in [Family::V4, Family::V6] {
             let table = self.node.routing_table(family);
             for e in table.iter() {
-                let state = match table.state(e, now) {
+                let state = match table.state(&e, now) {
                     xorro_dht::routing::NodeState::Good => "good",
                     xorro_dht::routing::NodeState::Questionable => "questionable",
                     xorro_dht::routing::NodeState::Bad => "bad",
