@@ -60,6 +60,15 @@
 //! and replace. A query showing a new id for a known address changes nothing: the caller is
 //! told to ping the address and the answer decides.
 //!
+//! # Memory
+//!
+//! A table is one family's ([`RoutingTable::of_family`]) and keeps each contact in a compact
+//! record: 44 bytes for IPv4 (the id, the address and port in 6 bytes, three times as
+//! 4-byte millisecond ticks from the table's own epoch, the RTT, the failures), 68 for IPv6
+//! (the address whole, flow info and scope included). A table in a network of a million
+//! nodes holds ~150 of them, most of a node's memory. [`Entry`] is the copy of a record the
+//! table gives out; its instants are exact to the millisecond.
+//!
 //! # Determinism
 //!
 //! No clock, no randomness but the caller's RNG ([`RoutingTable::refresh_targets`]). The hash
