@@ -385,8 +385,8 @@ fn memory_warning(scenario: &Scenario, available: Option<u64>) -> Option<String>
     let need = xorro_sim::projected_peak_bytes(scenario.nodes, mode);
     let available = available?;
     let measured = match mode {
-        BuildMode::Warm => "0.17 GB for 10^4 nodes, 1.8 GB for 10^5, 18.8 GB for 10^6",
-        BuildMode::Protocol | BuildMode::Restore => "0.27 GB for 10^4 nodes, 3.0 GB for 10^5",
+        BuildMode::Warm => "0.14 GB for 10^4 nodes, 1.4 GB for 10^5, 14.7 GB for 10^6",
+        BuildMode::Protocol | BuildMode::Restore => "0.23 GB for 10^4 nodes, 2.4 GB for 10^5",
     };
     (need > available).then(|| {
         let warm = if mode == BuildMode::Warm {
@@ -441,9 +441,9 @@ mod tests {
         assert!(warning.contains("1000000 nodes need about"), "{warning}");
         assert!(warning.contains("build.mode=warm takes about"), "{warning}");
         s.build.mode = BuildMode::Warm;
-        let warning = memory_warning(&s, Some(16 << 30)).expect("even warm");
-        assert!(warning.contains("1.8 GB for 10^5"), "{warning}");
-        assert_eq!(memory_warning(&s, Some(24 << 30)), None, "warm fits 24 GB");
+        let warning = memory_warning(&s, Some(12 << 30)).expect("even warm");
+        assert!(warning.contains("1.4 GB for 10^5"), "{warning}");
+        assert_eq!(memory_warning(&s, Some(16 << 30)), None, "warm fits 16 GiB");
         s.build.mode = BuildMode::Protocol;
         s.nodes = 1_000;
         assert_eq!(memory_warning(&s, Some(16 << 30)), None);
