@@ -295,7 +295,7 @@ impl Entry {
 
 /// How a table of one address family keeps its contacts' addresses in their records.
 trait Packed: Copy + Eq + std::fmt::Debug + 'static {
-    /// A record that [`RoutingTable::select`] uses to fill unused places.
+    /// A record that [`Table::select`] uses to fill unused places.
     const PLACEHOLDER: &'static Record<Self>;
 
     /// The packed form of `addr`, or `None` when it is of the other family.
