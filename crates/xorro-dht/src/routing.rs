@@ -365,8 +365,9 @@ struct Record<A> {
 /// An optional instant in 4 bytes: 1 + whole milliseconds since the table's epoch, 0 for
 /// none; orders as `Option<Instant>` does (none first). A table's epoch lies a day before the
 /// first instant it was given ([`EPOCH_MARGIN`], so that contacts restored as having answered
-/// minutes before still count as such) and moves forward by [`REBASE_SHIFT`] once the clock
-/// reaches [`REBASE_AT`] (~25 days): every tick then moves back by as much, and the ticks
+/// minutes before still count as such) and moves forward to [`REBASE_KEEP`] before now once
+/// the clock reaches [`REBASE_AT`] (~25 days; in one step, however long the table was left
+/// alone): every tick then moves back by as much, and the ticks
 /// older than the new epoch (~12 days before now, far past every interval the table uses)
 /// become its first millisecond. A table runs for ever; its instants are exact to the
 /// millisecond.
@@ -378,7 +379,7 @@ const EPOCH_MARGIN: Duration = Duration::from_secs(24 * 60 * 60);
 /// See [`Tick`].
 const REBASE_AT: u32 = 1 << 31;
 /// See [`Tick`].
-const REBASE_SHIFT: u32 = 1 << 30;
+const REBASE_KEEP: u32 = 1 << 30;
 
 impl Tick {
     const NONE: Tick = Tick(0);
@@ -991,12 +992,16 @@ impl<A: Packed> Table<A> {
         if tick.0 < REBASE_AT {
             return tick;
         }
-        let epoch = epoch + Duration::from_millis(u64::from(REBASE_SHIFT));
+        // The new epoch is `REBASE_KEEP` before now; the records' ticks were all made before
+        // now, with the old epoch, and none saturated (this runs before any is made).
+        let ms = now.saturating_duration_since(epoch).as_millis() - u128::from(REBASE_KEEP);
+        let epoch = epoch + Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX));
+        let shift = u32::try_from(ms).unwrap_or(u32::MAX);
         self.epoch = Stamp::new(epoch);
         for bucket in &mut self.buckets {
-            bucket.refreshed = bucket.refreshed.shifted(REBASE_SHIFT);
+            bucket.refreshed = bucket.refreshed.shifted(shift);
             for r in bucket.nodes.iter_mut().chain(&mut bucket.cache) {
-                r.shift(REBASE_SHIFT);
+                r.shift(shift);
             }
         }
         debug!(epoch = ?epoch, "routing table clock moved forward");
@@ -3929,6 +3934,18 @@ mod tests {
         assert_eq!(t.stale_to_ping(now + 16 * MIN, 10), vec![old, kept]);
         assert!(t.stale_to_ping(now + 16 * MIN + SEC, 10).is_empty());
         assert_eq!(t.stale_to_ping(now + 17 * MIN, 10).len(), 2);
+        // Left alone for 400 days: the epoch moves in one step to 2^30 ms before now, and
+        // every older time becomes its first millisecond.
+        let far = now + Duration::from_secs(400 * 24 * 3600);
+        assert_eq!(t.on_response(kept, None, far), Insertion::Updated);
+        let e = t.get(kept.addr).expect("kept");
+        assert_eq!(e.last_response(), Some(far));
+        assert_eq!(t.state(&e, far + 14 * MIN), NodeState::Good);
+        let keep = Duration::from_millis(u64::from(REBASE_KEEP));
+        let gone = t.get(old.addr).expect("still a member");
+        assert_eq!(gone.last_response(), Some(far - keep));
+        assert_eq!(t.state(&gone, far), NodeState::Questionable);
+        check(&t);
     }
 
     // ---- properties ----
@@ -3960,10 +3977,10 @@ mod tests {
             } else {
                 prop_assert_eq!(tick, Tick(u32::MAX));
             }
-            let shifted = tick.shifted(REBASE_SHIFT);
+            let shifted = tick.shifted(REBASE_KEEP);
             prop_assert!(shifted.is_some());
-            if tick.0 > REBASE_SHIFT {
-                let later = epoch + Duration::from_millis(u64::from(REBASE_SHIFT));
+            if tick.0 > REBASE_KEEP {
+                let later = epoch + Duration::from_millis(u64::from(REBASE_KEEP));
                 prop_assert_eq!(shifted.instant(later), tick.instant(epoch));
             }
         }
