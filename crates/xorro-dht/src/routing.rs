@@ -412,9 +412,10 @@ impl Tick {
 }
 
 /// An optional instant in 8 bytes: signed nanoseconds from a process-wide anchor (the first
-/// instant any routing table was given), `i64::MIN` for none. Exact: the same `Instant` comes
-/// back whatever the anchor, for instants within 292 years of it (beyond, they saturate), so
-/// no result depends on the anchor. Orders as `Option<Instant>` does (none first).
+/// instant a stamp was made of), `i64::MIN` for none. Exact: the same `Instant` comes back
+/// whatever the anchor, for instants within 292 years of it (beyond, they saturate), so no
+/// result depends on the anchor. Orders as `Option<Instant>` does (none first). A table's
+/// epoch is one; the inbound rate limiter keeps its times so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Stamp(i64);
 
