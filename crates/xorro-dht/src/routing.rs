@@ -481,8 +481,8 @@ impl<A: Packed> Record<A> {
     /// A record of `node`, or `None` when its address is of the other family.
     fn new(node: NodeInfo) -> Option<Self> {
         Some(Self {
-            addr: A::pack(&node.addr)?,
-            ..Self::placeholder_with_id(node.id)
+            id: node.id,
+            ..Self::placeholder(A::pack(&node.addr)?)
         })
     }
 
@@ -495,13 +495,6 @@ impl<A: Packed> Record<A> {
             pinged_at: Tick::NONE,
             rtt: Rtt::NONE,
             failures: 0,
-        }
-    }
-
-    fn placeholder_with_id(id: NodeId) -> Self {
-        Self {
-            id,
-            ..A::PLACEHOLDER.clone()
         }
     }
 
@@ -1076,8 +1069,13 @@ impl<A: Packed> Table<A> {
     }
 
     fn get(&self, addr: SocketAddr) -> Option<Entry> {
+        self.member(addr).map(|r| self.view(r))
+    }
+
+    /// The member's record at this address.
+    fn member(&self, addr: SocketAddr) -> Option<&Record<A>> {
         match self.locate(&addr)? {
-            (b, Slot::Node(i)) => Some(self.view(&self.buckets[b].nodes[i])),
+            (b, Slot::Node(i)) => Some(&self.buckets[b].nodes[i]),
             (_, Slot::Cache(_)) => None,
         }
     }
@@ -2190,7 +2188,7 @@ impl RoutingTable {
 
     /// True when a member has this address.
     pub fn contains(&self, addr: SocketAddr) -> bool {
-        self.get(addr).is_some()
+        each!(self, t => t.member(addr).is_some())
     }
 
     /// The member at this address.
