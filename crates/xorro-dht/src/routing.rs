@@ -1619,14 +1619,15 @@ impl<A: Packed> Table<A> {
 
     fn locate(&self, addr: &SocketAddr) -> Option<(usize, Slot)> {
         let b = self.bucket_of(self.index.get(addr)?);
+        let packed = A::pack(addr)?;
         let bucket = &self.buckets[b];
-        if let Some(i) = bucket.nodes.iter().position(|e| e.addr() == *addr) {
+        if let Some(i) = bucket.nodes.iter().position(|e| e.addr == packed) {
             return Some((b, Slot::Node(i)));
         }
         bucket
             .cache
             .iter()
-            .position(|e| e.addr() == *addr)
+            .position(|e| e.addr == packed)
             .map(|i| (b, Slot::Cache(i)))
     }
 
