@@ -1693,7 +1693,8 @@ impl Node {
     /// How long a request to a contact may go unanswered before it counts as slow (and is
     /// sent again): twice the contact's RTT plus 50 ms when known (never under
     /// [`MIN_SOFT_TIMEOUT`]), else the node's retransmission timeout (RFC 6298 over every
-    /// answer it had; 1 s, RFC 6298's initial value, before the first answer). Either is
+    /// answer it had; 1 s, RFC 6298's initial value, before the first answer), at least
+    /// `lookup_unknown_wait_min`. Either is
     /// capped by `lookup_soft_timeout`, but never below twice the node's own smoothed RTT: on
     /// a slow link (a satellite, a loaded uplink) every answer takes longer, and a cap under
     /// that would give up on live contacts.
@@ -1704,7 +1705,12 @@ impl Node {
         };
         match rtt {
             Some(r) => cap.min((r * 2 + Duration::from_millis(50)).max(MIN_SOFT_TIMEOUT)),
-            None => self.rto.timeout().unwrap_or(INITIAL_RTO).min(cap),
+            None => self
+                .rto
+                .timeout()
+                .unwrap_or(INITIAL_RTO)
+                .max(self.config.lookup_unknown_wait_min)
+                .min(cap),
         }
     }
 
@@ -3020,6 +3026,14 @@ mod tests {
         let rto = node.rto.timeout().expect("sampled");
         assert!(rto < cap);
         assert_eq!(node.soft_timeout(None), rto, "the RTO when under the cap");
+        // With a least wait for unknown contacts: that wait, still under the cap; known RTTs
+        // are not touched.
+        node.config.lookup_unknown_wait_min = ms(250);
+        assert!(rto < ms(250));
+        assert_eq!(node.soft_timeout(None), ms(250));
+        assert_eq!(node.soft_timeout(Some(ms(20))), ms(100));
+        node.config.lookup_unknown_wait_min = ms(5_000);
+        assert_eq!(node.soft_timeout(None), cap);
         // A slow link (every answer ~700 ms away): the cap rises to twice the node's own
         // smoothed RTT, so live contacts are waited for.
         let mut slow = Node::new(Config::default(), now);

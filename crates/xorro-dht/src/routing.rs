@@ -202,6 +202,18 @@ pub struct RoutingConfig {
     pub node_fail_limit: u8,
     /// Least time between two pings of one node ([`NODE_PING_INTERVAL`]).
     pub node_ping_interval: Duration,
+    /// When a node answers and its bucket is full of members that are not bad, it may take a
+    /// member's place (which then waits in the replacement cache), as libtorrent's
+    /// `replace_node_impl` does: the bucket's range is cut into slots by the bits that follow
+    /// its prefix (as many slots as the largest power of two within its size), and the
+    /// newcomer replaces the slowest member of its slot if it is faster, or, when its slot
+    /// is empty, the slowest member of a slot that holds two or more. So a full bucket's
+    /// members spread over its range (a lookup through it gets that many bits closer) and
+    /// are the fastest the node has heard from (proximity neighbour selection). The
+    /// `near_buckets` keep their members whatever their speed (a node slow for everyone
+    /// must stay findable by its neighbours). Off by default: see docs/SIMULATION.md,
+    /// "Fast tables".
+    pub prefer_low_rtt: bool,
     /// Keep one entry per IP address (default on): a second port of a known IP is refused.
     pub one_node_per_ip: bool,
     /// Exempt loopback addresses from `one_node_per_ip` (default on), so that local test
@@ -225,6 +237,7 @@ impl Default for RoutingConfig {
             handout_ping_after: Duration::ZERO,
             node_fail_limit: NODE_FAIL_LIMIT,
             node_ping_interval: NODE_PING_INTERVAL,
+            prefer_low_rtt: false,
             one_node_per_ip: true,
             one_node_per_ip_exempt_loopback: true,
         }
@@ -584,6 +597,12 @@ pub enum Insertion {
     PingFirst {
         /// The member to ping.
         stale: NodeInfo,
+    },
+    /// The node took the place of a slower member ([`RoutingConfig::prefer_low_rtt`]), which
+    /// now waits in the replacement cache (or left the table when the cache had no room).
+    ReplacedSlower {
+        /// The member that gave up its place.
+        moved: NodeInfo,
     },
     /// The bucket is full of good nodes (or of nodes already being pinged): the node waits in
     /// the replacement cache.
@@ -1115,9 +1134,8 @@ impl<A: Packed> Table<A> {
                         Err(reason) => return Insertion::Rejected(reason),
                     }
                 } else if let Slot::Node(i) = slot {
-                    let bucket = &mut self.buckets[b];
-                    bucket.nodes[i].answered(rtt, now);
-                    bucket.refreshed = now;
+                    self.buckets[b].nodes[i].answered(rtt, now);
+                    self.buckets[b].refreshed = now;
                     return Insertion::Updated;
                 } else {
                     // A waiting contact answered: take it out and insert it afresh.
@@ -1915,9 +1933,8 @@ impl<A: Packed> Table<A> {
             let b = self.bucket_index(&node.id);
             if self.buckets[b].nodes.len() < self.capacity(b) {
                 self.index(&node);
-                let bucket = &mut self.buckets[b];
-                bucket.push_member(entry);
-                bucket.refreshed = now;
+                self.buckets[b].push_member(entry);
+                self.buckets[b].refreshed = now;
                 return Insertion::Added;
             }
             if let Some(i) = self.buckets[b].nodes.iter().position(|e| self.is_bad(e)) {
@@ -1935,6 +1952,17 @@ impl<A: Packed> Table<A> {
             }
             self.split();
         };
+        if let Some(i) = self.slower_member(b, &entry) {
+            self.index(&node);
+            let old = self.buckets[b].replace_member(i, entry);
+            self.buckets[b].refreshed = now;
+            let moved = old.node();
+            if let Err(old) = self.push_cache(b, old) {
+                self.unindex(&old.node());
+            }
+            debug!(slower = ?moved, by = ?node, "member replaced by a faster node");
+            return Insertion::ReplacedSlower { moved };
+        }
         let h = self.horizons(now);
         let stale = self.buckets[b]
             .nodes
@@ -1957,6 +1985,49 @@ impl<A: Packed> Table<A> {
             }
             None => Insertion::Cached,
         }
+    }
+
+    /// With [`RoutingConfig::prefer_low_rtt`], the member of full bucket `b` (not the last)
+    /// whose place `entry`, a node that just answered, takes: the slowest member of
+    /// `entry`'s slot when `entry` is faster, or, when no member is in that slot, the
+    /// slowest member of a slot that holds two or more. Slower means more failures, then an
+    /// unknown RTT, then a higher one.
+    fn slower_member(&self, b: usize, entry: &Record<A>) -> Option<usize> {
+        // Near buckets keep their members whatever their speed: they are what we hand out
+        // for targets near us, and a node slow for everyone (a slow access link) that no
+        // near neighbour kept could not be found by any lookup.
+        if !self.config.prefer_low_rtt || b + self.config.near_buckets >= self.buckets.len() {
+            return None;
+        }
+        let new_rtt = entry.rtt.get()?;
+        let nodes = &self.buckets[b].nodes;
+        // Slots: the bits after the bucket's prefix and the bit that sets it apart; at most
+        // 256 slots.
+        let bits = (usize::BITS - 1 - nodes.len().max(1).leading_zeros()) as usize;
+        let from = b + 1;
+        let bits = bits.min(8).min((ID_LEN * 8).saturating_sub(from));
+        let slot =
+            |id: &NodeId| (0..bits).fold(0usize, |s, i| s << 1 | usize::from(id.bit(from + i)));
+        let slowness = |e: &Record<A>| (e.failures, e.rtt.get().unwrap_or(Duration::MAX));
+        let own = slot(&entry.id);
+        let same = nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| slot(&e.id) == own)
+            .max_by_key(|(_, e)| slowness(e));
+        if let Some((i, e)) = same {
+            return (slowness(e) > (0, new_rtt)).then_some(i);
+        }
+        let mut count = [0u16; 256];
+        for e in nodes {
+            count[slot(&e.id)] = count[slot(&e.id)].saturating_add(1);
+        }
+        nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| count[slot(&e.id)] > 1)
+            .max_by_key(|(_, e)| slowness(e))
+            .map(|(i, _)| i)
     }
 
     /// Appends to `out` the members of `range` that `keep` accepts, closest to `target`,
@@ -2884,6 +2955,94 @@ mod tests {
         assert!(t.contains(new3.addr) && !t.contains(stale2.addr));
         assert_eq!(t.cached_len(), 2);
         check(&t);
+    }
+
+    /// An id sharing no leading bit with `own` whose next three bits (bits 1 to 3: the slot
+    /// of a far bucket of 8) are `slot`.
+    fn id_in_slot(own: NodeId, slot: u8, rng: &mut impl Rng) -> NodeId {
+        let mut id = id_at(own, 0, rng);
+        id.0[0] = (id.0[0] & 0x8f) | (slot & 7) << 4;
+        id
+    }
+
+    #[test]
+    fn faster_nodes_take_the_places_of_slower_members_slot_by_slot() {
+        let ms = Duration::from_millis;
+        for prefer in [true, false] {
+            let mut rng = ChaCha8Rng::seed_from_u64(31);
+            let own = NodeId(rng.r#gen());
+            let config = RoutingConfig {
+                prefer_low_rtt: prefer,
+                near_buckets: 0,
+                ..narrow()
+            };
+            let mut t = RoutingTable::new(own, config);
+            let now = t0();
+            // Slot 0 holds two members (100 and 300 ms), slots 1 to 6 one each, slot 7 none.
+            let mut members = Vec::new();
+            for (i, (slot, rtt)) in [(0, 100), (0, 300), (1, 50), (2, 50), (3, 50), (4, 50)]
+                .into_iter()
+                .chain([(5, 50), (6, 50)])
+                .enumerate()
+            {
+                let n = NodeInfo::new(id_in_slot(own, slot, &mut rng), v4(i as u32));
+                assert_eq!(t.on_response(n, Some(ms(rtt)), now), Insertion::Added);
+                members.push(n);
+            }
+            // Bucket 0 splits off: it no longer covers our id and stays full.
+            t.on_response(NodeInfo::new(id_at(own, 3, &mut rng), v4(50)), None, now);
+            assert_eq!(t.bucket_count(), 2);
+
+            let faster = NodeInfo::new(id_in_slot(own, 0, &mut rng), v4(100));
+            let got = t.on_response(faster, Some(ms(200)), now);
+            if !prefer {
+                assert_eq!(
+                    got,
+                    Insertion::Cached,
+                    "off: the bucket is full of good members"
+                );
+                assert!(!t.contains(faster.addr));
+                continue;
+            }
+            assert_eq!(got, Insertion::ReplacedSlower { moved: members[1] });
+            assert!(t.contains(faster.addr) && !t.contains(members[1].addr));
+            assert_eq!(t.cached_len(), 1, "the slower member waits in the cache");
+            // Not faster than the slowest of its slot (now 200 ms): it waits.
+            let slower = NodeInfo::new(id_in_slot(own, 0, &mut rng), v4(101));
+            assert_eq!(t.on_response(slower, Some(ms(250)), now), Insertion::Cached);
+            // Without a measured RTT a node takes nobody's place.
+            let unmeasured = NodeInfo::new(id_in_slot(own, 7, &mut rng), v4(102));
+            assert_eq!(t.on_response(unmeasured, None, now), Insertion::Cached);
+            // An empty slot is filled, though the newcomer is slow: the slowest member of a
+            // slot holding two goes.
+            let spread = NodeInfo::new(id_in_slot(own, 7, &mut rng), v4(103));
+            assert_eq!(
+                t.on_response(spread, Some(ms(400)), now),
+                Insertion::ReplacedSlower { moved: faster }
+            );
+            // Every slot now holds one member: a faster node of slot 3 replaces its member,
+            // a slower one nobody.
+            let slow3 = NodeInfo::new(id_in_slot(own, 3, &mut rng), v4(104));
+            assert_eq!(t.on_response(slow3, Some(ms(60)), now), Insertion::Cached);
+            let fast3 = NodeInfo::new(id_in_slot(own, 3, &mut rng), v4(105));
+            assert_eq!(
+                t.on_response(fast3, Some(ms(20)), now),
+                Insertion::ReplacedSlower { moved: members[4] }
+            );
+            // A member that failed counts as slower than any that did not.
+            t.on_failure(members[5].addr, Some(members[5].id), now);
+            let slow4 = NodeInfo::new(id_in_slot(own, 4, &mut rng), v4(106));
+            assert_eq!(
+                t.on_response(slow4, Some(ms(900)), now),
+                Insertion::ReplacedSlower { moved: members[5] }
+            );
+            let in_bucket: Vec<_> = t
+                .iter()
+                .filter(|e| shared_bits(&t, &e.node().id) == 0)
+                .collect();
+            assert_eq!(in_bucket.len(), 8);
+            check(&t);
+        }
     }
 
     #[test]
@@ -4025,6 +4184,17 @@ mod tests {
                 bucket_size: 2,
                 bucket_sizes_far: vec![4, 3],
                 replacement_cache_size: 2,
+                ..RoutingConfig::default()
+            }),
+            Just(RoutingConfig {
+                prefer_low_rtt: true,
+                ..RoutingConfig::default()
+            }),
+            Just(RoutingConfig {
+                bucket_size: 3,
+                bucket_sizes_far: vec![5],
+                replacement_cache_size: 1,
+                prefer_low_rtt: true,
                 ..RoutingConfig::default()
             }),
             Just(RoutingConfig {

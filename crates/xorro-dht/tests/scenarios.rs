@@ -906,3 +906,62 @@ fn a_slow_node_named_by_its_neighbours_is_waited_for() {
         assert!(with, "seed {seed}: not found with the wait ({slow_wait:?})");
     }
 }
+
+/// Every other node has a slow access link (150 ms each way on top of the link's 20–50 ms).
+/// Nodes whose tables prefer fast members (`prefer_low_rtt`) end up, after some lookups of
+/// random targets (whose answers are the RTT samples they choose among), with far fewer slow
+/// nodes in their farthest bucket (half the network, so always full) than nodes that keep
+/// the first to answer; their near buckets are left alone.
+#[test]
+fn tables_that_prefer_fast_nodes_keep_fewer_slow_ones() {
+    let seed = 41;
+    let n = 120;
+    let mut shares = Vec::new();
+    for prefer in [false, true] {
+        let config = Config {
+            routing: RoutingConfig {
+                prefer_low_rtt: prefer,
+                bucket_sizes_far: Vec::new(),
+                ..RoutingConfig::default()
+            },
+            ..Config::default()
+        };
+        let mut c = Cluster::new(seed, Link::default(), t0());
+        for i in 0..n {
+            let j = c.add_node(config.clone());
+            if i % 2 == 1 {
+                c.set_access_delay(j, Duration::from_millis(150));
+            }
+            let from = if j == 0 { vec![] } else { vec![j / 2] };
+            let id = c.bootstrap(j, &from);
+            assert!(c.run_until_finished(j, id, LIMIT).is_some(), "seed {seed}");
+        }
+        for round in 0..10u64 {
+            for i in 0..n {
+                let target = id_from(seed, round * 1000 + i as u64);
+                c.with_node(i, |node, now| node.start_find_node(target, now).unwrap());
+            }
+            c.run_for(Duration::from_secs(60));
+        }
+        let slow: BTreeSet<SocketAddr> = (0..n).filter(|i| i % 2 == 1).map(|i| c.addr(i)).collect();
+        let (mut far, mut far_slow) = (0, 0);
+        for i in 0..n {
+            let node = c.node(i);
+            for e in node.routing_table(Family::V4).iter() {
+                if node.id().distance(&e.node().id).leading_zeros() == 0 {
+                    far += 1;
+                    far_slow += usize::from(slow.contains(&e.node().addr));
+                }
+            }
+        }
+        assert!(far >= n * 7, "seed {seed}: {far} far members");
+        shares.push(far_slow as f64 / far as f64);
+    }
+    let [keep, prefer] = shares[..] else {
+        unreachable!()
+    };
+    assert!(
+        keep > 0.3 && prefer < keep / 2.0,
+        "seed {seed}: slow share of the far buckets {keep:.2} kept, {prefer:.2} preferring fast"
+    );
+}
