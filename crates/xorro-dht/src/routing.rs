@@ -29,13 +29,17 @@
 //! 2. the bucket splits if it covers our id. Splitting first (as libtorrent does) never loses a
 //!    contact, whereas pinging a questionable node in our own bucket would evict one we could
 //!    keep;
-//! 3. the least recently seen questionable member that was not pinged in the last
+//! 3. with [`RoutingConfig::prefer_low_rtt`] (off by default), outside the near buckets, the
+//!    node takes the place of the slowest member of its slot (the bits after the bucket's
+//!    prefix) if it is faster, or of the slowest member of a crowded slot if its own is
+//!    empty ([`Insertion::ReplacedSlower`]; the member waits in the replacement cache);
+//! 4. the least recently seen questionable member that was not pinged in the last
 //!    [`RoutingConfig::node_ping_interval`] is returned for the caller to ping
 //!    ([`Insertion::PingFirst`]); the new node waits in the replacement cache. If the stale
 //!    node answers it stays; if it fails [`RoutingConfig::node_fail_limit`] times in a row it
 //!    turns bad and the most recently verified replacement takes its place
 //!    ([`FailureOutcome::Replaced`]);
-//! 4. otherwise the new node goes to the replacement cache ([`Insertion::Cached`]).
+//! 5. otherwise the new node goes to the replacement cache ([`Insertion::Cached`]).
 //!
 //! # Liveness
 //!

@@ -370,8 +370,13 @@ pub fn markdown(r: &Report, info: Option<&RunInfo>) -> String {
     );
     let _ = writeln!(
         o,
-        "Routing tables at the end: {:.1} members, {:.1} waiting in replacement caches, {:.1} buckets per node (mean).\n",
-        n.table_members_mean, n.table_cache_mean, n.table_buckets_mean
+        "Routing tables at the end: {:.1} members, {:.1} waiting in replacement caches, {:.1} buckets per node (mean); RTT to a member p50 {:.0} ms, p90 {:.0} ms (random pairs: {:.0} ms at the median).\n",
+        n.table_members_mean,
+        n.table_cache_mean,
+        n.table_buckets_mean,
+        n.member_rtt_ms.p50,
+        n.member_rtt_ms.p90,
+        r.scenario.link.rtt_median_ms
     );
     let w = &r.workload_traffic;
     if w.span_ns > 0 {

@@ -456,6 +456,9 @@ pub struct NetworkSummary {
     pub table_cache_mean: f64,
     /// Mean buckets per online node.
     pub table_buckets_mean: f64,
+    /// RTT of the link from each online node to each of its routing-table members at the
+    /// end (ms).
+    pub member_rtt_ms: Percentiles,
     /// Mean peers stored per online node.
     pub stored_peers_mean: f64,
     /// Events processed.
@@ -707,6 +710,7 @@ impl Report {
                 table_members_mean: round3(members),
                 table_cache_mean: round3(cache),
                 table_buckets_mean: round3(buckets),
+                member_rtt_ms: sim.member_rtt_ms(),
                 stored_peers_mean: round3(peers),
                 events: t.events,
                 lookup_misses: sim.misses().clone(),

@@ -156,6 +156,18 @@ pub struct BuildConfig {
     /// build.
     #[serde(skip_serializing_if = "is_default_per_bucket")]
     pub restore_contacts_per_bucket: usize,
+    /// [`BuildMode::Restore`] and [`BuildMode::Warm`]: each bucket's contacts are the
+    /// fastest (by the RTT of their link) of this many times as many random candidates of
+    /// its range, one per slot first (the bits after the bucket's prefix, as
+    /// `engine.prefer_low_rtt` keeps them): the table of a node that has measured that
+    /// many candidates and kept the fastest. 1 (the default): random contacts. Written out
+    /// only when set.
+    #[serde(skip_serializing_if = "is_one")]
+    pub warm_fastest_of: usize,
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 fn is_default_per_bucket(n: &usize) -> bool {
@@ -172,6 +184,7 @@ impl Default for BuildConfig {
             bootstrap_contacts: 3,
             settle_s: 60,
             restore_contacts_per_bucket: xorro_dht::K,
+            warm_fastest_of: 1,
         }
     }
 }
@@ -412,6 +425,14 @@ pub struct EngineConfig {
     /// `None` keeps the engine default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ping_failed_queriers: Option<bool>,
+    /// `routing.prefer_low_rtt` (a node that answers may take the place of a slower member
+    /// of its full bucket); `None` keeps the engine default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefer_low_rtt: Option<bool>,
+    /// `lookup_unknown_wait_min` in ms (the least soft timeout of a contact of unknown
+    /// RTT; 0: the RTO alone); `None` keeps the engine default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lookup_unknown_wait_min_ms: Option<u64>,
     /// `lookup_vouched_wait` in ms (the least soft timeout of the last attempt to a
     /// candidate named by one of its near neighbours; 0: off); `None` keeps the engine
     /// default.
@@ -483,6 +504,12 @@ impl EngineConfig {
         }
         if let Some(b) = self.ping_failed_queriers {
             c.routing.ping_failed_queriers = b;
+        }
+        if let Some(b) = self.prefer_low_rtt {
+            c.routing.prefer_low_rtt = b;
+        }
+        if let Some(ms) = self.lookup_unknown_wait_min_ms {
+            c.lookup_unknown_wait_min = Duration::from_millis(ms);
         }
         if let Some(ms) = self.lookup_vouched_wait_ms {
             c.lookup_vouched_wait = Duration::from_millis(ms);
@@ -701,6 +728,7 @@ mod tests {
             "handout_ping_after_s",
             "answer_good_first",
             "ping_failed_queriers",
+            "prefer_low_rtt",
         ];
         let mut s = Scenario::default();
         let json = serde_json::to_string(&s).unwrap();
@@ -716,6 +744,7 @@ mod tests {
             ("handout_ping_after_s", "20"),
             ("answer_good_first", "true"),
             ("ping_failed_queriers", "true"),
+            ("prefer_low_rtt", "true"),
         ] {
             s.set(&format!("engine.{k}"), v).unwrap();
         }
@@ -730,6 +759,6 @@ mod tests {
         assert_eq!(c.near_buckets, 3);
         assert_eq!(c.near_ping_interval, Duration::from_secs(60));
         assert_eq!(c.handout_ping_after, Duration::from_secs(20));
-        assert!(c.answer_good_first && c.ping_failed_queriers);
+        assert!(c.answer_good_first && c.ping_failed_queriers && c.prefer_low_rtt);
     }
 }

@@ -1002,11 +1002,13 @@ impl Simulation {
         let per_bucket = self.sc.build.restore_contacts_per_bucket;
         let sorted = &self.restore_ids;
         let link = &self.link;
+        let rtt_to = |j: usize| link.rtt_us(i as usize, sorted[j].1 as usize);
         snapshot.contacts = converged_contacts(
             sorted,
             &snapshot.id,
             &self.base_config.routing,
-            per_bucket,
+            (per_bucket, self.sc.build.warm_fastest_of.max(1)),
+            &rtt_to,
             &mut self.net_rng,
         )
         .into_iter()
@@ -1510,6 +1512,22 @@ impl Simulation {
 
     /// Mean routing-table members, replacement-cache entries, buckets, and stored peers
     /// per online node.
+    /// The RTT of the link from each online node to each member of its IPv4 routing table
+    /// at the end (ms): how fast the contacts a node keeps are, against the RTT of random
+    /// pairs (`link.rtt_median_ms`).
+    pub fn member_rtt_ms(&self) -> crate::report::Percentiles {
+        let link = &self.link;
+        crate::report::Percentiles::of(self.hosts.iter().enumerate().flat_map(|(i, h)| {
+            h.node.iter().flat_map(move |node| {
+                node.routing_table(xorro_wire::Family::V4)
+                    .iter()
+                    .filter_map(|e| host_of(&e.addr()))
+                    .filter(|&j| (j as usize) < link.len())
+                    .map(move |j| link.rtt_us(i, j as usize) as f64 / 1000.0)
+            })
+        }))
+    }
+
     pub fn table_means(&self) -> (f64, f64, f64, f64) {
         let (mut m, mut c, mut b, mut p, mut n) = (0usize, 0usize, 0usize, 0usize, 0usize);
         for h in &self.hosts {
@@ -1531,15 +1549,19 @@ impl Simulation {
 /// would give the node `own`: for each bucket depth (ids sharing exactly `b` leading bits with
 /// `own`, one contiguous range of `sorted`), `per_bucket` random nodes of that range (at most
 /// what the bucket holds: the wide sizes for the farthest buckets, k after), down to the last
-/// non-empty depth.
+/// non-empty depth. With `fastest_of` over 1, each bucket's nodes are the fastest (`rtt_to`)
+/// of `fastest_of` times as many random candidates, the fastest of each slot first (see
+/// [`fastest_by_slot`]).
 fn converged_contacts(
     sorted: &[(NodeId, u32)],
     own: &NodeId,
     routing: &RoutingConfig,
-    per_bucket: usize,
+    (per_bucket, fastest_of): (usize, usize),
+    rtt_to: &dyn Fn(usize) -> u64,
     rng: &mut ChaCha8Rng,
 ) -> Vec<usize> {
     let mut out = Vec::new();
+    let mut ranges = Vec::new();
     for b in 0..MAX_BUCKETS {
         // Ids sharing at least b bits: [lo, hi]; exactly b: those whose bit b differs.
         let (lo, hi) = prefix_bounds(own, b + 1, true);
@@ -1553,15 +1575,7 @@ fn converged_contacts(
             .copied()
             .unwrap_or(routing.bucket_size)
             .min(per_bucket);
-        let count = end - start;
-        if count > 0 {
-            let take = cap.min(count);
-            out.extend(
-                rand::seq::index::sample(rng, count, take)
-                    .into_iter()
-                    .map(|k| start + k),
-            );
-        }
+        ranges.push((start, end, cap));
         // Nothing left that shares more bits with us than b (but ourselves).
         let (lo, hi) = prefix_bounds(own, b + 1, false);
         let deeper = sorted.partition_point(|(id, _)| *id <= hi)
@@ -1570,7 +1584,67 @@ fn converged_contacts(
             break;
         }
     }
+    // The engine's near buckets keep their members whatever their speed.
+    let far = ranges.len().saturating_sub(routing.near_buckets.max(1));
+    for (b, (start, end, cap)) in ranges.into_iter().enumerate() {
+        let count = end - start;
+        if count == 0 {
+            continue;
+        }
+        let take = cap.min(count);
+        let drawn = if b < far {
+            take.saturating_mul(fastest_of).min(count)
+        } else {
+            take
+        };
+        let picks = rand::seq::index::sample(rng, count, drawn)
+            .into_iter()
+            .map(|k| start + k);
+        if drawn == take {
+            out.extend(picks);
+        } else {
+            let candidates: Vec<usize> = picks.collect();
+            out.extend(fastest_by_slot(sorted, b, &candidates, take, rtt_to));
+        }
+    }
     out
+}
+
+/// `take` of `candidates` (positions in `sorted` of ids sharing exactly `b` bits with ours):
+/// the fastest of each slot (the `log2(take)` id bits after bit `b`, as the engine's
+/// `prefer_low_rtt` spreads a full bucket), then the fastest of the rest.
+fn fastest_by_slot(
+    sorted: &[(NodeId, u32)],
+    b: usize,
+    candidates: &[usize],
+    take: usize,
+    rtt_to: &dyn Fn(usize) -> u64,
+) -> Vec<usize> {
+    let bits = (usize::BITS - 1 - take.max(1).leading_zeros()) as usize;
+    let bits = bits.min(8).min((MAX_BUCKETS).saturating_sub(b + 1));
+    let slot = |j: usize| {
+        (0..bits).fold(0usize, |s, i| {
+            s << 1 | usize::from(sorted[j].0.bit(b + 1 + i))
+        })
+    };
+    let mut by_speed: Vec<(u64, usize)> = candidates.iter().map(|&j| (rtt_to(j), j)).collect();
+    by_speed.sort_unstable();
+    let mut seen = [false; 256];
+    let mut first = Vec::with_capacity(take);
+    let mut rest = Vec::new();
+    for &(_, j) in &by_speed {
+        let s = slot(j);
+        if seen[s] {
+            rest.push(j);
+        } else {
+            seen[s] = true;
+            first.push(j);
+        }
+    }
+    first.truncate(take);
+    let more = take - first.len();
+    first.extend(rest.into_iter().take(more));
+    first
 }
 
 /// The smallest and largest ids whose first `bits` bits are `own`'s, with the last of those

@@ -364,6 +364,38 @@ fn warm_build_starts_without_joining_traffic_and_lookups_succeed() {
 }
 
 #[test]
+fn fast_tables_keep_faster_contacts_and_still_find_the_closest() {
+    let mut s = ci_scenario(42);
+    s.build.mode = xorro_sim::BuildMode::Warm;
+    s.expect.lookup_success_min = Some(0.90);
+    let random = xorro_sim::run(&s);
+    assert!(!random.scenario.to_toml().contains("warm_fastest_of"));
+    assert!(!random.scenario.to_toml().contains("prefer_low_rtt"));
+    // Tables of the fastest of 8 candidates a place, kept so by the engine.
+    assert!(s.set("build.warm_fastest_of", "8").is_ok());
+    assert!(s.set("engine.prefer_low_rtt", "true").is_ok());
+    assert!(s.set("engine.lookup_unknown_wait_min_ms", "300").is_ok());
+    let fast = xorro_sim::run(&s);
+    assert_passed(&fast);
+    let toml = fast.scenario.to_toml();
+    assert!(toml.contains("warm_fastest_of = 8") && toml.contains("prefer_low_rtt = true"));
+    let (r, f) = (&random.network.member_rtt_ms, &fast.network.member_rtt_ms);
+    assert!(r.count > 0 && f.count > 0);
+    // Random contacts are as far as random pairs (the link's median RTT is 100 ms).
+    assert!(
+        (70.0..130.0).contains(&r.p50),
+        "random tables: {} ms",
+        r.p50
+    );
+    assert!(
+        f.p50 < r.p50 * 0.8,
+        "member RTT p50: {} ms fast against {} ms random",
+        f.p50,
+        r.p50
+    );
+}
+
+#[test]
 fn restore_builds_refuse_eclipse_sybils() {
     for mode in ["restore", "warm"] {
         let mut s = ci_scenario(42);
