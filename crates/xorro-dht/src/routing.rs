@@ -1138,8 +1138,9 @@ impl<A: Packed> Table<A> {
                         Err(reason) => return Insertion::Rejected(reason),
                     }
                 } else if let Slot::Node(i) = slot {
-                    self.buckets[b].nodes[i].answered(rtt, now);
-                    self.buckets[b].refreshed = now;
+                    let bucket = &mut self.buckets[b];
+                    bucket.nodes[i].answered(rtt, now);
+                    bucket.refreshed = now;
                     return Insertion::Updated;
                 } else {
                     // A waiting contact answered: take it out and insert it afresh.
@@ -1937,8 +1938,9 @@ impl<A: Packed> Table<A> {
             let b = self.bucket_index(&node.id);
             if self.buckets[b].nodes.len() < self.capacity(b) {
                 self.index(&node);
-                self.buckets[b].push_member(entry);
-                self.buckets[b].refreshed = now;
+                let bucket = &mut self.buckets[b];
+                bucket.push_member(entry);
+                bucket.refreshed = now;
                 return Insertion::Added;
             }
             if let Some(i) = self.buckets[b].nodes.iter().position(|e| self.is_bad(e)) {
@@ -1958,8 +1960,9 @@ impl<A: Packed> Table<A> {
         };
         if let Some(i) = self.slower_member(b, &entry) {
             self.index(&node);
-            let old = self.buckets[b].replace_member(i, entry);
-            self.buckets[b].refreshed = now;
+            let bucket = &mut self.buckets[b];
+            let old = bucket.replace_member(i, entry);
+            bucket.refreshed = now;
             let moved = old.node();
             if let Err(old) = self.push_cache(b, old) {
                 self.unindex(&old.node());
