@@ -640,6 +640,9 @@ impl Scenario {
         if self.build.wave_growth <= 0.0 || self.build.wave_max == 0 {
             return bad("wave_growth and wave_max must be positive");
         }
+        if self.build.warm_fastest_of == 0 {
+            return bad("build.warm_fastest_of must be at least 1 (1: random contacts)");
+        }
         if self.build.mode != BuildMode::Protocol && self.adversary.eclipse_sybils > 0 {
             return bad(
                 "build.mode = \"restore\" or \"warm\" does not place eclipse sybils: use the protocol build",
@@ -716,6 +719,8 @@ mod tests {
         assert_eq!(again.link.loss, 0.03);
         assert!(s.set("link.nope", "1").is_err());
         assert!(s.set("link.loss", "2").is_err());
+        assert!(s.set("build.warm_fastest_of", "0").is_err());
+        assert!(s.set("build.warm_fastest_of", "4").is_ok());
     }
 
     #[test]
