@@ -93,11 +93,12 @@ pub struct Config {
     /// `lookup_soft_timeout` (zero, the default: the node's RTO alone). The RTO follows the
     /// answers the node has: when its table keeps fast contacts (`routing.prefer_low_rtt`)
     /// they make it shorter than what a stranger needs, and lookups give far live nodes up
-    /// sooner. Simulated (docs/SIMULATION.md, "Fast tables"): 10^4 nodes whose tables hold
-    /// the fastest of 16 candidates a place, 300 ms takes exactness from 94.6 to 98.0 % for
-    /// +6 ms of median; in the protocol build, 96.43 → 97.85 % for +2 ms; with 10 % of the
-    /// nodes behind NAT (the CI scenario) +0.9 points for +109 ms of median. Not a default
-    /// for that cost.
+    /// sooner. Simulated (docs/SIMULATION.md, "Fast tables"; means of two seeds): 10^4 nodes
+    /// whose tables hold the fastest of 16 candidates a place (with `prefer_low_rtt`),
+    /// 300 ms takes exactness from 94.80 to 98.02 % for +3 ms of median; in the protocol
+    /// build, 96.43 → 97.70 % for +6 ms; with 10 % of the nodes behind NAT (the CI
+    /// scenario, five seeds) 95.64 → 96.32 % for +98 ms of median. Not a default for that
+    /// cost.
     pub lookup_unknown_wait_min: Duration,
     /// Requests a lookup sends to a silent candidate while late answers are common here, in
     /// place of `lookup_attempts` (at most `lookup_attempts`, the default: off). A node

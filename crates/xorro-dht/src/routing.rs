@@ -2008,26 +2008,21 @@ impl<A: Packed> Table<A> {
         }
         let new_rtt = entry.rtt.get()?;
         let nodes = &self.buckets[b].nodes;
-        // Slots: the bits after the bucket's prefix and the bit that sets it apart; at most
-        // 256 slots.
-        let bits = (usize::BITS - 1 - nodes.len().max(1).leading_zeros()) as usize;
-        let from = b + 1;
-        let bits = bits.min(8).min((ID_LEN * 8).saturating_sub(from));
-        let slot =
-            |id: &NodeId| (0..bits).fold(0usize, |s, i| s << 1 | usize::from(id.bit(from + i)));
+        let slot = |id: &NodeId| bucket_slot(id, b, nodes.len());
         let slowness = |e: &Record<A>| (e.failures, e.rtt.get().unwrap_or(Duration::MAX));
         let own = slot(&entry.id);
-        let same = nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| slot(&e.id) == own)
-            .max_by_key(|(_, e)| slowness(e));
-        if let Some((i, e)) = same {
-            return (slowness(e) > (0, new_rtt)).then_some(i);
+        // One pass: members a slot, and the slowest member of `entry`'s slot.
+        let mut count = [0u16; SLOTS_MAX];
+        let mut same: Option<usize> = None;
+        for (i, e) in nodes.iter().enumerate() {
+            let s = slot(&e.id);
+            count[s] = count[s].saturating_add(1);
+            if s == own && same.is_none_or(|j| slowness(e) >= slowness(&nodes[j])) {
+                same = Some(i);
+            }
         }
-        let mut count = [0u16; 256];
-        for e in nodes {
-            count[slot(&e.id)] = count[slot(&e.id)].saturating_add(1);
+        if let Some(i) = same {
+            return (slowness(&nodes[i]) > (0, new_rtt)).then_some(i);
         }
         nodes
             .iter()
@@ -2517,6 +2512,20 @@ fn window<'a, A>(
         hi += 1;
     }
     &by_id[lo..hi]
+}
+
+/// The most slots a full bucket is cut into ([`bucket_slot`]).
+const SLOTS_MAX: usize = 256;
+
+/// The slot of `id` in bucket `b` of `size` members, as [`RoutingConfig::prefer_low_rtt`]
+/// spreads a full bucket over its range: the `log2(size)` id bits (at most 8) that follow
+/// bit `b`, the bit that sets the bucket apart from our id. Below [`SLOTS_MAX`].
+pub fn bucket_slot(id: &NodeId, b: usize, size: usize) -> usize {
+    let from = b + 1;
+    let bits = (size.max(1).ilog2() as usize)
+        .min(SLOTS_MAX.ilog2() as usize)
+        .min(MAX_BUCKETS.saturating_sub(from));
+    (0..bits).fold(0, |s, i| s << 1 | usize::from(id.bit(from + i)))
 }
 
 /// An id's first eight bytes as a word, to rule out most unequal ids with one comparison.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use xorro_dht::routing::{MAX_BUCKETS, RoutingConfig, SavedContact};
+use xorro_dht::routing::{MAX_BUCKETS, RoutingConfig, SavedContact, bucket_slot};
 use xorro_dht::{Config, Event, ItemTarget, LookupStats, Node, Outcome, PutRequest, Snapshot};
 use xorro_wire::{Body, InfoHash, Message, NodeId, NodeInfo, Nodes, QueryKind, RawValue};
 
@@ -1611,8 +1611,8 @@ fn converged_contacts(
 }
 
 /// `take` of `candidates` (positions in `sorted` of ids sharing exactly `b` bits with ours):
-/// the fastest of each slot (the `log2(take)` id bits after bit `b`, as the engine's
-/// `prefer_low_rtt` spreads a full bucket), then the fastest of the rest.
+/// the fastest of each slot ([`bucket_slot`], as the engine's `prefer_low_rtt` spreads a full
+/// bucket), then the fastest of the rest.
 fn fastest_by_slot(
     sorted: &[(NodeId, u32)],
     b: usize,
@@ -1620,16 +1620,10 @@ fn fastest_by_slot(
     take: usize,
     rtt_to: &dyn Fn(usize) -> u64,
 ) -> Vec<usize> {
-    let bits = (usize::BITS - 1 - take.max(1).leading_zeros()) as usize;
-    let bits = bits.min(8).min((MAX_BUCKETS).saturating_sub(b + 1));
-    let slot = |j: usize| {
-        (0..bits).fold(0usize, |s, i| {
-            s << 1 | usize::from(sorted[j].0.bit(b + 1 + i))
-        })
-    };
+    let slot = |j: usize| bucket_slot(&sorted[j].0, b, take);
     let mut by_speed: Vec<(u64, usize)> = candidates.iter().map(|&j| (rtt_to(j), j)).collect();
     by_speed.sort_unstable();
-    let mut seen = [false; 256];
+    let mut seen = vec![false; take.next_power_of_two()];
     let mut first = Vec::with_capacity(take);
     let mut rest = Vec::new();
     for &(_, j) in &by_speed {
@@ -1641,7 +1635,7 @@ fn fastest_by_slot(
             first.push(j);
         }
     }
-    first.truncate(take);
+    // At most one a slot, and there are no more slots than places.
     let more = take - first.len();
     first.extend(rest.into_iter().take(more));
     first
