@@ -2519,7 +2519,7 @@ const SLOTS_MAX: usize = 256;
 
 /// The slot of `id` in bucket `b` of `size` members, as [`RoutingConfig::prefer_low_rtt`]
 /// spreads a full bucket over its range: the `log2(size)` id bits (at most 8) that follow
-/// bit `b`, the bit that sets the bucket apart from our id. Below [`SLOTS_MAX`].
+/// bit `b`, the bit that sets the bucket apart from our id. Below 256.
 pub fn bucket_slot(id: &NodeId, b: usize, size: usize) -> usize {
     let from = b + 1;
     let bits = (size.max(1).ilog2() as usize)
