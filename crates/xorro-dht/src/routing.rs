@@ -32,7 +32,10 @@
 //! 3. with [`RoutingConfig::prefer_low_rtt`] (off by default), outside the near buckets, the
 //!    node takes the place of the slowest member of its slot (the bits after the bucket's
 //!    prefix) if it is faster, or of the slowest member of a crowded slot if its own is
-//!    empty ([`Insertion::ReplacedSlower`]; the member waits in the replacement cache);
+//!    empty ([`Insertion::ReplacedSlower`]; the member waits in the replacement cache). The
+//!    buckets between the wide far ones and the near ones then get their refresh lookup every
+//!    [`RoutingConfig::bucket_refresh_interval`] though their members answer: its answers
+//!    are the candidates measured for them;
 //! 4. the least recently seen questionable member that was not pinged in the last
 //!    [`RoutingConfig::node_ping_interval`] is returned for the caller to ping
 //!    ([`Insertion::PingFirst`]); the new node waits in the replacement cache. If the stale
@@ -215,7 +218,10 @@ pub struct RoutingConfig {
     /// members spread over its range (a lookup through it gets that many bits closer) and
     /// are the fastest the node has heard from (proximity neighbour selection). The
     /// `near_buckets` keep their members whatever their speed (a node slow for everyone
-    /// must stay findable by its neighbours). Off by default: see docs/SIMULATION.md,
+    /// must stay findable by its neighbours). The buckets between the wide far ones and the
+    /// near ones are refreshed every `bucket_refresh_interval` though their members answer:
+    /// a bucket at depth d hears from its range only through the lookups that pass it, and
+    /// its refresh brings it candidates to measure. Off by default: see docs/SIMULATION.md,
     /// "Fast tables".
     pub prefer_low_rtt: bool,
     /// Keep one entry per IP address (default on): a second port of a known IP is refused.
@@ -1138,9 +1144,8 @@ impl<A: Packed> Table<A> {
                         Err(reason) => return Insertion::Rejected(reason),
                     }
                 } else if let Slot::Node(i) = slot {
-                    let bucket = &mut self.buckets[b];
-                    bucket.nodes[i].answered(rtt, now);
-                    bucket.refreshed = now;
+                    self.buckets[b].nodes[i].answered(rtt, now);
+                    self.changed(b, now);
                     return Insertion::Updated;
                 } else {
                     // A waiting contact answered: take it out and insert it afresh.
@@ -1938,16 +1943,15 @@ impl<A: Packed> Table<A> {
             let b = self.bucket_index(&node.id);
             if self.buckets[b].nodes.len() < self.capacity(b) {
                 self.index(&node);
-                let bucket = &mut self.buckets[b];
-                bucket.push_member(entry);
-                bucket.refreshed = now;
+                self.buckets[b].push_member(entry);
+                self.changed(b, now);
                 return Insertion::Added;
             }
             if let Some(i) = self.buckets[b].nodes.iter().position(|e| self.is_bad(e)) {
                 let old = self.buckets[b].replace_member(i, entry);
                 self.unindex(&old.node());
                 self.index(&node);
-                self.buckets[b].refreshed = now;
+                self.changed(b, now);
                 debug!(bad = ?old.node(), by = ?node, "bad node replaced");
                 return Insertion::ReplacedBad {
                     evicted: old.node(),
@@ -1960,9 +1964,8 @@ impl<A: Packed> Table<A> {
         };
         if let Some(i) = self.slower_member(b, &entry) {
             self.index(&node);
-            let bucket = &mut self.buckets[b];
-            let old = bucket.replace_member(i, entry);
-            bucket.refreshed = now;
+            let old = self.buckets[b].replace_member(i, entry);
+            self.changed(b, now);
             let moved = old.node();
             if let Err(old) = self.push_cache(b, old) {
                 self.unindex(&old.node());
@@ -1992,6 +1995,28 @@ impl<A: Packed> Table<A> {
             }
             None => Insertion::Cached,
         }
+    }
+
+    /// A member of bucket `b` answered, or the bucket took a new member: BEP 5's "changed",
+    /// so the bucket needs no refresh for `bucket_refresh_interval`, unless it is one whose
+    /// members are chosen for speed ([`sampled`](Self::sampled)).
+    fn changed(&mut self, b: usize, now: Tick) {
+        if !self.sampled(b) {
+            self.buckets[b].refreshed = now;
+        }
+    }
+
+    /// With [`RoutingConfig::prefer_low_rtt`], bucket `b` is refreshed every
+    /// `bucket_refresh_interval` though its members answer: it is past the wide far buckets
+    /// (which hear from enough strangers through every lookup: half of all targets fall in
+    /// the farthest) and before the near ones (which keep their members whatever their
+    /// speed). Such a bucket at depth d hears from its range only through the lookups that
+    /// pass it (a 2^-d share of random targets); its refresh lookup's answers are the
+    /// candidates, measured, that may take the places of slower members.
+    fn sampled(&self, b: usize) -> bool {
+        self.config.prefer_low_rtt
+            && b >= self.config.bucket_sizes_far.len()
+            && b + self.config.near_buckets < self.buckets.len()
     }
 
     /// With [`RoutingConfig::prefer_low_rtt`], the member of full bucket `b` (not the last)
@@ -2356,8 +2381,10 @@ impl RoutingTable {
         each!(self, t => t.has_usable())
     }
 
-    /// For every bucket with no answer from its members and no lookup into it for
-    /// `bucket_refresh_interval`, a random id in its range to look up; the bucket counts as
+    /// For every bucket with no answer from its members (whatever their answers for the
+    /// buckets whose members [`RoutingConfig::prefer_low_rtt`] chooses by speed, past the wide
+    /// and before the near ones) and no lookup into it for `bucket_refresh_interval`, a
+    /// random id in its range to look up; the bucket counts as
     /// refreshed from `now`. Farthest bucket first.
     pub fn refresh_targets(&mut self, now: Instant, rng: &mut impl Rng) -> Vec<NodeId> {
         each!(mut self, t => t.refresh_targets(now, rng))
@@ -3800,6 +3827,49 @@ mod tests {
                 .all(|id| ![1, 2].contains(&t.v4().bucket_index(id)))
         );
         assert_eq!(t.refresh_targets(start + 26 * MIN, &mut rng).len(), 2);
+    }
+
+    #[test]
+    fn buckets_chosen_for_speed_are_refreshed_though_their_members_answer() {
+        for prefer in [false, true] {
+            let mut rng = ChaCha8Rng::seed_from_u64(13);
+            let own = NodeId(rng.r#gen());
+            let config = RoutingConfig {
+                prefer_low_rtt: prefer,
+                bucket_sizes_far: vec![16, 16],
+                near_buckets: 2,
+                ..RoutingConfig::default()
+            };
+            let mut t = RoutingTable::new(own, config);
+            let start = t0();
+            let contacts: Vec<SavedContact> = (0..600)
+                .map(|i| SavedContact {
+                    node: NodeInfo::new(NodeId(rng.r#gen()), v4(i)),
+                    rtt: None,
+                    answered_ago: None,
+                })
+                .collect();
+            t.restore(contacts, start);
+            let n = t.bucket_count();
+            assert!(n > 6, "{n} buckets");
+            assert_eq!(t.refresh_targets(start, &mut rng).len(), n);
+            // Every member answers ten minutes on.
+            let members: Vec<NodeInfo> = t.iter().map(|e| e.node).collect();
+            for m in members {
+                t.on_response(m, Some(Duration::from_millis(80)), start + 10 * MIN);
+            }
+            let due: Vec<usize> = t
+                .refresh_targets(start + 16 * MIN, &mut rng)
+                .iter()
+                .map(|id| t.v4().bucket_index(id))
+                .collect();
+            if prefer {
+                // Past the two wide buckets, before the two near ones.
+                assert_eq!(due, (2..n - 2).collect::<Vec<_>>());
+            } else {
+                assert!(due.is_empty(), "{due:?}");
+            }
+        }
     }
 
     #[test]
