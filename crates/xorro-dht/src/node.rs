@@ -331,6 +331,9 @@ const KEEP_QUEUED: usize = 4;
 /// for most nodes of a large process, and four kept places cost ~770 bytes a node.
 const KEEP_EVENTS: usize = 0;
 
+/// Bucket refresh lookups a maintenance tick starts at most, per family; buckets due past
+/// them wait for the next tick.
+const REFRESHES_PER_TICK: usize = 4;
 /// The shortest soft timeout: below it, jitter alone would make requests look slow.
 const MIN_SOFT_TIMEOUT: Duration = Duration::from_millis(100);
 /// RFC 6298's retransmission timeout before the first RTT sample.
@@ -907,9 +910,9 @@ impl Node {
                     ..
                 } = self;
                 let t = if family == Family::V4 { table4 } else { table6 };
-                t.refresh_targets(now, rng)
+                t.refresh_targets(now, REFRESHES_PER_TICK, rng)
             };
-            for target in targets.into_iter().take(4) {
+            for target in targets {
                 let _ = self.start_lookup(Kind::Refresh, target, now, true);
             }
         }

@@ -1390,13 +1390,21 @@ impl<A: Packed> Table<A> {
             .any(|e| e.failures < limit)
     }
 
-    fn refresh_targets(&mut self, now: Instant, rng: &mut impl Rng) -> Vec<NodeId> {
+    fn refresh_targets(&mut self, now: Instant, max: usize, rng: &mut impl Rng) -> Vec<NodeId> {
         let now = self.clock(now);
         let fresh = Recent::new(now, self.config.bucket_refresh_interval);
         let mut targets = Vec::new();
         for b in 0..self.buckets.len() {
+            if targets.len() >= max {
+                break;
+            }
             if !fresh.holds(self.buckets[b].refreshed) {
-                targets.push(self.random_id_in(b, rng));
+                let target = if self.sampled(b) {
+                    self.sample_target(b, rng)
+                } else {
+                    self.random_id_in(b, rng)
+                };
+                targets.push(target);
                 self.buckets[b].refreshed = now;
             }
         }
@@ -2161,6 +2169,41 @@ impl<A: Packed> Table<A> {
 
     /// A random id in bucket `b`'s range: our first `b` bits, then (except in the last bucket,
     /// which covers our id) bit `b` flipped, then random bits.
+    /// A refresh target in bucket `b` whose members are chosen for speed: a random id in
+    /// the slot ([`bucket_slot`]) with no member, or else in the slot of the slowest member.
+    /// The nodes that answer a lookup share the target's leading bits, so they are
+    /// candidates for its slot alone: a random target would measure one random slot a
+    /// refresh, and the slowest members would wait for their turn by chance.
+    fn sample_target(&self, b: usize, rng: &mut impl Rng) -> NodeId {
+        let mut id = self.random_id_in(b, rng);
+        let nodes = &self.buckets[b].nodes;
+        let bits = slot_bits(b, nodes.len());
+        if bits == 0 {
+            return id;
+        }
+        let slowness = |e: &Record<A>| (e.failures, e.rtt.get().unwrap_or(Duration::MAX));
+        let mut worst = [None; SLOTS_MAX];
+        for e in nodes {
+            let s = &mut worst[bucket_slot(&e.id, b, nodes.len())];
+            *s = (*s).max(Some(slowness(e)));
+        }
+        let slots = &worst[..1 << bits];
+        let slot = match slots.iter().position(Option::is_none) {
+            Some(empty) => empty,
+            None => (0..slots.len()).max_by_key(|&s| slots[s]).unwrap_or(0),
+        };
+        for i in 0..bits {
+            let bit = b + 1 + i;
+            let mask = 0x80u8 >> (bit % 8);
+            if slot >> (bits - 1 - i) & 1 == 1 {
+                id.0[bit / 8] |= mask;
+            } else {
+                id.0[bit / 8] &= !mask;
+            }
+        }
+        id
+    }
+
     fn random_id_in(&self, b: usize, rng: &mut impl Rng) -> NodeId {
         let mut bytes = [0u8; ID_LEN];
         rng.fill(&mut bytes[..]);
@@ -2383,11 +2426,11 @@ impl RoutingTable {
 
     /// For every bucket with no answer from its members (whatever their answers for the
     /// buckets whose members [`RoutingConfig::prefer_low_rtt`] chooses by speed, past the wide
-    /// and before the near ones) and no lookup into it for `bucket_refresh_interval`, a
-    /// random id in its range to look up; the bucket counts as
-    /// refreshed from `now`. Farthest bucket first.
-    pub fn refresh_targets(&mut self, now: Instant, rng: &mut impl Rng) -> Vec<NodeId> {
-        each!(mut self, t => t.refresh_targets(now, rng))
+    /// and before the near ones) and no lookup into it for `bucket_refresh_interval`, an id
+    /// in its range to look up; the bucket counts as refreshed from `now`. Farthest bucket
+    /// first, at most `max`: the buckets past them stay due for the next call.
+    pub fn refresh_targets(&mut self, now: Instant, max: usize, rng: &mut impl Rng) -> Vec<NodeId> {
+        each!(mut self, t => t.refresh_targets(now, max, rng))
     }
 
     /// A lookup for `target` ran: its bucket counts as refreshed.
@@ -2548,11 +2591,14 @@ const SLOTS_MAX: usize = 256;
 /// spreads a full bucket over its range: the `log2(size)` id bits (at most 8) that follow
 /// bit `b`, the bit that sets the bucket apart from our id. Below 256.
 pub fn bucket_slot(id: &NodeId, b: usize, size: usize) -> usize {
-    let from = b + 1;
-    let bits = (size.max(1).ilog2() as usize)
+    (0..slot_bits(b, size)).fold(0, |s, i| s << 1 | usize::from(id.bit(b + 1 + i)))
+}
+
+/// How many id bits make the slot of bucket `b` of `size` members ([`bucket_slot`]).
+fn slot_bits(b: usize, size: usize) -> usize {
+    (size.max(1).ilog2() as usize)
         .min(SLOTS_MAX.ilog2() as usize)
-        .min(MAX_BUCKETS.saturating_sub(from));
-    (0..bits).fold(0, |s, i| s << 1 | usize::from(id.bit(from + i)))
+        .min(MAX_BUCKETS.saturating_sub(b + 1))
 }
 
 /// An id's first eight bytes as a word, to rule out most unequal ids with one comparison.
@@ -3805,8 +3851,13 @@ mod tests {
         t.restore(contacts, start);
         let n = t.bucket_count();
         assert!(n > 4);
-        let targets = t.refresh_targets(start, &mut rng);
-        assert_eq!(targets.len(), n, "never refreshed: every bucket is due");
+        // Never refreshed: every bucket is due; two at a time, the farthest first, and the
+        // others stay due.
+        let first = t.refresh_targets(start, 2, &mut rng);
+        assert_eq!(first.len(), 2);
+        let rest = t.refresh_targets(start, usize::MAX, &mut rng);
+        assert_eq!(rest.len(), n - 2);
+        let targets: Vec<NodeId> = first.into_iter().chain(rest).collect();
         for (b, target) in targets.iter().enumerate() {
             assert_eq!(t.v4().bucket_index(target), b);
             if b + 1 < n {
@@ -3815,18 +3866,25 @@ mod tests {
                 assert!(shared_bits(&t, target) >= b);
             }
         }
-        assert!(t.refresh_targets(start + 14 * MIN, &mut rng).is_empty());
+        assert!(
+            t.refresh_targets(start + 14 * MIN, usize::MAX, &mut rng)
+                .is_empty()
+        );
         // A lookup into bucket 2 and an answer from a member of bucket 1 refresh them.
         t.mark_refreshed(&targets[2], start + 10 * MIN);
         let member = t.v4().buckets[1].nodes[0].node();
         t.on_response(member, None, start + 10 * MIN);
-        let due = t.refresh_targets(start + 16 * MIN, &mut rng);
+        let due = t.refresh_targets(start + 16 * MIN, usize::MAX, &mut rng);
         assert_eq!(due.len(), n - 2);
         assert!(
             due.iter()
                 .all(|id| ![1, 2].contains(&t.v4().bucket_index(id)))
         );
-        assert_eq!(t.refresh_targets(start + 26 * MIN, &mut rng).len(), 2);
+        assert_eq!(
+            t.refresh_targets(start + 26 * MIN, usize::MAX, &mut rng)
+                .len(),
+            2
+        );
     }
 
     #[test]
@@ -3852,14 +3910,14 @@ mod tests {
             t.restore(contacts, start);
             let n = t.bucket_count();
             assert!(n > 6, "{n} buckets");
-            assert_eq!(t.refresh_targets(start, &mut rng).len(), n);
+            assert_eq!(t.refresh_targets(start, usize::MAX, &mut rng).len(), n);
             // Every member answers ten minutes on.
             let members: Vec<NodeInfo> = t.iter().map(|e| e.node).collect();
             for m in members {
                 t.on_response(m, Some(Duration::from_millis(80)), start + 10 * MIN);
             }
             let due: Vec<usize> = t
-                .refresh_targets(start + 16 * MIN, &mut rng)
+                .refresh_targets(start + 16 * MIN, usize::MAX, &mut rng)
                 .iter()
                 .map(|id| t.v4().bucket_index(id))
                 .collect();
@@ -3870,6 +3928,59 @@ mod tests {
                 assert!(due.is_empty(), "{due:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_fast_bucket_is_refreshed_in_the_slot_of_its_slowest_member() {
+        let ms = Duration::from_millis;
+        let mut rng = ChaCha8Rng::seed_from_u64(14);
+        let own = NodeId(rng.r#gen());
+        let config = RoutingConfig {
+            prefer_low_rtt: true,
+            near_buckets: 1,
+            ..narrow()
+        };
+        let mut t = RoutingTable::new(own, config);
+        let start = t0();
+        // Bucket 0: slots 0 to 6 hold one member each, 40 ms but slot 4's (90 ms).
+        for slot in 0..7u8 {
+            let rtt = if slot == 4 { 90 } else { 40 };
+            let n = NodeInfo::new(id_in_slot(own, slot, &mut rng), v4(u32::from(slot)));
+            assert_eq!(t.on_response(n, Some(ms(rtt)), start), Insertion::Added);
+        }
+        for i in 0..2 {
+            let deeper = NodeInfo::new(id_at(own, 3, &mut rng), v4(50 + i));
+            t.on_response(deeper, Some(ms(40)), start);
+        }
+        assert_eq!(t.bucket_count(), 2);
+        let slot_of =
+            |t: &RoutingTable, id: &NodeId| bucket_slot(id, 0, t.v4().buckets[0].nodes.len());
+        let refresh = |t: &mut RoutingTable, rng: &mut ChaCha8Rng, at| {
+            let targets = t.refresh_targets(at, usize::MAX, rng);
+            assert_eq!(t.v4().bucket_index(&targets[0]), 0);
+            targets[0]
+        };
+        // Seven members make four slots (2 bits): the 90 ms member of 3-bit slot 4 is in
+        // slot 2. Then eight make eight, one member each.
+        let target = refresh(&mut t, &mut rng, start + 16 * MIN);
+        assert_eq!(slot_of(&t, &target), 2, "the slot of the 90 ms member");
+        let last = NodeInfo::new(id_in_slot(own, 7, &mut rng), v4(7));
+        assert_eq!(
+            t.on_response(last, Some(ms(40)), start + 17 * MIN),
+            Insertion::Added
+        );
+        let target = refresh(&mut t, &mut rng, start + 32 * MIN);
+        assert_eq!(slot_of(&t, &target), 4);
+        // A faster node of slot 4 takes its place; then slot 7's member answers in 60 ms (its
+        // estimate rises above 40 ms) and its slot is next.
+        let fast = NodeInfo::new(id_in_slot(own, 4, &mut rng), v4(104));
+        assert!(matches!(
+            t.on_response(fast, Some(ms(20)), start + 33 * MIN),
+            Insertion::ReplacedSlower { .. }
+        ));
+        t.on_response(last, Some(ms(60)), start + 33 * MIN);
+        let target = refresh(&mut t, &mut rng, start + 48 * MIN);
+        assert_eq!(slot_of(&t, &target), 7);
     }
 
     #[test]
@@ -3961,7 +4072,7 @@ mod tests {
         );
         assert_eq!(fresh.stale_to_ping(later, 10_000).len(), saved.len());
         assert_eq!(
-            fresh.refresh_targets(later, &mut rng).len(),
+            fresh.refresh_targets(later, usize::MAX, &mut rng).len(),
             fresh.bucket_count()
         );
         // Restoring again adds nothing.
@@ -4011,7 +4122,7 @@ mod tests {
         // Only the questionable ones are due a ping, and a bucket whose member answered
         // lately is not due a refresh.
         assert_eq!(t.stale_to_ping(start, 10_000).len(), stale_expected);
-        let due = t.refresh_targets(start, &mut rng).len();
+        let due = t.refresh_targets(start, usize::MAX, &mut rng).len();
         assert!(due < t.bucket_count(), "{due} of {}", t.bucket_count());
         // A snapshot gives the ages back (as of its own instant).
         let again = t.snapshot(start + 10 * SEC);
@@ -4044,7 +4155,10 @@ mod tests {
         assert!(t.len() + 1 >= before.len().min(100));
         let kept = t.iter().filter(|e| before.contains(&e.node())).count();
         assert!(kept * 2 > t.len(), "old members are kept where they fit");
-        assert_eq!(t.refresh_targets(now, &mut rng).len(), t.bucket_count());
+        assert_eq!(
+            t.refresh_targets(now, usize::MAX, &mut rng).len(),
+            t.bucket_count()
+        );
         let mut out = Vec::new();
         let target = NodeId(rng.r#gen());
         t.closest(&target, 8, &mut out);
@@ -4346,7 +4460,7 @@ mod tests {
                 }
                 Op::Refresh { seed } => {
                     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                    for target in t.refresh_targets(now, &mut rng) {
+                    for target in t.refresh_targets(now, usize::MAX, &mut rng) {
                         assert!(t.v4().bucket_index(&target) < t.bucket_count());
                     }
                 }
