@@ -378,6 +378,29 @@ pub fn markdown(r: &Report, info: Option<&RunInfo>) -> String {
         n.member_rtt_ms.p90,
         r.scenario.link.rtt_median_ms
     );
+    let depths: Vec<String> = n
+        .members_by_depth
+        .iter()
+        .filter(|d| d.per_node >= 0.1)
+        .map(|d| {
+            let plus = if d.depth == crate::report::DEPTH_GROUPED {
+                "+"
+            } else {
+                ""
+            };
+            format!(
+                "{}{plus}: {:.1} at {:.0} ms",
+                d.depth, d.per_node, d.rtt_ms.p50
+            )
+        })
+        .collect();
+    if !depths.is_empty() {
+        let _ = writeln!(
+            o,
+            "Members by depth (id bits shared with the node: members per node, at their median RTT): {}.\n",
+            depths.join("; ")
+        );
+    }
     let w = &r.workload_traffic;
     if w.span_ns > 0 {
         let node_minutes = n.online_end.max(1) as f64 * w.span_ns as f64 / 60e9;

@@ -459,6 +459,11 @@ pub struct NetworkSummary {
     /// RTT of the link from each online node to each of its routing-table members at the
     /// end (ms).
     pub member_rtt_ms: Percentiles,
+    /// The same members by depth: how many a node keeps, and how far they are, at each
+    /// count of leading id bits shared with the node (bucket by bucket, where the overall
+    /// median can hide wide far buckets of random contacts behind fast deeper ones).
+    #[serde(default)]
+    pub members_by_depth: Vec<DepthMembers>,
     /// Mean peers stored per online node.
     pub stored_peers_mean: f64,
     /// Events processed.
@@ -466,6 +471,22 @@ pub struct NetworkSummary {
     /// What the true closest nodes that lookups missed were.
     pub lookup_misses: MissCounts,
 }
+
+/// Routing-table members at one depth: members whose id shares `depth` leading bits with
+/// their node's id (the last entry, [`DEPTH_GROUPED`], counts that many or more).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DepthMembers {
+    /// Leading id bits shared with the node.
+    pub depth: u32,
+    /// Mean members at this depth per online node.
+    pub per_node: f64,
+    /// RTT of the link from the node to each such member (ms).
+    pub rtt_ms: Percentiles,
+}
+
+/// Members sharing this many leading bits with their node or more are counted together in
+/// [`NetworkSummary::members_by_depth`].
+pub const DEPTH_GROUPED: u32 = 24;
 
 /// The true closest nodes that get_peers lookups of random targets did not return, by what
 /// they were when the lookup ended.
@@ -711,6 +732,7 @@ impl Report {
                 table_cache_mean: round3(cache),
                 table_buckets_mean: round3(buckets),
                 member_rtt_ms: sim.member_rtt_ms(),
+                members_by_depth: sim.members_by_depth(),
                 stored_peers_mean: round3(peers),
                 events: t.events,
                 lookup_misses: sim.misses().clone(),

@@ -1510,8 +1510,6 @@ impl Simulation {
         }
     }
 
-    /// Mean routing-table members, replacement-cache entries, buckets, and stored peers
-    /// per online node.
     /// The RTT of the link from each online node to each member of its IPv4 routing table
     /// at the end (ms): how fast the contacts a node keeps are, against the RTT of random
     /// pairs (`link.rtt_median_ms`).
@@ -1528,6 +1526,41 @@ impl Simulation {
         }))
     }
 
+    /// [`member_rtt_ms`](Self::member_rtt_ms) depth by depth: for each count of leading
+    /// bits a member's id shares with its node's (grouped from
+    /// [`DEPTH_GROUPED`](crate::report::DEPTH_GROUPED) on), the mean members per online
+    /// node and their links' RTTs. Depths no node has a member at are left out.
+    pub fn members_by_depth(&self) -> Vec<crate::report::DepthMembers> {
+        let link = &self.link;
+        let groups = crate::report::DEPTH_GROUPED as usize + 1;
+        let mut rtts: Vec<Vec<f64>> = vec![Vec::new(); groups];
+        let mut online = 0usize;
+        for (i, h) in self.hosts.iter().enumerate() {
+            let Some(node) = &h.node else { continue };
+            online += 1;
+            let own = node.id();
+            for e in node.routing_table(xorro_wire::Family::V4).iter() {
+                let Some(j) = host_of(&e.addr()).filter(|&j| (j as usize) < link.len()) else {
+                    continue;
+                };
+                let depth = (own.distance(&e.node().id).leading_zeros() as usize).min(groups - 1);
+                rtts[depth].push(link.rtt_us(i, j as usize) as f64 / 1000.0);
+            }
+        }
+        let nodes = online.max(1) as f64;
+        rtts.into_iter()
+            .enumerate()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(depth, v)| crate::report::DepthMembers {
+                depth: depth as u32,
+                per_node: (v.len() as f64 / nodes * 1000.0).round() / 1000.0,
+                rtt_ms: crate::report::Percentiles::of(v),
+            })
+            .collect()
+    }
+
+    /// Mean routing-table members, replacement-cache entries, buckets, and stored peers
+    /// per online node.
     pub fn table_means(&self) -> (f64, f64, f64, f64) {
         let (mut m, mut c, mut b, mut p, mut n) = (0usize, 0usize, 0usize, 0usize, 0usize);
         for h in &self.hosts {

@@ -393,6 +393,29 @@ fn fast_tables_keep_faster_contacts_and_still_find_the_closest() {
         f.p50,
         r.p50
     );
+    // Depth by depth: every member counted once, depths in order, and the farthest bucket
+    // of the fast tables faster than the random tables' (the near ones stay random).
+    for report in [&random, &fast] {
+        let n = &report.network;
+        let depths = &n.members_by_depth;
+        assert!(depths.windows(2).all(|w| w[0].depth < w[1].depth));
+        let counted: u64 = depths.iter().map(|d| d.rtt_ms.count).sum();
+        assert_eq!(counted, n.member_rtt_ms.count);
+        let per_node: f64 = depths.iter().map(|d| d.per_node).sum();
+        assert!(
+            (per_node - n.table_members_mean).abs() < 0.05 * n.table_members_mean,
+            "{per_node} members by depth, {} in all",
+            n.table_members_mean
+        );
+    }
+    let far = |r: &xorro_sim::Report| r.network.members_by_depth[0].rtt_ms.p50;
+    assert_eq!(fast.network.members_by_depth[0].depth, 0);
+    assert!(
+        far(&fast) < far(&random) * 0.8,
+        "{} against {}",
+        far(&fast),
+        far(&random)
+    );
 }
 
 #[test]
