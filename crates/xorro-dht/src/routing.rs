@@ -540,6 +540,12 @@ impl<A: Packed> Record<A> {
     }
 
     /// When it last queried us or we last pinged it: how fresh an unverified contact is.
+    /// How slow a member is, for [`RoutingConfig::prefer_low_rtt`]: more failures first,
+    /// then an unknown RTT, then a higher one.
+    fn slowness(&self) -> (u8, Duration) {
+        (self.failures, self.rtt.get().unwrap_or(Duration::MAX))
+    }
+
     fn last_heard(&self) -> Tick {
         self.last_query_from.max(self.pinged_at)
     }
@@ -2045,7 +2051,7 @@ impl<A: Packed> Table<A> {
         let new_rtt = entry.rtt.get()?;
         let nodes = &self.buckets[b].nodes;
         let slot = |id: &NodeId| bucket_slot(id, b, nodes.len());
-        let slowness = |e: &Record<A>| (e.failures, e.rtt.get().unwrap_or(Duration::MAX));
+        let slowness = Record::<A>::slowness;
         let own = slot(&entry.id);
         // One pass: members a slot, and the slowest member of `entry`'s slot.
         let mut count = [0u16; SLOTS_MAX];
@@ -2184,7 +2190,7 @@ impl<A: Packed> Table<A> {
         if bits == 0 {
             return id;
         }
-        let slowness = |e: &Record<A>| (e.failures, e.rtt.get().unwrap_or(Duration::MAX));
+        let slowness = Record::<A>::slowness;
         let mut worst = [None; SLOTS_MAX];
         for e in nodes {
             let s = &mut worst[bucket_slot(&e.id, b, nodes.len())];
