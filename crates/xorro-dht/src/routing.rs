@@ -2031,9 +2031,13 @@ impl<A: Packed> Table<A> {
     /// pass it (a 2^-d share of random targets); its refresh lookup's answers are the
     /// candidates, measured, that may take the places of slower members.
     fn sampled(&self, b: usize) -> bool {
-        self.config.prefer_low_rtt
-            && b >= self.config.bucket_sizes_far.len()
-            && b + self.config.near_buckets < self.buckets.len()
+        self.chosen_for_speed(b) && b >= self.config.bucket_sizes_far.len()
+    }
+
+    /// With [`RoutingConfig::prefer_low_rtt`], bucket `b` is not one of the near buckets:
+    /// faster nodes take the places of its slower members.
+    fn chosen_for_speed(&self, b: usize) -> bool {
+        self.config.prefer_low_rtt && b + self.config.near_buckets < self.buckets.len()
     }
 
     /// With [`RoutingConfig::prefer_low_rtt`], the member of full bucket `b` (not the last)
@@ -2045,7 +2049,7 @@ impl<A: Packed> Table<A> {
         // Near buckets keep their members whatever their speed: they are what we hand out
         // for targets near us, and a node slow for everyone (a slow access link) that no
         // near neighbour kept could not be found by any lookup.
-        if !self.config.prefer_low_rtt || b + self.config.near_buckets >= self.buckets.len() {
+        if !self.chosen_for_speed(b) {
             return None;
         }
         let new_rtt = entry.rtt.get()?;
@@ -2202,13 +2206,7 @@ impl<A: Packed> Table<A> {
             None => (0..slots.len()).max_by_key(|&s| slots[s]).unwrap_or(0),
         };
         for i in 0..bits {
-            let bit = b + 1 + i;
-            let mask = 0x80u8 >> (bit % 8);
-            if slot >> (bits - 1 - i) & 1 == 1 {
-                id.0[bit / 8] |= mask;
-            } else {
-                id.0[bit / 8] &= !mask;
-            }
+            id.set_bit(b + 1 + i, slot >> (bits - 1 - i) & 1 == 1);
         }
         id
     }
@@ -2216,23 +2214,14 @@ impl<A: Packed> Table<A> {
     fn random_id_in(&self, b: usize, rng: &mut impl Rng) -> NodeId {
         let mut bytes = [0u8; ID_LEN];
         rng.fill(&mut bytes[..]);
-        let own = self.own_id.as_bytes();
+        let mut id = NodeId(bytes);
         let last = b + 1 == self.buckets.len();
         let fixed = if last { b } else { b + 1 };
         for bit in 0..fixed {
-            let mask = 0x80u8 >> (bit % 8);
-            let want = if bit == b {
-                !self.own_id.bit(bit)
-            } else {
-                own[bit / 8] & mask != 0
-            };
-            if want {
-                bytes[bit / 8] |= mask;
-            } else {
-                bytes[bit / 8] &= !mask;
-            }
+            // Our prefix, then (but in the last bucket) bit b flipped.
+            id.set_bit(bit, self.own_id.bit(bit) != (bit == b));
         }
-        NodeId(bytes)
+        id
     }
 }
 

@@ -679,6 +679,7 @@ impl Report {
         let (boots, boot_failed) = sim.bootstraps();
         let (hosts, online, nat, adv) = sim.host_counts();
         let (members, cache, buckets, peers) = sim.table_means();
+        let (member_rtt_ms, members_by_depth) = sim.member_rtts();
         let t = sim.totals();
         let e = sim.engine_stats();
         let bin_ns = sc.workload.bin_s * 1_000_000_000;
@@ -731,8 +732,8 @@ impl Report {
                 table_members_mean: round3(members),
                 table_cache_mean: round3(cache),
                 table_buckets_mean: round3(buckets),
-                member_rtt_ms: sim.member_rtt_ms(),
-                members_by_depth: sim.members_by_depth(),
+                member_rtt_ms,
+                members_by_depth,
                 stored_peers_mean: round3(peers),
                 events: t.events,
                 lookup_misses: sim.misses().clone(),

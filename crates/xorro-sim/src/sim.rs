@@ -1511,26 +1511,12 @@ impl Simulation {
     }
 
     /// The RTT of the link from each online node to each member of its IPv4 routing table
-    /// at the end (ms): how fast the contacts a node keeps are, against the RTT of random
-    /// pairs (`link.rtt_median_ms`).
-    pub fn member_rtt_ms(&self) -> crate::report::Percentiles {
-        let link = &self.link;
-        crate::report::Percentiles::of(self.hosts.iter().enumerate().flat_map(|(i, h)| {
-            h.node.iter().flat_map(move |node| {
-                node.routing_table(xorro_wire::Family::V4)
-                    .iter()
-                    .filter_map(|e| host_of(&e.addr()))
-                    .filter(|&j| (j as usize) < link.len())
-                    .map(move |j| link.rtt_us(i, j as usize) as f64 / 1000.0)
-            })
-        }))
-    }
-
-    /// [`member_rtt_ms`](Self::member_rtt_ms) depth by depth: for each count of leading
-    /// bits a member's id shares with its node's (grouped from
+    /// at the end (ms): all together, against the RTT of random pairs
+    /// (`link.rtt_median_ms`), and depth by depth: for each count of leading bits a
+    /// member's id shares with its node's (grouped from
     /// [`DEPTH_GROUPED`](crate::report::DEPTH_GROUPED) on), the mean members per online
     /// node and their links' RTTs. Depths no node has a member at are left out.
-    pub fn members_by_depth(&self) -> Vec<crate::report::DepthMembers> {
+    pub fn member_rtts(&self) -> (crate::report::Percentiles, Vec<crate::report::DepthMembers>) {
         let link = &self.link;
         let groups = crate::report::DEPTH_GROUPED as usize + 1;
         let mut rtts: Vec<Vec<f64>> = vec![Vec::new(); groups];
@@ -1547,8 +1533,10 @@ impl Simulation {
                 rtts[depth].push(link.rtt_us(i, j as usize) as f64 / 1000.0);
             }
         }
+        let all = crate::report::Percentiles::of(rtts.iter().flatten().copied());
         let nodes = online.max(1) as f64;
-        rtts.into_iter()
+        let by_depth = rtts
+            .into_iter()
             .enumerate()
             .filter(|(_, v)| !v.is_empty())
             .map(|(depth, v)| crate::report::DepthMembers {
@@ -1556,7 +1544,8 @@ impl Simulation {
                 per_node: (v.len() as f64 / nodes * 1000.0).round() / 1000.0,
                 rtt_ms: crate::report::Percentiles::of(v),
             })
-            .collect()
+            .collect();
+        (all, by_depth)
     }
 
     /// Mean routing-table members, replacement-cache entries, buckets, and stored peers

@@ -110,6 +110,17 @@ impl NodeId {
         debug_assert!(i < ID_LEN * 8);
         self.0[i / 8] & (0x80 >> (i % 8)) != 0
     }
+
+    /// Sets the `i`-th bit, counted as in [`bit`](Self::bit), to `value`.
+    pub fn set_bit(&mut self, i: usize, value: bool) {
+        debug_assert!(i < ID_LEN * 8);
+        let mask = 0x80 >> (i % 8);
+        if value {
+            self.0[i / 8] |= mask;
+        } else {
+            self.0[i / 8] &= !mask;
+        }
+    }
 }
 
 impl Distance {
@@ -210,5 +221,12 @@ mod tests {
         assert!(b.bit(19));
         assert!(!b.bit(18));
         assert_eq!(a.distance(&b), b.distance(&a));
+        let mut c = a;
+        c.set_bit(19, true);
+        assert_eq!(c, b);
+        c.set_bit(19, false);
+        c.set_bit(0, true);
+        assert_eq!(c.0[0], 0x80);
+        assert_eq!(c.0[2], 0);
     }
 }
