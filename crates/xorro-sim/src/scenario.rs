@@ -250,7 +250,8 @@ impl Default for PartitionConfig {
     }
 }
 
-/// Churn during the workload: each node's session length is Weibull distributed.
+/// Churn during the workload (and the settle, if asked): each node's session length is
+/// Weibull distributed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChurnConfig {
@@ -267,8 +268,15 @@ pub struct ChurnConfig {
     /// Mean delay before a departing node that does not return is replaced by a new one
     /// (seconds, exponential); keeps the population near `nodes`.
     pub arrival_delay_mean_s: f64,
-    /// What is left of the sessions of the nodes online when the workload begins.
+    /// What is left of the sessions of the nodes online when churn begins.
     pub start: ChurnStart,
+    /// Whether churn begins when the built network starts to settle (`build.settle_s`)
+    /// rather than with the workload: the workload then meets tables that have lived
+    /// through the departures, returns and arrivals of a running network, not tables
+    /// grown among nodes that all stayed. Off by default (left out of the written
+    /// scenario when off).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub during_settle: bool,
 }
 
 /// The sessions of the nodes online when churn begins ([`ChurnConfig::start`]). Nodes that
@@ -300,6 +308,7 @@ impl Default for ChurnConfig {
             offline_mean_s: 300.0,
             arrival_delay_mean_s: 30.0,
             start: ChurnStart::Equilibrium,
+            during_settle: false,
         }
     }
 }

@@ -947,9 +947,7 @@ impl Simulation {
             progress(&self.progress("wave"));
         }
         self.totals.build_virtual_ns = self.now;
-        let settle = self.now + self.sc.build.settle_s * NS;
-        self.run_until(settle, &|_| false, progress);
-        progress(&self.progress("built"));
+        self.settle(progress);
     }
 
     /// [`BuildMode::Restore`] and [`BuildMode::Warm`]: every node is created (the engine
@@ -985,9 +983,7 @@ impl Simulation {
         self.restore_ids = Vec::new();
         progress(&self.progress("restored"));
         self.totals.build_virtual_ns = self.now;
-        let settle = self.now + self.sc.build.settle_s * NS;
-        self.run_until(settle, &|_| false, progress);
-        progress(&self.progress("built"));
+        self.settle(progress);
     }
 
     /// Restores host `i` from its snapshot with contacts drawn from the oracle: as a
@@ -1036,6 +1032,34 @@ impl Simulation {
         self.online.push(i);
         self.totals.joins += 1;
         self.flush(i);
+    }
+
+    /// Starts churn, once, if the scenario has it: every online node gets what is left of
+    /// its session ([`ChurnStart`]); nodes that join from now on get whole sessions.
+    fn start_churn(&mut self) {
+        if !self.sc.churn.enabled || self.churn_on {
+            return;
+        }
+        self.churn_on = true;
+        let hosts: Vec<u32> = self.online.clone();
+        for i in hosts {
+            let session = match self.sc.churn.start {
+                ChurnStart::Equilibrium => self.weibull.sample_residual(&mut self.churn_rng),
+                ChurnStart::Fresh => self.weibull.sample(&mut self.churn_rng),
+            };
+            self.schedule_leave_after(i, session);
+        }
+    }
+
+    /// The settle after the build: maintenance runs for `build.settle_s`, under churn when
+    /// `churn.during_settle`.
+    fn settle(&mut self, progress: &mut dyn FnMut(&Progress)) {
+        if self.sc.churn.during_settle {
+            self.start_churn();
+        }
+        let settle = self.now + self.sc.build.settle_s * NS;
+        self.run_until(settle, &|_| false, progress);
+        progress(&self.progress("built"));
     }
 
     // ----- workload -----
@@ -1090,17 +1114,7 @@ impl Simulation {
             let at = t0 + self.work_rng.gen_range(0..(w.duration_s * NS).max(1));
             self.push(at, EvKind::Start { op });
         }
-        if self.sc.churn.enabled {
-            self.churn_on = true;
-            let hosts: Vec<u32> = self.online.clone();
-            for i in hosts {
-                let session = match self.sc.churn.start {
-                    ChurnStart::Equilibrium => self.weibull.sample_residual(&mut self.churn_rng),
-                    ChurnStart::Fresh => self.weibull.sample(&mut self.churn_rng),
-                };
-                self.schedule_leave_after(i, session);
-            }
-        }
+        self.start_churn();
         for p in self.sc.link.partitions.clone() {
             let bits = (p.fraction * u64::MAX as f64) as u64;
             self.push(

@@ -132,6 +132,56 @@ fn a_running_network_loses_fewer_nodes_than_a_new_one() {
     );
 }
 
+/// With `churn.during_settle` churn begins when the built network starts to settle, so that
+/// the workload meets tables that have lived through departures, returns and arrivals. Over
+/// a 20-minute settle with 10-minute median sessions most departures then come before the
+/// workload (and the nodes that replaced them joined through the protocol), and lookups
+/// still find the true closest nodes of the network as it is.
+#[test]
+fn churn_can_run_while_the_network_settles() {
+    let mut s = Scenario {
+        name: "settle-churn".into(),
+        seed: 6,
+        nodes: 200,
+        ..Scenario::default()
+    };
+    s.churn.enabled = true;
+    s.churn.session_median_s = 600.0;
+    s.build.settle_s = 1200;
+    s.workload.lookups = 40;
+    s.workload.announces = 5;
+    s.workload.puts = 0;
+    s.workload.duration_s = 60;
+    assert!(!s.churn.during_settle, "off by default");
+    let after = xorro_sim::run(&s);
+    s.churn.during_settle = true;
+    let during = xorro_sim::run(&s);
+    assert_passed(&during);
+    let (a, d) = (&after.network, &during.network);
+    assert!(
+        d.departures > 3 * a.departures.max(1) && d.returns + d.arrivals > 0,
+        "departures {} with churn from the settle on, {} from the workload on; returns {}, \
+         arrivals {}; reproduce with: {}",
+        d.departures,
+        a.departures,
+        d.returns,
+        d.arrivals,
+        during.reproduce_command()
+    );
+    let found = during.announces.as_ref().map_or(0.0, |a| a.found);
+    assert!(
+        during.lookups.closest_success >= 0.8 && found >= 0.8,
+        "exact {:.3}, announced peers found {found:.3}; reproduce with: {}",
+        during.lookups.closest_success,
+        during.reproduce_command()
+    );
+    assert!(during.to_json().contains("\"during_settle\": true"));
+    assert!(
+        !after.to_json().contains("during_settle"),
+        "left out when off"
+    );
+}
+
 /// Patient lookups (`lookup_patient_attempts`) learn whether waiting pays: where every node
 /// is reachable most of the candidates asked a third time answer (far nodes), and with a
 /// tenth of the nodes behind NAT few do (nodes that answer only the neighbours they write
