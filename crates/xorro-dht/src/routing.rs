@@ -8,8 +8,8 @@
 //! one that covers our id) splits, and only up to [`MAX_BUCKETS`]; it holds
 //! [`RoutingConfig::bucket_size`] nodes. Every other bucket `i` holds
 //! [`RoutingConfig::bucket_sizes_far`]`[i]` nodes when the config gives such a size
-//! (libtorrent's extended routing table: 128, 64, 32, 16 for the four farthest buckets, which
-//! saves a hop or so on every lookup) and [`RoutingConfig::bucket_size`] (k = 8) otherwise.
+//! (libtorrent's extended routing table, [`BUCKET_SIZES_FAR`]: 128, 64, 32, 16 for the four
+//! farthest buckets; not the default) and [`RoutingConfig::bucket_size`] (k = 8) otherwise.
 //! Each bucket keeps its members' positions in id order too, so that
 //! [`RoutingTable::closest`] looks only at the members around the target's place. Every
 //! bucket keeps a replacement cache of at most
@@ -29,7 +29,7 @@
 //! 2. the bucket splits if it covers our id. Splitting first (as libtorrent does) never loses a
 //!    contact, whereas pinging a questionable node in our own bucket would evict one we could
 //!    keep;
-//! 3. with [`RoutingConfig::prefer_low_rtt`] (off by default), outside the near buckets, the
+//! 3. with [`RoutingConfig::prefer_low_rtt`] (on by default), outside the near buckets, the
 //!    node takes the place of the slowest member of its slot (the bits after the bucket's
 //!    prefix) if it is faster, or of the slowest member of a crowded slot if its own is
 //!    empty ([`Insertion::ReplacedSlower`]; the member waits in the replacement cache). The
@@ -102,7 +102,9 @@ pub const BUCKET_SIZE: usize = 8;
 /// Sizes of the four farthest buckets, farthest first: libtorrent's extended routing table
 /// (`dht_extended_routing_table`, on by default) multiplies k by 16, 8, 4 and 2 there. Half of
 /// all lookups start in the farthest bucket, so wide far buckets get a lookup closer on its
-/// first hop.
+/// first hop. Not our default ([`RoutingConfig::bucket_sizes_far`] is empty): a wide bucket
+/// is rarely full, so it keeps whoever answers, and tables of k-sized buckets chosen for
+/// speed ([`RoutingConfig::prefer_low_rtt`]) make lookups faster than the hop it saves.
 pub const BUCKET_SIZES_FAR: [usize; 4] = [128, 64, 32, 16];
 
 /// Replacement cache size per bucket: k again, as libtorrent keeps (`m_bucket_size`
@@ -163,8 +165,11 @@ pub const MAX_BUCKETS: usize = ID_LEN * 8;
 pub struct RoutingConfig {
     /// Nodes per bucket, k ([`BUCKET_SIZE`]); at least 1.
     pub bucket_size: usize,
-    /// Sizes of the farthest buckets, farthest first ([`BUCKET_SIZES_FAR`]); buckets past the
-    /// list hold `bucket_size`. An empty list disables wide buckets. Each size is at least 1.
+    /// Sizes of the farthest buckets, farthest first; buckets past the list hold
+    /// `bucket_size`. Empty by default: every bucket holds k. Each size is at least 1.
+    /// [`BUCKET_SIZES_FAR`] gives libtorrent's wide far buckets, which save a hop while
+    /// tables are young but, rarely full, keep whoever answers; with `prefer_low_rtt` k-sized
+    /// buckets converge to fast members (docs/SIMULATION.md, "Fast tables by default").
     pub bucket_sizes_far: Vec<usize>,
     /// A bucket with no answer from its nodes and no lookup into it for this long gets a
     /// refresh target ([`BUCKET_REFRESH_INTERVAL`]).
@@ -223,9 +228,10 @@ pub struct RoutingConfig {
     /// a bucket at depth d hears from its range only through the lookups that pass it, and
     /// its refresh, aimed at its empty or slowest slot, brings it candidates to measure.
     /// Wide far buckets are rarely full, so they keep whoever answers: the tables converge
-    /// with `bucket_sizes_far` empty (41 ms members after two simulated hours at 10^4, and
-    /// lookups 100 ms faster at the median, for 69 % more bytes). Off by default: see
-    /// docs/SIMULATION.md, "Fast tables" and "Tables that grow fast".
+    /// with `bucket_sizes_far` empty, as by default (members 41–44 ms away after two
+    /// simulated hours at 10^4 against 100 ms for random ones, lookups ~90 ms faster at the
+    /// median, a third fewer datagrams once converged). On by default since 6 Dec 2026: see
+    /// docs/SIMULATION.md, "Fast tables by default".
     pub prefer_low_rtt: bool,
     /// Keep one entry per IP address (default on): a second port of a known IP is refused.
     pub one_node_per_ip: bool,
@@ -238,7 +244,7 @@ impl Default for RoutingConfig {
     fn default() -> Self {
         Self {
             bucket_size: BUCKET_SIZE,
-            bucket_sizes_far: BUCKET_SIZES_FAR.to_vec(),
+            bucket_sizes_far: Vec::new(),
             bucket_refresh_interval: BUCKET_REFRESH_INTERVAL,
             replacement_cache_size: REPLACEMENT_CACHE_SIZE,
             cache_turnover: CACHE_TURNOVER,
@@ -250,7 +256,7 @@ impl Default for RoutingConfig {
             handout_ping_after: Duration::ZERO,
             node_fail_limit: NODE_FAIL_LIMIT,
             node_ping_interval: NODE_PING_INTERVAL,
-            prefer_low_rtt: false,
+            prefer_low_rtt: true,
             one_node_per_ip: true,
             one_node_per_ip_exempt_loopback: true,
         }
@@ -2768,9 +2774,21 @@ mod tests {
         assert_eq!(index.get(&v4(299 * 7919 % 1000)), Some((299 % 160) as u8));
     }
 
+    /// BEP 5's table: every bucket k, members kept whatever their speed.
     fn narrow() -> RoutingConfig {
         RoutingConfig {
             bucket_sizes_far: Vec::new(),
+            prefer_low_rtt: false,
+            ..RoutingConfig::default()
+        }
+    }
+
+    /// libtorrent's layout (our default until 6 Dec 2026): wide far buckets, members kept
+    /// whatever their speed. For the rules that choosing by speed would reorder.
+    fn wide() -> RoutingConfig {
+        RoutingConfig {
+            bucket_sizes_far: BUCKET_SIZES_FAR.to_vec(),
+            prefer_low_rtt: false,
             ..RoutingConfig::default()
         }
     }
@@ -2852,7 +2870,8 @@ mod tests {
     fn defaults_follow_the_beps() {
         let c = RoutingConfig::default();
         assert_eq!(c.bucket_size, 8);
-        assert_eq!(c.bucket_sizes_far, vec![128, 64, 32, 16]);
+        // Not libtorrent's wide far buckets: k-sized ones chosen for speed (the simulator's).
+        assert!(c.bucket_sizes_far.is_empty() && c.prefer_low_rtt);
         assert_eq!(c.node_good_interval, Duration::from_secs(900));
         assert_eq!(c.bucket_refresh_interval, Duration::from_secs(900));
         assert_eq!(c.node_fail_limit, 2);
@@ -2930,7 +2949,8 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let own = NodeId(rng.r#gen());
         for (config, sizes) in [
-            (RoutingConfig::default(), vec![128, 64, 32, 16, 8, 8]),
+            (wide(), vec![128, 64, 32, 16, 8, 8]),
+            (RoutingConfig::default(), vec![8; 6]),
             (narrow(), vec![8; 6]),
             (
                 RoutingConfig {
@@ -3246,7 +3266,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(6);
         let own = NodeId(rng.r#gen());
         let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-        let mut t = RoutingTable::new(own, RoutingConfig::default());
+        let mut t = RoutingTable::new(own, wide());
         for port in 1..=50 {
             let n = NodeInfo::new(NodeId(rng.r#gen()), local(port));
             assert_eq!(t.on_response(n, None, t0()), Insertion::Added);
@@ -3255,7 +3275,7 @@ mod tests {
         check(&t);
         let strict = RoutingConfig {
             one_node_per_ip_exempt_loopback: false,
-            ..RoutingConfig::default()
+            ..wide()
         };
         let mut t = RoutingTable::new(own, strict);
         assert_eq!(
@@ -3268,7 +3288,7 @@ mod tests {
         );
         let off = RoutingConfig {
             one_node_per_ip: false,
-            ..RoutingConfig::default()
+            ..wide()
         };
         let mut t = RoutingTable::new(own, off);
         for port in 1..=3 {
@@ -3635,7 +3655,7 @@ mod tests {
         let own = NodeId(rng.r#gen());
         let config = RoutingConfig {
             answer_good_first: true,
-            ..RoutingConfig::default()
+            ..wide()
         };
         let mut t = RoutingTable::new(own, config);
         let start = t0();
@@ -3705,7 +3725,7 @@ mod tests {
         // Off, an answer is what `closest` gives.
         t.v4_mut().config = Arc::new(RoutingConfig {
             answer_good_first: false,
-            ..RoutingConfig::default()
+            ..wide()
         });
         for _ in 0..50 {
             let target = NodeId(rng.r#gen());
@@ -3815,7 +3835,7 @@ mod tests {
             RoutingConfig {
                 near_buckets: 3,
                 near_ping_interval: 2 * MIN,
-                ..RoutingConfig::default()
+                ..wide()
             },
         );
         for i in 0..40u32 {
@@ -3989,7 +4009,7 @@ mod tests {
         // `near_buckets_are_pinged_sooner`).
         let config = RoutingConfig {
             near_buckets: 0,
-            ..RoutingConfig::default()
+            ..wide()
         };
         let mut t = RoutingTable::new(own, config);
         let start = t0();
@@ -4138,7 +4158,7 @@ mod tests {
     fn new_own_id_rebuilds_the_table() {
         let mut rng = ChaCha8Rng::seed_from_u64(14);
         let own = NodeId(rng.r#gen());
-        let mut t = RoutingTable::new(own, RoutingConfig::default());
+        let mut t = RoutingTable::new(own, wide());
         let now = t0();
         for i in 0..1000 {
             t.on_response(NodeInfo::new(NodeId(rng.r#gen()), v4(i)), None, now);
