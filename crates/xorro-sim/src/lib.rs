@@ -44,7 +44,9 @@
 //!   within five minutes, a flash crowd's churn; the CI scenario's stress). A departing
 //!   node either comes back later with its old id, routing table and store
 //!   ([`xorro_dht::Node::snapshot`] / [`xorro_dht::Node::restore`]) or is replaced by a new
-//!   node with a new id and address.
+//!   node with a new id and address. With `churn.during_settle = true` churn begins with the
+//!   settle instead, so that a long settle grows the tables of a network that has been
+//!   running under churn, not of one whose nodes all stayed.
 //! * **Adversaries**: a fraction of nodes drop every query, answer with random far nodes, or
 //!   answer with spoofed contacts (ids next to the target, addresses of other nodes); and
 //!   optionally sybils placed next to one info-hash try to eclipse it. Adversaries run the

@@ -151,7 +151,8 @@ pub struct BuildConfig {
     /// After the last wave, time to let maintenance run before the workload (seconds).
     pub settle_s: u64,
     /// [`BuildMode::Restore`] and [`BuildMode::Warm`]: contacts restored per bucket, at most
-    /// the bucket's size (the default, k = 8, leaves the wide far buckets to fill through
+    /// the bucket's size (the default, k = 8, fills the engine's default buckets and leaves
+    /// wide far buckets, when `engine.bucket_sizes_far` asks for them, to fill through
     /// traffic, as a bootstrap does). Left out of the written scenario in the protocol
     /// build.
     #[serde(skip_serializing_if = "is_default_per_bucket")]
@@ -400,8 +401,8 @@ pub struct EngineConfig {
     /// `lookup_attempts` (requests to one node before a lookup gives up on it); `None` keeps
     /// the engine default.
     pub lookup_attempts: Option<u8>,
-    /// `routing.bucket_sizes_far` (farthest first); `None` keeps the engine default, `[]`
-    /// disables wide buckets.
+    /// `routing.bucket_sizes_far` (farthest first); `None` keeps the engine default (none:
+    /// every bucket k), `[128,64,32,16]` gives libtorrent's wide far buckets.
     pub bucket_sizes_far: Option<Vec<usize>>,
     /// `routing.replacement_cache_size`; `None` keeps the engine default.
     pub replacement_cache_size: Option<usize>,
