@@ -96,6 +96,29 @@ fn ci_scenario_succeeds_and_is_deterministic() {
     assert_ne!(a.to_json(), runs[1].to_json(), "the seed changes the run");
 }
 
+/// A small network with the default churn, `settle_s` of settle and a workload of
+/// `lookups` and `announces` over `duration_s` (no BEP 44 puts).
+fn churn_scenario(
+    (name, seed): (&str, u64),
+    nodes: usize,
+    settle_s: u64,
+    (lookups, announces, duration_s): (usize, usize, u64),
+) -> Scenario {
+    let mut s = Scenario {
+        name: name.into(),
+        seed,
+        nodes,
+        ..Scenario::default()
+    };
+    s.churn.enabled = true;
+    s.build.settle_s = settle_s;
+    s.workload.lookups = lookups;
+    s.workload.announces = announces;
+    s.workload.puts = 0;
+    s.workload.duration_s = duration_s;
+    s
+}
+
 /// By default the nodes online when churn begins are at a random point of their sessions, as
 /// in a network that has been running for a while, and so leave far less often in the first
 /// minutes than nodes that have just arrived: in ten minutes 1.7 % of them against 18 %
@@ -103,18 +126,7 @@ fn ci_scenario_succeeds_and_is_deterministic() {
 /// start whole sessions in both models.
 #[test]
 fn a_running_network_loses_fewer_nodes_than_a_new_one() {
-    let mut s = Scenario {
-        name: "equilibrium".into(),
-        seed: 5,
-        nodes: 400,
-        ..Scenario::default()
-    };
-    s.churn.enabled = true;
-    s.build.settle_s = 10;
-    s.workload.lookups = 20;
-    s.workload.announces = 0;
-    s.workload.puts = 0;
-    s.workload.duration_s = 600;
+    let mut s = churn_scenario(("equilibrium", 5), 400, 10, (20, 0, 600));
     assert_eq!(s.churn.start, ChurnStart::Equilibrium, "the default");
     let running = xorro_sim::run(&s);
     s.churn.start = ChurnStart::Fresh;
@@ -139,19 +151,8 @@ fn a_running_network_loses_fewer_nodes_than_a_new_one() {
 /// still find the true closest nodes of the network as it is.
 #[test]
 fn churn_can_run_while_the_network_settles() {
-    let mut s = Scenario {
-        name: "settle-churn".into(),
-        seed: 6,
-        nodes: 200,
-        ..Scenario::default()
-    };
-    s.churn.enabled = true;
+    let mut s = churn_scenario(("settle-churn", 6), 200, 1200, (40, 5, 60));
     s.churn.session_median_s = 600.0;
-    s.build.settle_s = 1200;
-    s.workload.lookups = 40;
-    s.workload.announces = 5;
-    s.workload.puts = 0;
-    s.workload.duration_s = 60;
     assert!(!s.churn.during_settle, "off by default");
     let after = xorro_sim::run(&s);
     s.churn.during_settle = true;
