@@ -545,13 +545,13 @@ impl<A: Packed> Record<A> {
         self.last_response.is_some()
     }
 
-    /// When it last queried us or we last pinged it: how fresh an unverified contact is.
     /// How slow a member is, for [`RoutingConfig::prefer_low_rtt`]: more failures first,
     /// then an unknown RTT, then a higher one.
     fn slowness(&self) -> (u8, Duration) {
         (self.failures, self.rtt.get().unwrap_or(Duration::MAX))
     }
 
+    /// When it last queried us or we last pinged it: how fresh an unverified contact is.
     fn last_heard(&self) -> Tick {
         self.last_query_from.max(self.pinged_at)
     }
@@ -2061,7 +2061,6 @@ impl<A: Packed> Table<A> {
         let new_rtt = entry.rtt.get()?;
         let nodes = &self.buckets[b].nodes;
         let slot = |id: &NodeId| bucket_slot(id, b, nodes.len());
-        let slowness = Record::<A>::slowness;
         let own = slot(&entry.id);
         // One pass: members a slot, and the slowest member of `entry`'s slot.
         let mut count = [0u16; SLOTS_MAX];
@@ -2069,18 +2068,18 @@ impl<A: Packed> Table<A> {
         for (i, e) in nodes.iter().enumerate() {
             let s = slot(&e.id);
             count[s] = count[s].saturating_add(1);
-            if s == own && same.is_none_or(|j| slowness(e) >= slowness(&nodes[j])) {
+            if s == own && same.is_none_or(|j| e.slowness() >= nodes[j].slowness()) {
                 same = Some(i);
             }
         }
         if let Some(i) = same {
-            return (slowness(&nodes[i]) > (0, new_rtt)).then_some(i);
+            return (nodes[i].slowness() > (0, new_rtt)).then_some(i);
         }
         nodes
             .iter()
             .enumerate()
             .filter(|(_, e)| count[slot(&e.id)] > 1)
-            .max_by_key(|(_, e)| slowness(e))
+            .max_by_key(|(_, e)| e.slowness())
             .map(|(i, _)| i)
     }
 
@@ -2186,8 +2185,6 @@ impl<A: Packed> Table<A> {
         }
     }
 
-    /// A random id in bucket `b`'s range: our first `b` bits, then (except in the last bucket,
-    /// which covers our id) bit `b` flipped, then random bits.
     /// A refresh target in bucket `b` whose members are chosen for speed: a random id in
     /// the slot ([`bucket_slot`]) with no member, or else in the slot of the slowest member.
     /// The nodes that answer a lookup share the target's leading bits, so they are
@@ -2200,11 +2197,10 @@ impl<A: Packed> Table<A> {
         if bits == 0 {
             return id;
         }
-        let slowness = Record::<A>::slowness;
         let mut worst = [None; SLOTS_MAX];
         for e in nodes {
             let s = &mut worst[bucket_slot(&e.id, b, nodes.len())];
-            *s = (*s).max(Some(slowness(e)));
+            *s = (*s).max(Some(e.slowness()));
         }
         let slots = &worst[..1 << bits];
         let slot = match slots.iter().position(Option::is_none) {
@@ -2217,6 +2213,8 @@ impl<A: Packed> Table<A> {
         id
     }
 
+    /// A random id in bucket `b`'s range: our first `b` bits, then (except in the last bucket,
+    /// which covers our id) bit `b` flipped, then random bits.
     fn random_id_in(&self, b: usize, rng: &mut impl Rng) -> NodeId {
         let mut bytes = [0u8; ID_LEN];
         rng.fill(&mut bytes[..]);
@@ -3953,10 +3951,10 @@ mod tests {
         let ms = Duration::from_millis;
         let mut rng = ChaCha8Rng::seed_from_u64(14);
         let own = NodeId(rng.r#gen());
+        // The default table (k-sized buckets chosen for speed) with one near bucket.
         let config = RoutingConfig {
-            prefer_low_rtt: true,
             near_buckets: 1,
-            ..narrow()
+            ..RoutingConfig::default()
         };
         let mut t = RoutingTable::new(own, config);
         let start = t0();
