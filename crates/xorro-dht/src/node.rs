@@ -2616,6 +2616,7 @@ mod tests {
         let mut a = Node::new(
             Config {
                 rng_seed: 1,
+                lookup_attempts: 2,
                 lookup_patient_attempts: 3,
                 ..Config::default()
             },
@@ -2674,7 +2675,7 @@ mod tests {
         let id = off.start_find_node(target, now).expect("starts");
         assert_eq!(
             (off.lookups[&id].attempts, off.lookups[&id].patient),
-            (2, true)
+            (3, true)
         );
     }
 

@@ -193,6 +193,8 @@ fn patient_lookups_learn_that_nodes_behind_nat_do_not_answer() {
         let mut s = ci_scenario(42);
         s.churn.start = ChurnStart::Equilibrium;
         s.link.nat_fraction = nat;
+        // Patience over two attempts (three are the default, which leaves it off).
+        s.engine.lookup_attempts = Some(2);
         s.engine.lookup_patient_attempts = Some(3);
         let r = xorro_sim::run(&s);
         let (yes, no) = (r.engine.late_answers, r.engine.late_silences);
