@@ -131,10 +131,10 @@ pub struct Config {
     /// timeout (at most `lookup_soft_timeout`) is more often a node with a slow access link
     /// than one that left, and the third attempt lets the first answer arrive up to ~0.9 s
     /// late. Simulated (docs/SIMULATION.md, "Three attempts by default") at 10^4 nodes in
-    /// a network that has run two hours under churn: 96.80 → 98.95 % of lookups with the
-    /// true 8 closest at the same median, p99 1.24 → 1.43 s; in a running network with 10 %
-    /// of the nodes behind NAT (read-only once they know it) +6 ms of median. A node that
-    /// left costs a lookup three soft timeouts instead of two.
+    /// a network that has run two hours under churn (seeds 1–3): 96.98 → 98.93 % of lookups
+    /// with the true 8 closest at the same median, p99 1.23 → 1.34 s; in a running network
+    /// with 10 % of the nodes behind NAT (read-only once they know it) +5 ms of median. A
+    /// node that left costs a lookup three soft timeouts instead of two.
     pub lookup_attempts: u8,
     /// A lookup that has not finished after this long ends with what it has.
     pub lookup_timeout: Duration,
