@@ -15,6 +15,9 @@ pub const K: usize = 8;
 /// The client version sent in `v`: "XO" and two bytes of version (BEP 5 suggests this form).
 pub const VERSION: [u8; 4] = *b"XO\x00\x01";
 
+/// The default `lookup_attempts`, and so of `lookup_patient_attempts` (patience off).
+pub const LOOKUP_ATTEMPTS: u8 = 3;
+
 /// Configuration of a [`Node`](crate::Node).
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -100,18 +103,18 @@ pub struct Config {
     /// with 10 % of the nodes behind NAT (the CI scenario).
     pub lookup_unknown_wait_min: Duration,
     /// Requests a lookup sends to a silent candidate while late answers are common here, in
-    /// place of `lookup_attempts` (at most `lookup_attempts`: off; the default, 3, equals
-    /// the default `lookup_attempts`). A node
-    /// counts how often the candidates it asked past `lookup_attempts` answered
-    /// (exponentially weighted, 1/8 an outcome; a new node starts at one in two). While at
-    /// least one in three answered, its lookups are patient: they make this many attempts,
-    /// and the last one waits `lookup_vouched_wait` for a candidate its near neighbours
-    /// named; otherwise they make `lookup_attempts` and wait for nobody. Refresh lookups
-    /// (nobody waits for them) are always patient, so the count goes on. A late answer is a
-    /// far node (a slow access link, another continent); a silent one is mostly a node
-    /// behind NAT, kept and handed out by the neighbours it writes to, whom alone it answers.
-    /// Simulated with 3 over `lookup_attempts = 2` (docs/SIMULATION.md, "Patience"; before
-    /// three attempts were the default), 10^4 nodes in a network in equilibrium: where every node is reachable, 85 % of the late candidates answer, and
+    /// place of `lookup_attempts` (at most `lookup_attempts`: off, as by default, where both
+    /// are [`LOOKUP_ATTEMPTS`]). A node counts how often the candidates it asked past
+    /// `lookup_attempts` answered (exponentially weighted, 1/8 an outcome; a new node starts
+    /// at one in two). While at least one in three answered, its lookups are patient: they
+    /// make this many attempts, and the last one waits `lookup_vouched_wait` for a candidate
+    /// its near neighbours named; otherwise they make `lookup_attempts` and wait for nobody.
+    /// Refresh lookups (nobody waits for them) are always patient, so the count goes on. A
+    /// late answer is a far node (a slow access link, another continent); a silent one is
+    /// mostly a node behind NAT, kept and handed out by the neighbours it writes to, whom
+    /// alone it answers. Simulated with 3 over `lookup_attempts = 2` (docs/SIMULATION.md,
+    /// "Patience", from before three attempts were the default), 10^4 nodes in a network in
+    /// equilibrium: where every node is reachable, 85 % of the late candidates answer, and
     /// lookups find the true 8 closest 99.05 % of the time instead of 96.43 % at the same
     /// median, for p99 1.57 s instead of 1.33 s; with 10 % of the nodes behind NAT 5 % answer
     /// and the median stays, but p99 still grows by 0.3 s (most nodes have too few outcomes
@@ -127,14 +130,15 @@ pub struct Config {
     /// With loss `p` each way one request goes unanswered with probability `1 - (1 - p)²`,
     /// and a lookup returns the true k closest only if each of them answered once: for 99 %
     /// of lookups exact at 20 % loss that takes 7 attempts, at 5 % loss 3.
-    /// The default, 3, is for far live nodes more than for loss: a candidate past its soft
-    /// timeout (at most `lookup_soft_timeout`) is more often a node with a slow access link
-    /// than one that left, and the third attempt lets the first answer arrive up to ~0.9 s
-    /// late. Simulated (docs/SIMULATION.md, "Three attempts by default") at 10^4 nodes in
-    /// a network that has run two hours under churn (seeds 1–3): 96.98 → 98.93 % of lookups
-    /// with the true 8 closest at the same median, p99 1.23 → 1.34 s; in a running network
-    /// with 10 % of the nodes behind NAT (read-only once they know it) +5 ms of median. A
-    /// node that left costs a lookup three soft timeouts instead of two.
+    /// The default, 3 ([`LOOKUP_ATTEMPTS`]), is for far live nodes more than for loss: a
+    /// candidate past its soft timeout (at most `lookup_soft_timeout`) is more often a node
+    /// with a slow access link than one that left, and the third attempt lets the first
+    /// answer arrive up to ~0.9 s late. Simulated (docs/SIMULATION.md, "Three attempts by
+    /// default") at 10^4 nodes in a network that has run two hours under churn (seeds 1–3):
+    /// 96.98 → 98.93 % of lookups with the true 8 closest at the same median, p99 1.23 →
+    /// 1.34 s; in a running network with 10 % of the nodes behind NAT (read-only once they
+    /// know it) +5 ms of median. A node that left costs a lookup three soft timeouts
+    /// instead of two.
     pub lookup_attempts: u8,
     /// A lookup that has not finished after this long ends with what it has.
     pub lookup_timeout: Duration,
@@ -218,8 +222,8 @@ impl Default for Config {
             lookup_vouched_wait: Duration::ZERO,
             lookup_unknown_wait_min: Duration::from_millis(200),
             request_timeout: Duration::from_secs(4),
-            lookup_attempts: 3,
-            lookup_patient_attempts: 3,
+            lookup_attempts: LOOKUP_ATTEMPTS,
+            lookup_patient_attempts: LOOKUP_ATTEMPTS,
             lookup_timeout: Duration::from_secs(60),
             lookups_max: 256,
             requests_in_flight_max: 2048,

@@ -44,7 +44,7 @@ mod server;
 pub mod store;
 pub mod tokens;
 
-pub use config::{Config, K};
+pub use config::{Config, K, LOOKUP_ATTEMPTS};
 pub use event::{
     CommandError, CommandId, DropCounts, Event, LookupStats, Outcome, QueryCounts, Scrape, Stats,
 };
