@@ -48,7 +48,9 @@ pub enum Outcome {
     },
     /// announce or put: the nodes that accepted the store.
     Stored {
-        /// The nodes that confirmed it.
+        /// The nodes that confirmed it: for a put, all that did; for an announce, those
+        /// that had when it was reported (`Config::announce_quorum`: the stores still
+        /// waiting then go on, unreported).
         stored_at: Vec<NodeInfo>,
         /// For a mutable put, the seq that was stored.
         seq: Option<i64>,

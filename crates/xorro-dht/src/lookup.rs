@@ -81,6 +81,10 @@ pub(crate) struct Leg {
     target: NodeId,
     candidates: Vec<Candidate>,
     max: usize,
+    /// A candidate among the `k` closest live ones answered without naming a node that
+    /// would join them: the search has reached the target's nearest nodes (see
+    /// [`Leg::note_answer`]).
+    pub converged: bool,
 }
 
 impl Leg {
@@ -100,7 +104,46 @@ impl Leg {
             // in the heap.
             candidates: Vec::new(),
             max: max.max(1),
+            converged: false,
         }
+    }
+
+    /// Notes the answer of `from` naming `named`, before the named nodes are added: the leg
+    /// has converged once one of the `k` closest live candidates answers naming no node
+    /// that would join them. Near the target every node's nearest are the same few, so
+    /// an answer there brings nothing new; on the way (hops 1 to 3 or 4) an answer brings
+    /// closer nodes.
+    pub fn note_answer(&mut self, from: &SocketAddr, named: &[NodeInfo], k: usize, attempts: u8) {
+        if self.converged {
+            return;
+        }
+        let Some(last) = self.closest_live(k, attempts).last() else {
+            return;
+        };
+        let (kth, full) = (last.1.distance, self.closest_live(k, attempts).count() >= k);
+        if !self
+            .closest_live(k, attempts)
+            .any(|(_, c)| c.node.addr == *from)
+        {
+            return;
+        }
+        let joins = named.iter().any(|n| {
+            Family::of(&n.addr) == self.family
+                && self.position(&n.addr).is_none()
+                && (!full || n.id.distance(&self.target) < kth)
+        });
+        self.converged = !joins;
+    }
+
+    /// The `k` closest live candidates that answered, closest first.
+    pub fn closest_live_responded(
+        &self,
+        k: usize,
+        attempts: u8,
+    ) -> impl Iterator<Item = &Candidate> {
+        self.closest_live(k, attempts)
+            .map(|(_, c)| c)
+            .filter(|c| c.state == State::Responded)
     }
 
     /// Adds a node if it is new, of this family, and close enough to be kept.
@@ -417,6 +460,39 @@ mod tests {
             Some(4),
             "a slow request frees a slot"
         );
+    }
+
+    #[test]
+    fn converged_once_one_of_the_closest_answers_with_nothing_closer() {
+        let mut leg = Leg::new(Family::V4, NodeId::ZERO, 16);
+        for i in [20, 30, 40] {
+            leg.add(node(i), 1, Hint::default());
+        }
+        let answer = |leg: &mut Leg, from: u8, named: &[u8]| {
+            leg.next_to_query(8, 2, 1, 0, None);
+            leg.on_response(&node(from).addr, None, Duration::ZERO);
+            let named: Vec<NodeInfo> = named.iter().map(|&i| node(i)).collect();
+            leg.note_answer(&node(from).addr, &named, 2, 1);
+            for n in named {
+                leg.add(n, 2, Hint::default());
+            }
+        };
+        // On the way: each answer names a node closer than the 2 closest live ones.
+        answer(&mut leg, 20, &[10, 40]);
+        assert!(!leg.converged);
+        // Not among the 2 closest (10, 20): says nothing of the target's neighbourhood.
+        answer(&mut leg, 30, &[]);
+        assert!(!leg.converged);
+        answer(&mut leg, 10, &[5]);
+        assert!(!leg.converged, "5 joins the closest");
+        // Among them, naming only nodes known already or farther than the 2nd closest.
+        answer(&mut leg, 5, &[10, 20, 30, 50]);
+        assert!(leg.converged);
+        let stored: Vec<u8> = leg
+            .closest_live_responded(2, 1)
+            .map(|c| c.node.id.0[0])
+            .collect();
+        assert_eq!(stored, [5, 10]);
     }
 
     #[test]

@@ -113,13 +113,24 @@ pub(crate) enum Kind {
 pub(crate) enum Phase {
     Search,
     Store {
-        /// The nodes asked to store, in the order they were asked.
-        targets: Vec<StoreTarget>,
-        stored_at: Vec<NodeInfo>,
-        errors: Vec<xorro_wire::ErrorCode>,
         /// A mutable put's signed fields, kept to send the put again.
         signed: Option<Box<SignedPut>>,
     },
+}
+
+/// The store queries (announce_peer / put) of a lookup and what came of them.
+///
+/// An announce may store before its search ends (see `Config::announce_quorum`): its
+/// targets then include nodes the search passed by; only those among the `k` closest at
+/// its end (`StoreTarget::closest`) decide when it is reported.
+#[derive(Debug, Default)]
+pub(crate) struct Stores {
+    /// The nodes asked to store, in the order they were asked.
+    targets: Vec<StoreTarget>,
+    stored_at: Vec<NodeInfo>,
+    errors: Vec<xorro_wire::ErrorCode>,
+    /// The outcome went to the caller; the queries still waiting run on, unreported.
+    reported: bool,
 }
 
 /// A node of a store phase (announce_peer / put) and what we heard from it.
@@ -138,6 +149,24 @@ pub(crate) struct StoreTarget {
     /// Of those, the ones neither answered nor timed out.
     in_flight: u8,
     state: StoreState,
+    /// Among the `k` closest nodes that answered the search once it ended (always, for a
+    /// target chosen then; an announce's early target may not be).
+    closest: bool,
+}
+
+impl StoreTarget {
+    /// A target not yet asked.
+    fn new(node: NodeInfo, token: Token, rtt: Option<Duration>, closest: bool) -> Self {
+        StoreTarget {
+            node,
+            token,
+            rtt,
+            sent: 0,
+            in_flight: 0,
+            state: StoreState::Waiting,
+            closest,
+        }
+    }
 }
 
 /// Where a [`StoreTarget`] stands.
@@ -198,6 +227,8 @@ pub(crate) struct Lookup {
     pub patient: bool,
     /// Set when the lookup itself decided it failed (a mutable put refused before storing).
     pub failure: Option<CommandError>,
+    /// Its store queries, once it sends any.
+    pub stores: Stores,
 }
 
 /// How one store query to a [`StoreTarget`] ended.
@@ -212,35 +243,26 @@ enum StoreReply {
 }
 
 impl Lookup {
-    /// Store target `target` of the store phase, if the lookup is in one.
+    /// Store target `target`.
     fn store_target(&self, target: usize) -> Option<&StoreTarget> {
-        match &self.phase {
-            Phase::Store { targets, .. } => targets.get(target),
-            Phase::Search => None,
-        }
+        self.stores.targets.get(target)
     }
 
     /// See [`Lookup::store_target`].
     fn store_target_mut(&mut self, target: usize) -> Option<&mut StoreTarget> {
-        match &mut self.phase {
-            Phase::Store { targets, .. } => targets.get_mut(target),
-            Phase::Search => None,
-        }
+        self.stores.targets.get_mut(target)
     }
 
     /// One of the store queries to `target` ended. A target's first answer decides it (the
     /// answer to a retransmitted query after the first one's is counted once); a timeout
     /// fails it only once none of its queries can still be answered.
     fn on_store_reply(&mut self, target: usize, reply: StoreReply) {
-        let Phase::Store {
+        let Stores {
             targets,
             stored_at,
             errors,
             ..
-        } = &mut self.phase
-        else {
-            return;
-        };
+        } = &mut self.stores;
         let Some(t) = targets.get_mut(target) else {
             return;
         };
@@ -1296,7 +1318,8 @@ impl Node {
     }
 
     /// Announces that we are a peer for `info_hash` on `port` (`None`: BEP 5 `implied_port`,
-    /// the UDP source port) to the closest nodes; finds peers on the way.
+    /// the UDP source port) to the closest nodes; finds peers on the way. Reported as
+    /// `Outcome::Stored` once `Config::announce_quorum` of the `k` closest confirmed.
     pub fn start_announce(
         &mut self,
         info_hash: InfoHash,
@@ -1471,6 +1494,7 @@ impl Node {
                 put_seq: None,
                 internal,
                 failure: None,
+                stores: Stores::default(),
                 attempts,
                 patient,
             },
@@ -1672,6 +1696,15 @@ impl Node {
         let Some(l) = self.lookups.get(&id) else {
             return;
         };
+        if matches!((&l.kind, &l.phase), (Kind::Announce { .. }, Phase::Search))
+            && self.config.announce_quorum < k
+            && l.legs.iter().any(|leg| leg.converged)
+        {
+            self.store_early(id, now);
+        }
+        let Some(l) = self.lookups.get(&id) else {
+            return;
+        };
         match &l.phase {
             Phase::Search => {
                 let done =
@@ -1685,12 +1718,74 @@ impl Node {
                     self.on_search_done(id, now);
                 }
             }
-            Phase::Store { targets, .. } => {
+            Phase::Store { .. } => {
+                let targets = &l.stores.targets;
                 if targets.iter().all(|t| t.state != StoreState::Waiting) {
                     self.finish(id, now);
+                    return;
+                }
+                let closest = || targets.iter().filter(|t| t.closest);
+                let quorum = match l.kind {
+                    Kind::Announce { .. } => self.config.announce_quorum.max(1),
+                    _ => usize::MAX,
+                };
+                let decided = closest().all(|t| t.state != StoreState::Waiting)
+                    || closest().filter(|t| t.state == StoreState::Stored).count() >= quorum;
+                if decided && !l.stores.reported {
+                    self.report_stored(id, now);
                 }
             }
         }
+    }
+
+    /// An announce whose search has converged (a leg's closest nodes answered without
+    /// naming any closer one) stores at each of the `k` closest live candidates that
+    /// answered with a token, as they answer: by the time the search ends, the fast ones
+    /// have acknowledged, and `announce_quorum` of them can be reported without a round
+    /// trip to the slowest (see `Config::announce_quorum`). A node the search then passes
+    /// by keeps the peer as well: one announce_peer more.
+    fn store_early(&mut self, id: CommandId, now: Instant) {
+        let k = self.config.lookup_closest.max(1);
+        let Some(l) = self.lookups.get_mut(&id) else {
+            return;
+        };
+        let first = l.stores.targets.len();
+        for leg in l.legs.iter().filter(|leg| leg.converged) {
+            for c in leg.closest_live_responded(k, l.attempts) {
+                let Some(token) = c.token.as_deref() else {
+                    continue;
+                };
+                if !l.stores.targets.iter().any(|t| t.node.addr == c.node.addr) {
+                    let t = StoreTarget::new(c.node, *token, c.rtt, false);
+                    l.stores.targets.push(t);
+                }
+            }
+        }
+        for i in first..l.stores.targets.len() {
+            self.send_store(id, i, now);
+        }
+    }
+
+    /// Reports a store phase decided (see [`Node::drive`]) while some of its queries still
+    /// wait: they run on, to store and be counted, but the caller is told now.
+    fn report_stored(&mut self, id: CommandId, now: Instant) {
+        let Some(l) = self.lookups.get_mut(&id) else {
+            return;
+        };
+        // Nothing stored yet: `finish` reports it once every query ended.
+        if l.internal || l.stores.stored_at.is_empty() {
+            return;
+        }
+        l.stores.reported = true;
+        let stats = LookupStats {
+            duration: now.saturating_duration_since(l.started),
+            ..l.stats
+        };
+        let outcome = Outcome::Stored {
+            stored_at: l.stores.stored_at.clone(),
+            seq: l.put_seq,
+        };
+        self.push_event(Event::CommandFinished { id, outcome, stats });
     }
 
     /// How long a request to a contact may go unanswered before it counts as slow (and is
@@ -1822,11 +1917,16 @@ impl Node {
                 .saturating_sub(self.config.routing.near_buckets)
                 .max(1)
         });
+        let k = self.config.lookup_closest.max(1);
         let Some(l) = self.lookups.get_mut(&id) else {
             return;
         };
         l.stats.rounds = l.stats.rounds.max(hop);
+        let announce = matches!(l.kind, Kind::Announce { .. });
         for leg in &mut l.legs {
+            if announce {
+                leg.note_answer(&from.addr, &acceptable, k, l.attempts);
+            }
             for n in &acceptable {
                 let vouched = near_bits.is_some_and(|bits| {
                     usize::try_from(n.id.distance(&from.id).leading_zeros())
@@ -1937,14 +2037,9 @@ impl Node {
             .iter()
             .flat_map(|leg| {
                 leg.closest_responded(k).filter_map(|c| {
-                    c.token.as_deref().map(|&token| StoreTarget {
-                        node: c.node,
-                        token,
-                        rtt: c.rtt,
-                        sent: 0,
-                        in_flight: 0,
-                        state: StoreState::Waiting,
-                    })
+                    c.token
+                        .as_deref()
+                        .map(|&token| StoreTarget::new(c.node, token, c.rtt, true))
                 })
             })
             .collect();
@@ -2011,14 +2106,22 @@ impl Node {
                 return;
             }
         };
-        let count = targets.len();
-        l.phase = Phase::Store {
-            targets,
-            stored_at: Vec::new(),
-            errors: Vec::new(),
-            signed,
-        };
-        for i in 0..count {
+        // An announce may have stored at some of them already (`store_early`).
+        let first = l.stores.targets.len();
+        for t in targets {
+            match l
+                .stores
+                .targets
+                .iter_mut()
+                .find(|e| e.node.addr == t.node.addr)
+            {
+                Some(early) => early.closest = true,
+                None => l.stores.targets.push(t),
+            }
+        }
+        let count = l.stores.targets.len();
+        l.phase = Phase::Store { signed };
+        for i in first..count {
             self.send_store(id, i, now);
         }
         self.drive(id, now);
@@ -2032,13 +2135,11 @@ impl Node {
         let Some(l) = self.lookups.get(&id) else {
             return;
         };
-        let Phase::Store {
-            targets, signed, ..
-        } = &l.phase
-        else {
-            return;
+        let signed = match &l.phase {
+            Phase::Store { signed } => signed,
+            Phase::Search => &None,
         };
-        let Some(t) = targets.get(index) else {
+        let Some(t) = l.stores.targets.get(index) else {
             return;
         };
         let (node, token, rtt) = (t.node, t.token, t.rtt);
@@ -2138,7 +2239,7 @@ impl Node {
         if matches!(l.kind, Kind::Bootstrap) && self.awaiting_contacts {
             self.seed_waiting(now);
         }
-        if l.internal {
+        if l.internal || l.stores.reported {
             return;
         }
         if let Some(failure) = l.failure {
@@ -2154,6 +2255,9 @@ impl Node {
         closest.sort();
         let closest: Vec<NodeInfo> = closest.into_iter().map(|(_, n)| n).collect();
         let answered = l.stats.responses > 0;
+        let Stores {
+            stored_at, errors, ..
+        } = l.stores;
         let outcome = match (l.kind, l.phase) {
             (Kind::GetPeers { .. }, _) if answered => Outcome::Peers {
                 peers: l.peers,
@@ -2162,26 +2266,22 @@ impl Node {
             },
             (Kind::GetItem(_), _) if answered => Outcome::Item(l.item),
             (Kind::Samples, _) if answered => Outcome::Samples(l.samples.into_iter().collect()),
-            (
-                Kind::Announce { .. } | Kind::PutItem(_),
-                Phase::Store {
-                    stored_at, errors, ..
-                },
-            ) if !stored_at.is_empty() => {
-                let _ = errors;
+            (Kind::Announce { .. } | Kind::PutItem(_), Phase::Store { .. })
+                if !stored_at.is_empty() =>
+            {
                 Outcome::Stored {
                     stored_at,
                     seq: l.put_seq,
                 }
             }
-            (Kind::PutItem(PutRequest::Mutable { .. }), Phase::Store { errors, .. })
+            (Kind::PutItem(PutRequest::Mutable { .. }), Phase::Store { .. })
                 if errors.contains(&xorro_wire::ErrorCode::CAS_MISMATCH) =>
             {
                 Outcome::Failed(CommandError::CasMismatch {
                     current: l.seen_seq,
                 })
             }
-            (Kind::PutItem(PutRequest::Mutable { .. }), Phase::Store { errors, .. })
+            (Kind::PutItem(PutRequest::Mutable { .. }), Phase::Store { .. })
                 if errors.contains(&xorro_wire::ErrorCode::SEQ_TOO_LOW) =>
             {
                 Outcome::Failed(CommandError::SeqTooLow {
@@ -2326,6 +2426,7 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
+    use crate::K;
 
     #[test]
     fn random_id_at_depth_falls_in_its_bucket() {
@@ -2677,6 +2778,92 @@ mod tests {
             (off.lookups[&id].attempts, off.lookups[&id].patient),
             (3, true)
         );
+    }
+
+    /// Announces from node 0 of a 48-node cluster to a target whose true closest include
+    /// one node 250 ms further away each way; returns what the announce reported, whether
+    /// that node held the peer then, how many stores had been acknowledged when the search
+    /// ended, and whether it held the peer two seconds later.
+    fn announce_past_a_slow_neighbour(quorum: usize) -> (Outcome, bool, usize, bool) {
+        use crate::cluster::{Cluster, Link};
+        #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
+        let now = Instant::now();
+        let mut c = Cluster::new(11, Link::default(), now);
+        c.grow(48, &Config::default());
+        c.with_node(0, |n, _| n.config.announce_quorum = quorum);
+        let target = NodeId([0x5a; 20]);
+        let ih = InfoHash::from(target);
+        let truth = c.true_closest(&target, K, 0);
+        let slow = (0..c.len())
+            .find(|&i| Some(&c.node(i).id()) == truth.last())
+            .expect("the farthest of the true closest is a node");
+        c.set_access_delay(slow, Duration::from_millis(250));
+        let id = c
+            .with_node(0, |n, now| n.start_announce(ih, Some(6881), false, now))
+            .expect("starts");
+        let mut stored_at_search_end = None;
+        let mut reported = None;
+        for _ in 0..2000 {
+            c.run_for(Duration::from_millis(2));
+            let l = c.node(0).lookups.get(&id);
+            if stored_at_search_end.is_none() && l.is_none_or(|l| !matches!(l.phase, Phase::Search))
+            {
+                let stored = l.map_or(0, |l| {
+                    let t = &l.stores.targets;
+                    t.iter().filter(|t| t.state == StoreState::Stored).count()
+                });
+                stored_at_search_end = Some(stored);
+            }
+            let finished = c.events(0).iter().find_map(|e| match e {
+                Event::CommandFinished { id: f, outcome, .. } if *f == id => Some(outcome.clone()),
+                _ => None,
+            });
+            if let Some(outcome) = finished {
+                let held = c.node(slow).peer_store().peer_count_of(&ih) > 0;
+                reported = Some((outcome, held));
+                break;
+            }
+        }
+        let Some((outcome, held_then)) = reported else {
+            panic!("the announce never finished");
+        };
+        c.run_for(Duration::from_secs(2));
+        let finished = |e: &Event| matches!(e, Event::CommandFinished { id: f, .. } if *f == id);
+        assert_eq!(c.events(0).iter().filter(|e| finished(e)).count(), 1);
+        assert!(!c.node(0).lookups.contains_key(&id), "the lookup is gone");
+        let held_later = c.node(slow).peer_store().peer_count_of(&ih) > 0;
+        (
+            outcome,
+            held_then,
+            stored_at_search_end.unwrap_or(0),
+            held_later,
+        )
+    }
+
+    #[test]
+    fn an_announce_stores_as_its_search_converges_and_reports_at_its_quorum() {
+        // Quorum 5: the seven fast nodes were stored at while the search waited for the
+        // slow one; the caller hears of it without another round trip to the slow one, which
+        // stores the peer all the same.
+        let (outcome, held_then, early, held_later) = announce_past_a_slow_neighbour(5);
+        let Outcome::Stored { stored_at, .. } = &outcome else {
+            panic!("{outcome:?}");
+        };
+        assert!(
+            early >= 5,
+            "{early} stores acknowledged as the search ended"
+        );
+        assert!((5..K).contains(&stored_at.len()), "{}", stored_at.len());
+        assert!(!held_then, "reported before the slow node stored");
+        assert!(held_later, "the slow node's store went on after the report");
+
+        // Quorum k: every one of the k closest answers first, as before.
+        let (outcome, held_then, _, _) = announce_past_a_slow_neighbour(K);
+        let Outcome::Stored { stored_at, .. } = &outcome else {
+            panic!("{outcome:?}");
+        };
+        assert_eq!(stored_at.len(), K);
+        assert!(held_then);
     }
 
     #[test]

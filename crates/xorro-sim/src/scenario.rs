@@ -461,6 +461,10 @@ pub struct EngineConfig {
     /// common; at most `lookup_attempts`: off); `None` keeps the engine default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lookup_patient_attempts: Option<u8>,
+    /// `announce_quorum` (acknowledgements of the k closest at which an announce is
+    /// reported); `None` keeps the engine default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub announce_quorum: Option<usize>,
 }
 
 impl EngineConfig {
@@ -532,6 +536,9 @@ impl EngineConfig {
         }
         if let Some(n) = self.lookup_patient_attempts {
             c.lookup_patient_attempts = n;
+        }
+        if let Some(n) = self.announce_quorum {
+            c.announce_quorum = n;
         }
         c
     }

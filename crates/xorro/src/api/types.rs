@@ -366,7 +366,9 @@ pub struct AnnounceRequest {
 pub struct Announced {
     /// The info-hash.
     pub info_hash: String,
-    /// The nodes that stored the announcement.
+    /// The nodes that had confirmed storing the announcement when it was reported: once a
+    /// majority of the k closest had, or all had answered or given up (the stores still
+    /// waiting then go on).
     pub stored_at: Vec<Node>,
     /// How the lookup went.
     pub lookup: Lookup,
