@@ -91,6 +91,13 @@ pub struct Config {
     /// CI scenario at 3,000 nodes) it costs +285 ms of median for +0.9 points: a node
     /// behind NAT is answered by the neighbours it wrote to, who vouch for it, but nobody
     /// else reaches it. For networks whose nodes are all reachable (a private deployment).
+    ///
+    /// A candidate that another neighbour passes over is not waited for: a full answer
+    /// naming nodes farther from the target but not it, from a node that shares as many
+    /// leading bits with it as our table has buckets (it would hold it in its deepest
+    /// bucket, which is never full) — that neighbour saw it fail, so it has most likely
+    /// left. Since 6 Dec 2026; at 10^4 nodes after two hours under churn, seed 1, 1 s
+    /// over three attempts: 99.65 % / p99 1,897 ms without it, 99.55 % / 1,718 ms with it.
     pub lookup_vouched_wait: Duration,
     /// The least soft timeout of a contact of unknown RTT, under the cap of
     /// `lookup_soft_timeout` (200 ms by default; zero: the node's RTO

@@ -61,6 +61,10 @@ pub(crate) struct Candidate {
     pub pending: u8,
     /// Named by one of its near neighbours (see `Config::lookup_vouched_wait`).
     pub vouched: bool,
+    /// Passed over by one of its near neighbours: a full answer that names nodes farther
+    /// from the target but not this one, so that neighbour does not hold it as good (it
+    /// failed a ping there, or it is not known there). Not waited for longer.
+    pub disowned: bool,
 }
 
 impl Candidate {
@@ -135,6 +139,40 @@ impl Leg {
         self.converged = !joins;
     }
 
+    /// Notes the answer of `from` naming `named`: a candidate closer to the target than the
+    /// farthest node of a full answer (`k` nodes of this family), not named in it, and
+    /// sharing at least `near_bits` leading bits with `from` (so in `from`'s near buckets,
+    /// which it pings once silent) is disowned.
+    pub fn note_passed_over(
+        &mut self,
+        from: &NodeInfo,
+        named: &[NodeInfo],
+        k: usize,
+        near_bits: u32,
+    ) {
+        let family = self.family;
+        let ours = || named.iter().filter(|n| Family::of(&n.addr) == family);
+        if ours().count() < k {
+            return;
+        }
+        let Some(farthest) = ours().map(|n| n.id.distance(&self.target)).max() else {
+            return;
+        };
+        for c in &mut self.candidates {
+            if c.distance >= farthest {
+                break;
+            }
+            if c.state == State::Responded
+                || c.node.addr == from.addr
+                || c.node.id.distance(&from.id).leading_zeros() < near_bits
+                || ours().any(|n| n.addr == c.node.addr)
+            {
+                continue;
+            }
+            c.disowned = true;
+        }
+    }
+
     /// The `k` closest live candidates that answered, closest first.
     pub fn closest_live_responded(
         &self,
@@ -178,6 +216,7 @@ impl Leg {
                 attempts: 0,
                 pending: 0,
                 vouched,
+                disowned: false,
             },
         );
         if self.candidates.len() > self.max {
@@ -493,6 +532,38 @@ mod tests {
             .map(|c| c.node.id.0[0])
             .collect();
         assert_eq!(stored, [5, 10]);
+    }
+
+    #[test]
+    fn a_near_neighbour_passing_a_candidate_over_disowns_it() {
+        let disowned = |leg: &mut Leg, i: u8| leg.get_mut(&node(i).addr).map(|c| c.disowned);
+        let fresh = || {
+            let mut leg = Leg::new(Family::V4, NodeId::ZERO, 16);
+            for i in [1, 2, 3, 40] {
+                leg.add(node(i), 1, Hint::default());
+            }
+            leg
+        };
+        let named: Vec<NodeInfo> = [4, 5, 6].iter().map(|&i| node(i)).collect();
+        // Node 1 names 4, 5 and 6 but not 2 and 3, which are closer to the target and
+        // share 6 leading bits with it; 40 is farther than all it named.
+        let mut leg = fresh();
+        leg.note_passed_over(&node(1), &named, 3, 6);
+        assert_eq!(disowned(&mut leg, 2), Some(true));
+        assert_eq!(disowned(&mut leg, 3), Some(true));
+        assert_eq!(disowned(&mut leg, 40), Some(false));
+        assert_eq!(disowned(&mut leg, 1), Some(false), "not by itself");
+        // Not its near neighbours (7 bits asked), or an answer short of k: nothing said.
+        let mut leg = fresh();
+        leg.note_passed_over(&node(1), &named, 3, 7);
+        leg.note_passed_over(&node(1), &named[..2], 3, 6);
+        assert_eq!(disowned(&mut leg, 2), Some(false));
+        // A candidate it names is not disowned.
+        let mut leg = fresh();
+        let with_2: Vec<NodeInfo> = [2, 5, 6].iter().map(|&i| node(i)).collect();
+        leg.note_passed_over(&node(1), &with_2, 3, 6);
+        assert_eq!(disowned(&mut leg, 2), Some(false));
+        assert_eq!(disowned(&mut leg, 3), Some(true));
     }
 
     #[test]

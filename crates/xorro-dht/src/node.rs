@@ -1655,7 +1655,7 @@ impl Node {
             let (attempts, patient) = (l.attempts, l.patient);
             for (i, leg) in l.legs.iter_mut().enumerate() {
                 if let Some(c) = leg.next_to_query(alpha, k, attempts, burst_after, by_rtt) {
-                    let wait_longer = patient && c.vouched && c.attempts >= attempts;
+                    let wait_longer = patient && c.vouched && !c.disowned && c.attempts >= attempts;
                     next = Some((i, c.node, c.rtt, wait_longer));
                     break;
                 }
@@ -1911,12 +1911,17 @@ impl Node {
             .collect();
         // A contact sharing this many leading bits with the referrer is in the referrer's
         // near buckets (if its table is as deep as ours), which it pings once silent.
+        let depth = self.routing_table(Family::of(&from.addr)).bucket_count();
         let near_bits = (!self.config.lookup_vouched_wait.is_zero()).then(|| {
-            self.routing_table(Family::of(&from.addr))
-                .bucket_count()
+            depth
                 .saturating_sub(self.config.routing.near_buckets)
                 .max(1)
         });
+        // A contact sharing this many with the referrer falls in the referrer's deepest
+        // bucket, which is never full (it would have split): the referrer holds every such
+        // node it has heard from and not seen fail, so its answer passing one over says it
+        // does not hold it as good.
+        let deepest_bits = near_bits.map(|_| u32::try_from(depth).unwrap_or(u32::MAX).max(1));
         let k = self.config.lookup_closest.max(1);
         let Some(l) = self.lookups.get_mut(&id) else {
             return;
@@ -1926,6 +1931,9 @@ impl Node {
         for leg in &mut l.legs {
             if announce {
                 leg.note_answer(&from.addr, &acceptable, k, l.attempts);
+            }
+            if let Some(bits) = deepest_bits {
+                leg.note_passed_over(&from, &acceptable, k, bits);
             }
             for n in &acceptable {
                 let vouched = near_bits.is_some_and(|bits| {
@@ -2864,6 +2872,60 @@ mod tests {
         };
         assert_eq!(stored_at.len(), K);
         assert!(held_then);
+    }
+
+    /// A lookup by node 3 of a 40-node cluster (vouched wait 1.5 s) for the id of node 20,
+    /// which has just left. With `passed_over`, every node but the one nearest to it has
+    /// seen it fail (so their answers pass it over); otherwise none has. Returns how long the
+    /// lookup took.
+    fn lookup_of_a_departed_node(passed_over: bool) -> Duration {
+        use crate::cluster::{Cluster, Link};
+        #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
+        let now = Instant::now();
+        let config = Config {
+            lookup_vouched_wait: Duration::from_millis(1500),
+            ..Config::default()
+        };
+        let mut c = Cluster::new(5, Link::default(), now);
+        c.grow(40, &config);
+        c.run_for(Duration::from_secs(60));
+        let (gone, asker) = (20, 3);
+        let target = c.node(gone).id();
+        let nearest = (0..c.len())
+            .filter(|&i| i != gone)
+            .min_by_key(|&i| c.node(i).id().distance(&target))
+            .expect("nodes");
+        c.kill(gone);
+        if passed_over {
+            let addr = c.addr(gone);
+            for i in (0..c.len()).filter(|&i| i != nearest && i != gone) {
+                c.with_node(i, |n, now| {
+                    for _ in 0..n.config.routing.node_fail_limit {
+                        n.table4.on_failure(addr, Some(target), now);
+                    }
+                });
+            }
+        }
+        let id = c
+            .with_node(asker, |n, now| n.start_find_node(target, now))
+            .expect("starts");
+        let Some((Outcome::Closest(_), stats)) =
+            c.run_until_finished(asker, id, Duration::from_secs(30))
+        else {
+            panic!("the lookup did not finish with nodes");
+        };
+        stats.duration
+    }
+
+    #[test]
+    fn a_departed_node_its_neighbours_pass_over_is_not_waited_for() {
+        // Named by near neighbours only: its last attempt waits the vouched 1.5 s.
+        let waited = lookup_of_a_departed_node(false);
+        assert!(waited > Duration::from_millis(1500), "{waited:?}");
+        // Named by its nearest neighbour, passed over by the others: given up after its
+        // attempts' soft timeouts, as any silent candidate.
+        let not_waited = lookup_of_a_departed_node(true);
+        assert!(not_waited < Duration::from_millis(1500), "{not_waited:?}");
     }
 
     #[test]
