@@ -9,8 +9,10 @@
 //! longer holds back the others among them: they are all asked at once. Among equally close
 //! new candidates (as many leading bits shared with the target) a user's lookup may ask the
 //! fastest first, by the RTT our routing table knows (`by_rtt`). The leg is done
-//! when the `k` closest live candidates have all answered, or nothing is left to ask. This
-//! module decides; the node sends.
+//! when the `k` closest live candidates have all answered, or nothing is left to ask. It has
+//! converged once one of them answers naming no closer node (an announce then stores as
+//! they answer), and it notes the candidates a near neighbour vouches for or passes over
+//! (the vouched wait). This module decides; the node sends.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -61,9 +63,10 @@ pub(crate) struct Candidate {
     pub pending: u8,
     /// Named by one of its near neighbours (see `Config::lookup_vouched_wait`).
     pub vouched: bool,
-    /// Passed over by one of its near neighbours: a full answer that names nodes farther
-    /// from the target but not this one, so that neighbour does not hold it as good (it
-    /// failed a ping there, or it is not known there). Not waited for longer.
+    /// Passed over by one of its nearest neighbours: a full answer that names nodes farther
+    /// from the target but not this one, from a node in whose deepest bucket it falls, so
+    /// that neighbour does not hold it as good (it failed a ping there). Not waited for
+    /// longer (see [`Leg::note_passed_over`]).
     pub disowned: bool,
 }
 
@@ -141,15 +144,10 @@ impl Leg {
 
     /// Notes the answer of `from` naming `named`: a candidate closer to the target than the
     /// farthest node of a full answer (`k` nodes of this family), not named in it, and
-    /// sharing at least `near_bits` leading bits with `from` (so in `from`'s near buckets,
-    /// which it pings once silent) is disowned.
-    pub fn note_passed_over(
-        &mut self,
-        from: &NodeInfo,
-        named: &[NodeInfo],
-        k: usize,
-        near_bits: u32,
-    ) {
+    /// sharing at least `bits` leading bits with `from` is disowned. The node passes the
+    /// depth of its own table: a candidate that close falls in `from`'s deepest bucket,
+    /// which is never full, so `from` would have named it had it held it as good.
+    pub fn note_passed_over(&mut self, from: &NodeInfo, named: &[NodeInfo], k: usize, bits: u32) {
         let family = self.family;
         let ours = || named.iter().filter(|n| Family::of(&n.addr) == family);
         if ours().count() < k {
@@ -164,7 +162,7 @@ impl Leg {
             }
             if c.state == State::Responded
                 || c.node.addr == from.addr
-                || c.node.id.distance(&from.id).leading_zeros() < near_bits
+                || c.node.id.distance(&from.id).leading_zeros() < bits
                 || ours().any(|n| n.addr == c.node.addr)
             {
                 continue;
