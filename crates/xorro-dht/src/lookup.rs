@@ -124,16 +124,18 @@ impl Leg {
         if self.converged {
             return;
         }
-        let Some(last) = self.closest_live(k, attempts).last() else {
+        // One pass over the closest: whether `from` is among them, the farthest's distance,
+        // and whether there are `k` of them.
+        let (mut among, mut kth, mut count) = (false, None, 0);
+        for (_, c) in self.closest_live(k, attempts) {
+            among |= c.node.addr == *from;
+            kth = Some(c.distance);
+            count += 1;
+        }
+        let Some(kth) = kth.filter(|_| among) else {
             return;
         };
-        let (kth, full) = (last.1.distance, self.closest_live(k, attempts).count() >= k);
-        if !self
-            .closest_live(k, attempts)
-            .any(|(_, c)| c.node.addr == *from)
-        {
-            return;
-        }
+        let full = count >= k;
         let joins = named.iter().any(|n| {
             Family::of(&n.addr) == self.family
                 && self.position(&n.addr).is_none()

@@ -1911,17 +1911,15 @@ impl Node {
             .collect();
         // A contact sharing this many leading bits with the referrer is in the referrer's
         // near buckets (if its table is as deep as ours), which it pings once silent.
-        let depth = self.routing_table(Family::of(&from.addr)).bucket_count();
-        let near_bits = (!self.config.lookup_vouched_wait.is_zero()).then(|| {
-            depth
-                .saturating_sub(self.config.routing.near_buckets)
-                .max(1)
-        });
+        // Our table's depth, which the referrer's is taken to be; only the vouched wait uses it.
+        let depth = (!self.config.lookup_vouched_wait.is_zero())
+            .then(|| self.routing_table(Family::of(&from.addr)).bucket_count());
+        let near_bits = depth.map(|d| d.saturating_sub(self.config.routing.near_buckets).max(1));
         // A contact sharing this many with the referrer falls in the referrer's deepest
         // bucket, which is never full (it would have split): the referrer holds every such
         // node it has heard from and not seen fail, so its answer passing one over says it
         // does not hold it as good.
-        let deepest_bits = near_bits.map(|_| u32::try_from(depth).unwrap_or(u32::MAX).max(1));
+        let deepest_bits = depth.map(|d| u32::try_from(d).unwrap_or(u32::MAX).max(1));
         let k = self.config.lookup_closest.max(1);
         let Some(l) = self.lookups.get_mut(&id) else {
             return;
