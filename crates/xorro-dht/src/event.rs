@@ -201,10 +201,11 @@ pub struct Stats {
     /// Bootstraps started again because the routing tables held no usable contact
     /// ([`Config::rebootstrap_interval`](crate::Config::rebootstrap_interval)).
     pub rebootstraps: u64,
-    /// Candidates a patient lookup asked past `lookup_attempts` that answered
-    /// ([`Config::lookup_patient_attempts`](crate::Config::lookup_patient_attempts)).
+    /// Late candidates that answered: those a patient lookup asked past `lookup_attempts`
+    /// ([`Config::lookup_patient_attempts`](crate::Config::lookup_patient_attempts)) or
+    /// waited for ([`Config::lookup_vouched_wait`](crate::Config::lookup_vouched_wait)).
     pub late_answers: u64,
-    /// Candidates a patient lookup asked past `lookup_attempts` that never answered.
+    /// Late candidates that never answered.
     pub late_silences: u64,
     /// Times the node took itself for unreachable and acted read-only
     /// ([`Config::detect_unreachable`](crate::Config::detect_unreachable)).

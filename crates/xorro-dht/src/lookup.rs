@@ -68,6 +68,9 @@ pub(crate) struct Candidate {
     /// that neighbour does not hold it as good (it failed a ping there). Not waited for
     /// longer (see [`Leg::note_passed_over`]).
     pub disowned: bool,
+    /// A request to it was sent with the vouched wait as its soft timeout: whether it
+    /// answered feeds the node's count of late answers (`Config::lookup_vouched_wait`).
+    pub waited: bool,
 }
 
 impl Candidate {
@@ -217,6 +220,7 @@ impl Leg {
                 pending: 0,
                 vouched,
                 disowned: false,
+                waited: false,
             },
         );
         if self.candidates.len() > self.max {

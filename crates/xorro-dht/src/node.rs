@@ -222,8 +222,8 @@ pub(crate) struct Lookup {
     /// Requests it sends to one candidate: `lookup_attempts`, or
     /// `lookup_patient_attempts` when patient.
     pub attempts: u8,
-    /// Whether its last attempt to a candidate named by a near neighbour waits
-    /// `lookup_vouched_wait` (see [`Node::patient`]).
+    /// Whether it makes `lookup_patient_attempts` and its last attempt to a candidate
+    /// named by a near neighbour waits `lookup_vouched_wait` (see [`Node::patient`]).
     pub patient: bool,
     /// Set when the lookup itself decided it failed (a mutable put refused before storing).
     pub failure: Option<CommandError>,
@@ -323,9 +323,11 @@ pub struct Node {
     seeds: Box<[SocketAddr]>,
     /// When the last bootstrap started.
     last_bootstrap: Option<Instant>,
-    /// How often the candidates our patient lookups asked past `lookup_attempts` answered,
-    /// exponentially weighted (see [`Config::lookup_patient_attempts`]).
+    /// How often the late candidates of our patient lookups (asked past `lookup_attempts`,
+    /// or waited for) answered, exponentially weighted (see [`Node::patient`]).
     late_answer_share: f32,
+    /// Outcomes counted into `late_answer_share` so far, up to [`LATE_ANSWER_MEAN_OF`].
+    late_outcomes: u8,
     /// Whether strangers reach us over IPv4 and over IPv6 (see
     /// [`Config::detect_unreachable`]; `None` when off): a home connection often has a
     /// public IPv6 address and IPv4 behind NAT.
@@ -363,8 +365,11 @@ const INITIAL_RTO: Duration = Duration::from_secs(1);
 /// The share of late candidates that must answer for a node's lookups to be patient
 /// ([`Config::lookup_patient_attempts`]): one in three.
 const PATIENT_SHARE: f32 = 1.0 / 3.0;
-/// The weight of one outcome in that share.
+/// The weight of one outcome in that share, once the node has counted
+/// [`LATE_ANSWER_MEAN_OF`]; before, its share is the mean of its outcomes and the prior.
 const LATE_ANSWER_WEIGHT: f32 = 1.0 / 8.0;
+/// Outcomes after which the share weighs each one [`LATE_ANSWER_WEIGHT`].
+const LATE_ANSWER_MEAN_OF: u8 = 7;
 
 /// RFC 6298's smoothed RTT and variation; the timeout is `srtt + 4 × rttvar`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -499,6 +504,7 @@ impl Node {
             seeds: Box::default(),
             last_bootstrap: None,
             late_answer_share: 0.5,
+            late_outcomes: 0,
             reach: (!config.detect_unreachable.is_zero()
                 || !config.detect_unreachable_behind_nat.is_zero())
             .then(|| {
@@ -1414,31 +1420,38 @@ impl Node {
     }
 
     /// Whether a lookup of `kind` starting now is patient (see
-    /// [`Config::lookup_patient_attempts`]): always when patience is off (the vouched wait
-    /// then applies as configured), and for refresh lookups, whose late answers keep the
-    /// count going; otherwise while at least one in three late candidates answered.
+    /// [`Config::lookup_patient_attempts`] and [`Config::lookup_vouched_wait`]): refresh
+    /// lookups always, so that the count goes on; others while at least one in three late
+    /// candidates answered.
     fn patient(&self, kind: &Kind) -> bool {
-        self.config.lookup_patient_attempts <= self.config.lookup_attempts
-            || matches!(kind, Kind::Refresh)
-            || self.late_answer_share >= PATIENT_SHARE
+        matches!(kind, Kind::Refresh) || self.late_answer_share >= PATIENT_SHARE
     }
 
-    /// A search ended: counts which of the candidates asked past `lookup_attempts` answered.
+    /// A search ended: counts which of the late candidates answered — those asked past
+    /// `lookup_attempts` and those waited for (`lookup_vouched_wait`).
     fn count_late_answers(&mut self, id: CommandId) {
         let base = self.config.lookup_attempts.max(1);
-        let Some(l) = self.lookups.get(&id).filter(|l| l.attempts > base) else {
+        let Some(l) = self.lookups.get(&id).filter(|l| l.patient) else {
             return;
         };
         let mut share = self.late_answer_share;
         for c in l.legs.iter().flat_map(Leg::candidates) {
-            if c.attempts > base {
+            if c.attempts > base || c.waited {
                 let answered = c.state == crate::lookup::State::Responded;
                 if answered {
                     self.stats.late_answers += 1;
                 } else {
                     self.stats.late_silences += 1;
                 }
-                share += (f32::from(u8::from(answered)) - share) * LATE_ANSWER_WEIGHT;
+                // A plain mean of the outcomes so far and the prior of one in two, until
+                // there are enough for the weighted one: a new node learns from its first.
+                let weight = if self.late_outcomes < LATE_ANSWER_MEAN_OF {
+                    self.late_outcomes += 1;
+                    1.0 / f32::from(self.late_outcomes + 1)
+                } else {
+                    LATE_ANSWER_WEIGHT
+                };
+                share += (f32::from(u8::from(answered)) - share) * weight;
             }
         }
         self.late_answer_share = share;
@@ -1663,6 +1676,10 @@ impl Node {
             let Some((leg, node, rtt, wait_longer)) = next else {
                 break;
             };
+            if wait_longer && let Some(c) = l.legs.get_mut(leg).and_then(|g| g.get_mut(&node.addr))
+            {
+                c.waited = true;
+            }
             let query = search_query(l);
             let mut soft_after = self.soft_timeout(rtt);
             if wait_longer {
@@ -2736,54 +2753,97 @@ mod tests {
         assert_eq!(a.late_answer_share, 0.5, "a new node starts at one in two");
         let target = NodeId([0x42; 20]);
 
-        // B is silent: a patient lookup asks it three times, and counts one silence.
+        // B is silent: a patient lookup asks it three times, and counts one silence. A new
+        // node's share is the mean of its outcomes and the prior: it learns from its first.
         let t = now + Duration::from_secs(1);
         let id = a.start_find_node(target, t).expect("starts");
         assert_eq!((a.lookups[&id].attempts, a.lookups[&id].patient), (3, true));
         assert_eq!(run_lookup(&mut a, a_addr, &mut b, b_addr, id, |_| false), 3);
         assert_eq!((a.stats.late_answers, a.stats.late_silences), (0, 1));
-        assert!((a.late_answer_share - 0.5 * (1.0 - LATE_ANSWER_WEIGHT)).abs() < 1e-6);
+        assert!((a.late_answer_share - 0.25).abs() < 1e-6);
 
-        // B answers the third request only: a late answer.
+        // Fewer than one in three late candidates answered: a user's lookup asks twice and
+        // waits for nobody, and nothing asked late is counted.
         let t = now + Duration::from_secs(10);
-        let id = a.start_find_node(target, t).expect("starts");
-        assert_eq!(
-            run_lookup(&mut a, a_addr, &mut b, b_addr, id, |n| n == 3),
-            3
-        );
-        assert_eq!((a.stats.late_answers, a.stats.late_silences), (1, 1));
-
-        // Once fewer than one in three late candidates answer, a user's lookup asks twice
-        // and waits for nobody; a refresh still asks three times, so the count goes on.
-        a.late_answer_share = 0.3;
-        let t = now + Duration::from_secs(20);
         let id = a.start_find_node(target, t).expect("starts");
         assert_eq!(
             (a.lookups[&id].attempts, a.lookups[&id].patient),
             (2, false)
         );
         assert_eq!(run_lookup(&mut a, a_addr, &mut b, b_addr, id, |_| false), 2);
-        assert_eq!(
-            a.stats.late_silences, 1,
-            "nothing asked late, nothing counted"
-        );
+        assert_eq!((a.stats.late_answers, a.stats.late_silences), (0, 1));
+
+        // A refresh still asks three times, so the count goes on: B answers the third
+        // request only, a late answer, and user lookups are patient again.
+        let t = now + Duration::from_secs(20);
         let refresh = a
             .start_lookup(Kind::Refresh, target, t, true)
             .expect("starts");
         assert_eq!(a.lookups[&refresh].attempts, 3);
-
-        // Off (`lookup_patient_attempts` at most `lookup_attempts`, the default): every
-        // lookup asks `lookup_attempts` times and is patient, so the vouched wait applies as
-        // configured.
-        let mut off = seeded(3, now);
-        off.start_bootstrap(&[b_addr], now).expect("starts");
-        pump(&mut off, a_addr, &mut b, b_addr, now);
-        off.late_answer_share = 0.0;
-        let id = off.start_find_node(target, now).expect("starts");
         assert_eq!(
-            (off.lookups[&id].attempts, off.lookups[&id].patient),
-            (3, true)
+            run_lookup(&mut a, a_addr, &mut b, b_addr, refresh, |n| n == 3),
+            3
         );
+        assert_eq!((a.stats.late_answers, a.stats.late_silences), (1, 1));
+        assert!((a.late_answer_share - 0.5).abs() < 1e-6);
+        let id = a.start_find_node(target, t).expect("starts");
+        assert_eq!((a.lookups[&id].attempts, a.lookups[&id].patient), (3, true));
+        assert_eq!(
+            run_lookup(&mut a, a_addr, &mut b, b_addr, id, |n| n == 3),
+            3
+        );
+        assert_eq!((a.stats.late_answers, a.stats.late_silences), (2, 1));
+
+        // Past its first outcomes, each weighs one eighth.
+        a.late_outcomes = LATE_ANSWER_MEAN_OF;
+        let before = a.late_answer_share;
+        let t = now + Duration::from_secs(30);
+        let refresh = a
+            .start_lookup(Kind::Refresh, target, t, true)
+            .expect("starts");
+        run_lookup(&mut a, a_addr, &mut b, b_addr, refresh, |_| false);
+        assert_eq!((a.stats.late_answers, a.stats.late_silences), (2, 2));
+        assert!((a.late_answer_share - before * (1.0 - LATE_ANSWER_WEIGHT)).abs() < 1e-6);
+    }
+
+    /// A lookup by node 3 of a 40-node cluster (all reachable, no loss) for the id of node
+    /// 20, which has just left, started at once again when it ends: the first waits the
+    /// vouched 700 ms for it (its neighbours still name it), counts it a late silence, and
+    /// so the second, the node's lookups now impatient, does not.
+    #[test]
+    fn a_node_whose_waited_for_candidates_stay_silent_stops_waiting() {
+        use crate::cluster::{Cluster, Link};
+        #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
+        let now = Instant::now();
+        let mut c = Cluster::new(5, Link::default(), now);
+        c.grow(40, &Config::default());
+        c.run_for(Duration::from_secs(60));
+        let (gone, asker) = (20, 3);
+        let target = c.node(gone).id();
+        c.kill(gone);
+        let silences = c.with_node(asker, |n, _| n.stats.late_silences);
+        let lookup = |c: &mut Cluster| {
+            let id = c
+                .with_node(asker, |n, now| n.start_find_node(target, now))
+                .expect("starts");
+            let patient = c.with_node(asker, |n, _| n.lookups[&id].patient);
+            let Some((Outcome::Closest(_), stats)) =
+                c.run_until_finished(asker, id, Duration::from_secs(30))
+            else {
+                panic!("the lookup did not finish with nodes");
+            };
+            (patient, stats.duration)
+        };
+        let (patient, waited) = lookup(&mut c);
+        assert!(patient, "a node starts patient");
+        assert!(waited > Duration::from_millis(700), "{waited:?}");
+        assert_eq!(
+            c.with_node(asker, |n, _| n.stats.late_silences),
+            silences + 1
+        );
+        let (patient, not_waited) = lookup(&mut c);
+        assert!(!patient);
+        assert!(not_waited < Duration::from_millis(700), "{not_waited:?}");
     }
 
     /// Announces from node 0 of a 48-node cluster to a target whose true closest include

@@ -164,13 +164,13 @@ impl Collector for StatusCollector {
         counter(
             &mut enc,
             "late_answers",
-            "Candidates that patient lookups asked past lookup_attempts and that answered.",
+            "Late candidates (asked past lookup_attempts or waited for) that answered.",
             st.late_answers,
         )?;
         counter(
             &mut enc,
             "late_silences",
-            "Candidates that patient lookups asked past lookup_attempts and that never answered.",
+            "Late candidates (asked past lookup_attempts or waited for) that never answered.",
             st.late_silences,
         )?;
         gauge(

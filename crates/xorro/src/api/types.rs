@@ -128,10 +128,11 @@ pub struct Counters {
     /// Times the node took itself for unreachable and acted read-only.
     #[serde(default)]
     pub unreachable_spells: u64,
-    /// Candidates that patient lookups asked past `lookup_attempts` and that answered.
+    /// Late candidates that answered: those patient lookups asked past `lookup_attempts`
+    /// or waited for (`lookup_vouched_wait`).
     #[serde(default)]
     pub late_answers: u64,
-    /// Candidates that patient lookups asked past `lookup_attempts` and that never answered.
+    /// Late candidates that never answered.
     #[serde(default)]
     pub late_silences: u64,
 }
