@@ -445,7 +445,7 @@ pub struct EngineConfig {
     pub lookup_unknown_wait_min_ms: Option<u64>,
     /// `lookup_vouched_wait` in ms (the least soft timeout of the last attempt to a
     /// candidate named by one of its near neighbours, while late candidates answer; 0: off);
-    /// `None` keeps the engine default (700 ms).
+    /// `None` keeps the engine default (850 ms).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lookup_vouched_wait_ms: Option<u64>,
     /// `detect_unreachable` in seconds (a node no stranger queried for this long acts
