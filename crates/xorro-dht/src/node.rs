@@ -2806,42 +2806,53 @@ mod tests {
         assert!((a.late_answer_share - before * (1.0 - LATE_ANSWER_WEIGHT)).abs() < 1e-6);
     }
 
-    /// A lookup by node 3 of a 40-node cluster (all reachable, no loss) for the id of node
-    /// 20, which has just left, started at once again when it ends: the first waits the
-    /// vouched 850 ms for it (its neighbours still name it), counts it a late silence, and
-    /// so the second, the node's lookups now impatient, does not.
-    #[test]
-    fn a_node_whose_waited_for_candidates_stay_silent_stops_waiting() {
-        use crate::cluster::{Cluster, Link};
+    /// The asker and the node that leaves in the tests of a departed candidate below.
+    const ASKER: usize = 3;
+    const GONE: usize = 20;
+
+    /// A 40-node cluster (all reachable, no loss) of `config`, run for a minute.
+    fn cluster_of_forty(config: &Config) -> crate::cluster::Cluster {
         #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
         let now = Instant::now();
-        let mut c = Cluster::new(5, Link::default(), now);
-        c.grow(40, &Config::default());
+        let mut c = crate::cluster::Cluster::new(5, crate::cluster::Link::default(), now);
+        c.grow(40, config);
         c.run_for(Duration::from_secs(60));
-        let (gone, asker) = (20, 3);
-        let target = c.node(gone).id();
-        c.kill(gone);
-        let silences = c.with_node(asker, |n, _| n.stats.late_silences);
-        let lookup = |c: &mut Cluster| {
-            let id = c
-                .with_node(asker, |n, now| n.start_find_node(target, now))
-                .expect("starts");
-            let patient = c.with_node(asker, |n, _| n.lookups[&id].patient);
-            let Some((Outcome::Closest(_), stats)) =
-                c.run_until_finished(asker, id, Duration::from_secs(30))
-            else {
-                panic!("the lookup did not finish with nodes");
-            };
-            (patient, stats.duration)
+        c
+    }
+
+    /// Runs a find_node by [`ASKER`] for `target` to its end: whether the lookup was
+    /// patient, and how long it took.
+    fn find_from_asker(c: &mut crate::cluster::Cluster, target: NodeId) -> (bool, Duration) {
+        let id = c
+            .with_node(ASKER, |n, now| n.start_find_node(target, now))
+            .expect("starts");
+        let patient = c.with_node(ASKER, |n, _| n.lookups[&id].patient);
+        let Some((Outcome::Closest(_), stats)) =
+            c.run_until_finished(ASKER, id, Duration::from_secs(30))
+        else {
+            panic!("the lookup did not finish with nodes");
         };
-        let (patient, waited) = lookup(&mut c);
+        (patient, stats.duration)
+    }
+
+    /// A lookup by node 3 of a 40-node cluster for the id of node 20, which has just left,
+    /// started at once again when it ends: the first waits the vouched 850 ms for it (its
+    /// neighbours still name it), counts it a late silence, and so the second, the node's
+    /// lookups now impatient, does not.
+    #[test]
+    fn a_node_whose_waited_for_candidates_stay_silent_stops_waiting() {
+        let mut c = cluster_of_forty(&Config::default());
+        let target = c.node(GONE).id();
+        c.kill(GONE);
+        let silences = c.with_node(ASKER, |n, _| n.stats.late_silences);
+        let (patient, waited) = find_from_asker(&mut c, target);
         assert!(patient, "a node starts patient");
         assert!(waited > Duration::from_millis(850), "{waited:?}");
         assert_eq!(
-            c.with_node(asker, |n, _| n.stats.late_silences),
+            c.with_node(ASKER, |n, _| n.stats.late_silences),
             silences + 1
         );
-        let (patient, not_waited) = lookup(&mut c);
+        let (patient, not_waited) = find_from_asker(&mut c, target);
         assert!(!patient);
         assert!(not_waited < Duration::from_millis(700), "{not_waited:?}");
     }
@@ -2937,26 +2948,19 @@ mod tests {
     /// seen it fail (so their answers pass it over); otherwise none has. Returns how long the
     /// lookup took.
     fn lookup_of_a_departed_node(passed_over: bool) -> Duration {
-        use crate::cluster::{Cluster, Link};
-        #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
-        let now = Instant::now();
-        let config = Config {
+        let mut c = cluster_of_forty(&Config {
             lookup_vouched_wait: Duration::from_millis(1500),
             ..Config::default()
-        };
-        let mut c = Cluster::new(5, Link::default(), now);
-        c.grow(40, &config);
-        c.run_for(Duration::from_secs(60));
-        let (gone, asker) = (20, 3);
-        let target = c.node(gone).id();
+        });
+        let target = c.node(GONE).id();
         let nearest = (0..c.len())
-            .filter(|&i| i != gone)
+            .filter(|&i| i != GONE)
             .min_by_key(|&i| c.node(i).id().distance(&target))
             .expect("nodes");
-        c.kill(gone);
+        c.kill(GONE);
         if passed_over {
-            let addr = c.addr(gone);
-            for i in (0..c.len()).filter(|&i| i != nearest && i != gone) {
+            let addr = c.addr(GONE);
+            for i in (0..c.len()).filter(|&i| i != nearest && i != GONE) {
                 c.with_node(i, |n, now| {
                     for _ in 0..n.config.routing.node_fail_limit {
                         n.table4.on_failure(addr, Some(target), now);
@@ -2964,15 +2968,7 @@ mod tests {
                 });
             }
         }
-        let id = c
-            .with_node(asker, |n, now| n.start_find_node(target, now))
-            .expect("starts");
-        let Some((Outcome::Closest(_), stats)) =
-            c.run_until_finished(asker, id, Duration::from_secs(30))
-        else {
-            panic!("the lookup did not finish with nodes");
-        };
-        stats.duration
+        find_from_asker(&mut c, target).1
     }
 
     #[test]
