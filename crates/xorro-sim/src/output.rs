@@ -457,6 +457,17 @@ pub fn markdown(r: &Report, info: Option<&RunInfo>) -> String {
             some.closest_success * 100.0,
         );
     }
+    if l.closest_bound_ms.count > 0 {
+        let _ = writeln!(
+            o,
+            "Of the {} lookups that asked all of their true k closest nodes, the last was first asked after p50 {:.0} ms, p99 {:.0} ms (the search learning them), and the earliest they could all have answered, as asked, is p50 {:.0} ms, p99 {:.0} ms; the rest of the latency is lost answers, retransmissions and jitter.\n",
+            l.closest_bound_ms.count,
+            l.closest_asked_ms.p50,
+            l.closest_asked_ms.p99,
+            l.closest_bound_ms.p50,
+            l.closest_bound_ms.p99,
+        );
+    }
     let _ = writeln!(o, "## Operations\n");
     let _ = writeln!(
         o,

@@ -52,6 +52,15 @@ pub struct OpRecord {
     /// The RTT from the asker to the slowest of those true closest nodes (ns): no lookup
     /// that hears every one of them can end sooner. `None` where no truth was checked.
     pub rtt_floor_ns: Option<u64>,
+    /// When the last of those true closest nodes was first asked, from the start (ns): the
+    /// time the search took to learn them all. `None` where one was never asked or no truth
+    /// was checked.
+    pub closest_asked_ns: Option<u64>,
+    /// The earliest the lookup could have heard all of them, as it asked them: the latest
+    /// of first-asked time plus RTT over the true closest nodes (ns). Past it, the lookup
+    /// waited for a lost answer, a retransmission or another candidate; before it, the
+    /// search took the time to learn them. `None` with `closest_asked_ns`.
+    pub closest_answer_bound_ns: Option<u64>,
     /// Distinct nodes the lookup asked that had left the network when asked.
     pub departed: u32,
     /// For reads after a write: whether the announced peer / stored item was found.
@@ -234,6 +243,15 @@ pub struct LookupSummary {
     /// lookup's latency that the link model alone sets (the lookup must hear them all).
     #[serde(default)]
     pub rtt_floor_ms: Percentiles,
+    /// Of the lookups that asked every one of their true k closest nodes: when the last of
+    /// them was first asked, ms from the start (the time the search took to learn them).
+    #[serde(default)]
+    pub closest_asked_ms: Percentiles,
+    /// Of the same lookups: the earliest each could have heard them all as it asked them
+    /// (first-asked time plus RTT, the latest over the k), ms. Latency beyond it went to
+    /// lost answers, retransmissions and jitter.
+    #[serde(default)]
+    pub closest_bound_ms: Percentiles,
     /// The answered lookups that asked no departed node, and those that asked one or more.
     #[serde(default)]
     pub by_departed: DepartedSplit,
@@ -339,6 +357,16 @@ impl LookupSummary {
                 checked
                     .iter()
                     .filter_map(|r| r.rtt_floor_ns)
+                    .map(|ns| ns as f64 / MS),
+            ),
+            closest_asked_ms: Percentiles::of(
+                ans.iter()
+                    .filter_map(|r| r.closest_asked_ns)
+                    .map(|ns| ns as f64 / MS),
+            ),
+            closest_bound_ms: Percentiles::of(
+                ans.iter()
+                    .filter_map(|r| r.closest_answer_bound_ns)
                     .map(|ns| ns as f64 / MS),
             ),
             by_departed: {
@@ -631,7 +659,7 @@ impl OpKind {
 }
 
 /// The header of [`Report::ops_csv`].
-pub const OPS_CSV_HEADER: &str = "kind,phase,start_ms,latency_ms,rounds,queries,timeouts,bytes,closest_found,closest_truth,exact,rtt_floor_ms,departed_asked,target_found,first_found_ms,stored_at,answered,aborted";
+pub const OPS_CSV_HEADER: &str = "kind,phase,start_ms,latency_ms,rounds,queries,timeouts,bytes,closest_found,closest_truth,exact,rtt_floor_ms,closest_asked_ms,closest_bound_ms,departed_asked,target_found,first_found_ms,stored_at,answered,aborted";
 
 impl Report {
     /// Every operation as CSV, one row each (header [`OPS_CSV_HEADER`]): for looking into
@@ -647,7 +675,7 @@ impl Report {
         for r in &self.records {
             let _ = writeln!(
                 o,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 r.kind.name(),
                 if r.read { "read" } else { "write" },
                 ms(r.start_ns),
@@ -660,6 +688,8 @@ impl Report {
                 r.closest_truth,
                 u8::from(r.closest_ok()),
                 opt(r.rtt_floor_ns.map(ms)),
+                opt(r.closest_asked_ns.map(ms)),
+                opt(r.closest_answer_bound_ns.map(ms)),
                 r.departed,
                 opt(r.target_found.map(|f| u8::from(f).to_string())),
                 opt(r.first_found_ns.map(ms)),

@@ -213,6 +213,8 @@ struct Op {
     first_found: Option<u64>,
     bytes: u64,
     tids: Vec<(u32, u64)>,
+    /// Distinct nodes this op asked, each with the time it was first asked.
+    asked: Vec<(u32, u64)>,
     /// Distinct nodes this op asked that had left the network when asked.
     departed: u32,
 }
@@ -806,8 +808,9 @@ impl Simulation {
             for &op in ops {
                 let o = &mut self.ops[op as usize];
                 if target.is_none_or(|t| t == o.target) {
-                    if departed && !o.tids.iter().any(|k| k.0 == to) {
-                        o.departed += 1;
+                    if !o.asked.iter().any(|a| a.0 == to) {
+                        o.departed += u32::from(departed);
+                        o.asked.push((to, self.now));
                     }
                     o.bytes += bytes.len() as u64;
                     o.tids.push(key);
@@ -1109,6 +1112,7 @@ impl Simulation {
                 first_found: None,
                 bytes: 0,
                 tids: Vec::new(),
+                asked: Vec::new(),
                 departed: 0,
             });
             let at = t0 + self.work_rng.gen_range(0..(w.duration_s * NS).max(1));
@@ -1212,6 +1216,7 @@ impl Simulation {
         o.first_found = None;
         o.bytes = 0;
         o.tids.clear();
+        o.asked.clear();
         o.departed = 0;
         match cmd {
             Some(c) => {
@@ -1341,6 +1346,20 @@ impl Simulation {
                     .filter_map(|t| self.oracle.host(t))
                     .map(|j| self.link.rtt_us(host as usize, j as usize) * 1000)
                     .max();
+                // When each true closest node was first asked, and the RTT to it.
+                let asked: Option<Vec<(u64, u64)>> = truth
+                    .iter()
+                    .map(|t| {
+                        let j = self.oracle.host(t)?;
+                        let at = o.asked.iter().find(|a| a.0 == j)?.1;
+                        let rtt = self.link.rtt_us(host as usize, j as usize) * 1000;
+                        Some((at.saturating_sub(o.started), rtt))
+                    })
+                    .collect();
+                if let Some(asked) = asked.filter(|a| !a.is_empty()) {
+                    rec.closest_asked_ns = asked.iter().map(|a| a.0).max();
+                    rec.closest_answer_bound_ns = asked.iter().map(|a| a.0 + a.1).max();
+                }
                 if o.kind == OpKind::Lookup {
                     missed = truth.iter().filter(|t| !got.contains(t)).copied().collect();
                     missed_among = truth;

@@ -359,9 +359,16 @@ fn lookup_misses_are_each_classified_once_and_time_is_accounted() {
         .filter(|r| r.kind == xorro_sim::OpKind::Lookup && r.answered && r.closest_ok())
         .collect();
     assert!(!exact.is_empty());
+    // And it asked each of them, the last one before it ended.
     for r in &exact {
         let floor = r.rtt_floor_ns.expect("a checked lookup has a floor");
         assert!(r.latency_ns >= floor, "{r:?}");
+        let asked = r
+            .closest_asked_ns
+            .expect("an exact lookup asked its closest");
+        let bound = r.closest_answer_bound_ns.expect("and has a bound");
+        assert!(asked < r.latency_ns && asked + floor >= bound, "{r:?}");
+        assert!(floor <= bound && bound <= r.latency_ns, "{r:?}");
     }
     let l = xorro_sim::Report::from_simulation(&sim).lookups;
     let split = &l.by_departed;
