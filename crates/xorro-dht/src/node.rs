@@ -879,14 +879,18 @@ impl Node {
 
     /// After joining: one lookup into the range of every bucket but the one covering our id,
     /// so the far buckets (wide ones especially) fill now rather than at their first idle
-    /// refresh 15 minutes later (Kademlia's join procedure; libtorrent does the same).
+    /// refresh 15 minutes later (Kademlia's join procedure; libtorrent does the same). A
+    /// table that has not split yet (fewer than k contacts, all of them possibly on our side
+    /// of the id space) still gets a lookup into the far half: in a young network the seed's
+    /// answer names only nodes near our id, and without it the nodes that joined early knew
+    /// nothing of the other half until their first refresh.
     fn refresh_buckets(&mut self, now: Instant) {
         for family in [Family::V4, Family::V6] {
             let buckets = self.routing_table(family).bucket_count();
             if self.routing_table(family).is_empty() {
                 continue;
             }
-            for depth in 0..buckets.saturating_sub(1).min(32) {
+            for depth in 0..buckets.saturating_sub(1).clamp(1, 32) {
                 let target = random_id_at_depth(&self.id, depth, &mut self.rng);
                 let _ = self.start_lookup(Kind::Refresh, target, now, true);
             }
@@ -2806,7 +2810,7 @@ mod tests {
         assert!((a.late_answer_share - before * (1.0 - LATE_ANSWER_WEIGHT)).abs() < 1e-6);
     }
 
-    /// The asker and the node that leaves in the tests of a departed candidate below.
+    /// The asker and the node that leaves in the test of a passed-over candidate below.
     const ASKER: usize = 3;
     const GONE: usize = 20;
 
@@ -2835,15 +2839,18 @@ mod tests {
         (patient, stats.duration)
     }
 
-    /// A lookup by node 3 of a 40-node cluster for the id of node 20, which has just left,
+    /// A lookup by node 3 of a 40-node cluster for the id of node 15, which has just left,
     /// started at once again when it ends: the first waits the vouched 850 ms for it (its
-    /// neighbours still name it), counts it a late silence, and so the second, the node's
-    /// lookups now impatient, does not.
+    /// neighbours still name it, and none passes it over), counts it a late silence, and so
+    /// the second, the node's lookups now impatient, does not. (Not every node of the
+    /// cluster is such a one: a departed node that one of its neighbours passes over, or
+    /// whose attempts all go out before a neighbour names it, is not waited for.)
     #[test]
     fn a_node_whose_waited_for_candidates_stay_silent_stops_waiting() {
+        const VOUCHED: usize = 15;
         let mut c = cluster_of_forty(&Config::default());
-        let target = c.node(GONE).id();
-        c.kill(GONE);
+        let target = c.node(VOUCHED).id();
+        c.kill(VOUCHED);
         let silences = c.with_node(ASKER, |n, _| n.stats.late_silences);
         let (patient, waited) = find_from_asker(&mut c, target);
         assert!(patient, "a node starts patient");

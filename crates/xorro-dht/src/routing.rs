@@ -1893,6 +1893,14 @@ impl<A: Packed> Table<A> {
             std::mem::take(&mut old.cache).into_iter().partition(deeper);
         old.cache = kept;
         let refreshed = old.refreshed;
+        if old.nodes.is_empty() {
+            // The split left this far bucket with no member: no node we know shares exactly
+            // `i` bits with us. In a large network that is a gap in our knowledge, not in
+            // the network (a node of a young network that joined before the others, whose
+            // own-id lookups find only its own side of the split), so refresh it at the
+            // next maintenance tick instead of 15 minutes later.
+            old.refreshed = Tick::NONE;
+        }
         if self.buckets.len() == self.buckets.capacity() {
             // One bucket at a time (a table splits a dozen times; a doubled `Vec` kept room
             // for four more buckets of 80 bytes).
@@ -3900,6 +3908,38 @@ mod tests {
             t.refresh_targets(start + 26 * MIN, usize::MAX, &mut rng)
                 .len(),
             2
+        );
+    }
+
+    #[test]
+    fn a_far_bucket_a_split_leaves_empty_is_refreshed_at_once() {
+        // A young network's first node knows only nodes on its own side of the id space: its
+        // members all share our first bit, so the split leaves the far half's bucket empty.
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut t = RoutingTable::new(NodeId::ZERO, narrow());
+        let start = t0();
+        let same_side = |rng: &mut ChaCha8Rng| {
+            let mut id: [u8; 20] = rng.r#gen();
+            id[0] = 0x40 | (id[0] & 0x3f);
+            NodeId(id)
+        };
+        for i in 0..8 {
+            t.on_response(NodeInfo::new(same_side(&mut rng), v4(i)), None, start);
+        }
+        assert_eq!(t.bucket_count(), 1);
+        // Their answers refreshed the one bucket.
+        assert!(t.refresh_targets(start, usize::MAX, &mut rng).is_empty());
+        t.on_response(NodeInfo::new(same_side(&mut rng), v4(8)), None, start + MIN);
+        assert!(t.bucket_count() >= 2, "the ninth member split the table");
+        assert!(t.v4().buckets[0].nodes.is_empty());
+        // Due a minute after the last refresh: only the bucket left empty, not the ones
+        // that kept members.
+        let due = t.refresh_targets(start + MIN, usize::MAX, &mut rng);
+        assert_eq!(due.len(), 1, "{due:?}");
+        assert_eq!(t.v4().bucket_index(&due[0]), 0);
+        assert!(
+            t.refresh_targets(start + MIN, usize::MAX, &mut rng)
+                .is_empty()
         );
     }
 
