@@ -17,6 +17,15 @@ async fn node(bootstrap: Option<SocketAddr>) -> Dht {
     b.start().await.unwrap()
 }
 
+/// Whether `d` has a contact whose id differs from its own in the first bit.
+async fn knows_far_half(d: &Dht) -> bool {
+    let own = d.status().await.unwrap().id;
+    let table = d.routing_table().await.unwrap();
+    table
+        .iter()
+        .any(|c| (c.node.id.0[0] ^ own.0[0]) & 0x80 != 0)
+}
+
 async fn network(n: usize) -> Vec<Dht> {
     let first = node(None).await;
     let boot = first.local_addr();
@@ -24,12 +33,18 @@ async fn network(n: usize) -> Vec<Dht> {
     for _ in 1..n {
         nodes.push(node(Some(boot)).await);
     }
-    // Every node bootstraps by itself; wait (bounded) until each knows a few others.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    // Every node bootstraps by itself; wait (bounded) until each knows a few others and, in
+    // a network large enough to have both, a node in the far half of the id space: joined,
+    // not two halves that meet only at the first node. Under a loaded CPU the early nodes'
+    // bootstraps end with a few contacts near their own id; their join's lookup into the far
+    // half, and the refresh of a far bucket a split left empty, find the other side.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let mut ready = 0;
         for d in &nodes {
-            if d.status().await.unwrap().table_v4 >= 5.min(n - 1) {
+            if d.status().await.unwrap().table_v4 >= 5.min(n - 1)
+                && (n < 16 || knows_far_half(d).await)
+            {
                 ready += 1;
             }
         }
@@ -49,6 +64,7 @@ async fn thirty_nodes_announce_find_put_get() {
             d.status().await.unwrap().table_v4 >= 5,
             "every node knows others"
         );
+        assert!(knows_far_half(d).await, "and the far half of the id space");
     }
 
     // find_node for a node's id returns that node first.
