@@ -17,9 +17,8 @@ async fn node(bootstrap: Option<SocketAddr>) -> Dht {
     b.start().await.unwrap()
 }
 
-/// Whether `d` has a contact whose id differs from its own in the first bit.
-async fn knows_far_half(d: &Dht) -> bool {
-    let own = d.status().await.unwrap().id;
+/// Whether `d`, of id `own`, has a contact whose id differs from `own` in the first bit.
+async fn knows_far_half(d: &Dht, own: NodeId) -> bool {
     let table = d.routing_table().await.unwrap();
     table
         .iter()
@@ -42,9 +41,8 @@ async fn network(n: usize) -> Vec<Dht> {
     loop {
         let mut ready = 0;
         for d in &nodes {
-            if d.status().await.unwrap().table_v4 >= 5.min(n - 1)
-                && (n < 16 || knows_far_half(d).await)
-            {
+            let status = d.status().await.unwrap();
+            if status.table_v4 >= 5.min(n - 1) && (n < 16 || knows_far_half(d, status.id).await) {
                 ready += 1;
             }
         }
@@ -60,11 +58,12 @@ async fn network(n: usize) -> Vec<Dht> {
 async fn thirty_nodes_announce_find_put_get() {
     let nodes = network(30).await;
     for d in &nodes {
+        let status = d.status().await.unwrap();
+        assert!(status.table_v4 >= 5, "every node knows others");
         assert!(
-            d.status().await.unwrap().table_v4 >= 5,
-            "every node knows others"
+            knows_far_half(d, status.id).await,
+            "and the far half of the id space"
         );
-        assert!(knows_far_half(d).await, "and the far half of the id space");
     }
 
     // find_node for a node's id returns that node first.

@@ -60,7 +60,7 @@ pub struct OpRecord {
     /// of first-asked time plus RTT over the true closest nodes (ns). Past it, the lookup
     /// waited for a lost answer, a retransmission or another candidate; before it, the
     /// search took the time to learn them. `None` with `closest_asked_ns`.
-    pub closest_answer_bound_ns: Option<u64>,
+    pub closest_bound_ns: Option<u64>,
     /// Distinct nodes the lookup asked that had left the network when asked.
     pub departed: u32,
     /// For reads after a write: whether the announced peer / stored item was found.
@@ -366,7 +366,7 @@ impl LookupSummary {
             ),
             closest_bound_ms: Percentiles::of(
                 ans.iter()
-                    .filter_map(|r| r.closest_answer_bound_ns)
+                    .filter_map(|r| r.closest_bound_ns)
                     .map(|ns| ns as f64 / MS),
             ),
             by_departed: {
@@ -689,7 +689,7 @@ impl Report {
                 u8::from(r.closest_ok()),
                 opt(r.rtt_floor_ns.map(ms)),
                 opt(r.closest_asked_ns.map(ms)),
-                opt(r.closest_answer_bound_ns.map(ms)),
+                opt(r.closest_bound_ns.map(ms)),
                 r.departed,
                 opt(r.target_found.map(|f| u8::from(f).to_string())),
                 opt(r.first_found_ns.map(ms)),

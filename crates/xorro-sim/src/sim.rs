@@ -1341,24 +1341,21 @@ impl Simulation {
                 let got: Vec<NodeId> = closest.iter().map(|n| n.id).collect();
                 rec.closest_truth = truth.len() as u8;
                 rec.closest_found = truth.iter().filter(|t| got.contains(t)).count() as u8;
-                rec.rtt_floor_ns = truth
+                // Each true closest node's RTT from the asker, and when this op first asked
+                // it: the floor, and when all were asked, the last ask and the earliest end.
+                let reach: Vec<(u64, Option<u64>)> = truth
                     .iter()
                     .filter_map(|t| self.oracle.host(t))
-                    .map(|j| self.link.rtt_us(host as usize, j as usize) * 1000)
-                    .max();
-                // When each true closest node was first asked, and the RTT to it.
-                let asked: Option<Vec<(u64, u64)>> = truth
-                    .iter()
-                    .map(|t| {
-                        let j = self.oracle.host(t)?;
-                        let at = o.asked.iter().find(|a| a.0 == j)?.1;
+                    .map(|j| {
                         let rtt = self.link.rtt_us(host as usize, j as usize) * 1000;
-                        Some((at.saturating_sub(o.started), rtt))
+                        let at = o.asked.iter().find(|a| a.0 == j);
+                        (rtt, at.map(|a| a.1.saturating_sub(o.started)))
                     })
                     .collect();
-                if let Some(asked) = asked.filter(|a| !a.is_empty()) {
-                    rec.closest_asked_ns = asked.iter().map(|a| a.0).max();
-                    rec.closest_answer_bound_ns = asked.iter().map(|a| a.0 + a.1).max();
+                rec.rtt_floor_ns = reach.iter().map(|r| r.0).max();
+                if reach.iter().all(|r| r.1.is_some()) {
+                    rec.closest_asked_ns = reach.iter().filter_map(|r| r.1).max();
+                    rec.closest_bound_ns = reach.iter().filter_map(|r| Some(r.1? + r.0)).max();
                 }
                 if o.kind == OpKind::Lookup {
                     missed = truth.iter().filter(|t| !got.contains(t)).copied().collect();

@@ -366,7 +366,7 @@ fn lookup_misses_are_each_classified_once_and_time_is_accounted() {
         let asked = r
             .closest_asked_ns
             .expect("an exact lookup asked its closest");
-        let bound = r.closest_answer_bound_ns.expect("and has a bound");
+        let bound = r.closest_bound_ns.expect("and has a bound");
         assert!(asked < r.latency_ns && asked + floor >= bound, "{r:?}");
         assert!(floor <= bound && bound <= r.latency_ns, "{r:?}");
     }
