@@ -71,14 +71,22 @@ pub(crate) struct Candidate {
     /// A request to it was sent with the vouched wait as its soft timeout: whether it
     /// answered feeds the node's count of late answers (`Config::lookup_vouched_wait`).
     pub waited: bool,
+    /// Its first request went out a second time soon after, a copy against loss
+    /// (`Config::lookup_resend_after`): one more request than `lookup_attempts` allows.
+    pub copied: bool,
 }
 
 impl Candidate {
+    /// Requests it may be sent: `attempts`, and one more when its first was copied.
+    pub fn allowed(&self, attempts: u8) -> u8 {
+        attempts.saturating_add(u8::from(self.copied))
+    }
+
     /// Still counted among the closest: not failed, and not slow on its last allowed attempt.
     fn is_live(&self, attempts: u8) -> bool {
         match self.state {
             State::Failed => false,
-            State::InFlight { slow: true } => self.attempts < attempts,
+            State::InFlight { slow: true } => self.attempts < self.allowed(attempts),
             _ => true,
         }
     }
@@ -221,6 +229,7 @@ impl Leg {
                 vouched,
                 disowned: false,
                 waited: false,
+                copied: false,
             },
         );
         if self.candidates.len() > self.max {
@@ -281,7 +290,8 @@ impl Leg {
                 answered += 1;
             } else if pick.is_none()
                 && (c.state == State::New
-                    || (c.state == State::InFlight { slow: true } && c.attempts < attempts))
+                    || (c.state == State::InFlight { slow: true }
+                        && c.attempts < c.allowed(attempts)))
             {
                 pick = Some(i);
             }
@@ -300,6 +310,16 @@ impl Leg {
         c.attempts = c.attempts.saturating_add(1);
         c.pending = c.pending.saturating_add(1);
         Some(&self.candidates[i])
+    }
+
+    /// Whether `burst_after` (at least one) of the `k` closest live candidates answered: the
+    /// burst, where α no longer holds back new candidates (see [`Leg::next_to_query`]).
+    pub fn in_burst(&self, k: usize, attempts: u8, burst_after: usize) -> bool {
+        burst_after > 0
+            && self
+                .closest_live_responded(k, attempts)
+                .nth(burst_after - 1)
+                .is_some()
     }
 
     /// The `k` closest live candidates (not failed after `attempts`), with their positions.
@@ -382,7 +402,7 @@ impl Leg {
         {
             c.pending = c.pending.saturating_sub(1);
             if c.pending == 0 {
-                c.state = if c.attempts < attempts {
+                c.state = if c.attempts < c.allowed(attempts) {
                     State::New
                 } else {
                     State::Failed
@@ -428,7 +448,8 @@ impl Leg {
             || !self.candidates.iter().any(|c| {
                 c.state == State::New
                     || (c.state == State::InFlight { slow: false })
-                    || (c.state == State::InFlight { slow: true } && c.attempts < attempts)
+                    || (c.state == State::InFlight { slow: true }
+                        && c.attempts < c.allowed(attempts))
             })
     }
 
@@ -651,6 +672,38 @@ mod tests {
         // A timeout of a sibling request does not undo the answer.
         leg.on_timeout(&a, 3);
         assert!(leg.responded(&a));
+    }
+
+    #[test]
+    fn a_copied_request_is_one_more_than_the_attempts() {
+        let mut leg = Leg::new(Family::V4, NodeId::ZERO, 16);
+        leg.add(node(1), 1, Hint::default());
+        leg.add(node(2), 1, Hint::default());
+        let a = node(1).addr;
+        let ask = |leg: &mut Leg| leg.next_to_query(1, 8, 2, 0, None).map(|c| c.node.id.0[0]);
+        assert_eq!(ask(&mut leg), Some(1));
+        leg.get_mut(&a).expect("a candidate").copied = true;
+        // The copy, then the two attempts.
+        for _ in 0..2 {
+            leg.on_slow(&a);
+            assert_eq!(ask(&mut leg), Some(1));
+        }
+        leg.on_slow(&a);
+        assert_eq!(
+            ask(&mut leg),
+            Some(2),
+            "three requests: the slot goes to node 2"
+        );
+        for _ in 0..2 {
+            leg.on_timeout(&a, 2);
+            assert!(leg.in_flight().any(|c| c.node.addr == a));
+        }
+        leg.on_timeout(&a, 2);
+        assert!(
+            !leg.in_flight().any(|c| c.node.addr == a),
+            "failed after all three"
+        );
+        assert!(!leg.responded(&a));
     }
 
     #[test]

@@ -1440,7 +1440,7 @@ impl Node {
         };
         let mut share = self.late_answer_share;
         for c in l.legs.iter().flat_map(Leg::candidates) {
-            if c.attempts > base || c.waited {
+            if c.attempts > c.allowed(base) || c.waited {
                 let answered = c.state == crate::lookup::State::Responded;
                 if answered {
                     self.stats.late_answers += 1;
@@ -1672,22 +1672,43 @@ impl Node {
             let (attempts, patient) = (l.attempts, l.patient);
             for (i, leg) in l.legs.iter_mut().enumerate() {
                 if let Some(c) = leg.next_to_query(alpha, k, attempts, burst_after, by_rtt) {
-                    let wait_longer = patient && c.vouched && !c.disowned && c.attempts >= attempts;
-                    next = Some((i, c.node, c.rtt, wait_longer));
+                    let wait_longer =
+                        patient && c.vouched && !c.disowned && c.attempts >= c.allowed(attempts);
+                    next = Some((i, c.node, c.rtt, wait_longer, c.attempts == 1));
                     break;
                 }
             }
-            let Some((leg, node, rtt, wait_longer)) = next else {
+            let Some((leg, node, rtt, wait_longer, first)) = next else {
                 break;
             };
             if wait_longer && let Some(c) = l.legs.get_mut(leg).and_then(|g| g.get_mut(&node.addr))
             {
                 c.waited = true;
             }
+            // A request of the burst goes out a second time soon after, against loss.
+            let resend = self.config.lookup_resend_after;
+            let copy = first
+                && !l.internal
+                && !resend.is_zero()
+                && l.legs
+                    .get(leg)
+                    .is_some_and(|g| g.in_burst(k, attempts, burst_after));
             let query = search_query(l);
             let mut soft_after = self.soft_timeout(rtt);
             if wait_longer {
                 soft_after = soft_after.max(self.config.lookup_vouched_wait);
+            }
+            if copy
+                && soft_after > resend
+                && let Some(c) = self
+                    .lookups
+                    .get_mut(&id)
+                    .and_then(|l| l.legs.get_mut(leg))
+                    .and_then(|g| g.get_mut(&node.addr))
+            {
+                // Its soft timeout is the copy's time; the copy then has the usual one.
+                c.copied = true;
+                soft_after = resend;
             }
             let purpose = Purpose::Search {
                 lookup: id,
@@ -2987,6 +3008,66 @@ mod tests {
         // attempts' soft timeouts, as any silent candidate.
         let not_waited = lookup_of_a_departed_node(true);
         assert!(not_waited < Duration::from_millis(1500), "{not_waited:?}");
+    }
+
+    /// A find_node by [`ASKER`] in a 40-node cluster of `config` for the id of a node its
+    /// table does not hold (so asked only once the search has had answers: in the burst),
+    /// whose first find_node from the asker is lost: the lookup's duration and the queries it
+    /// sent (it finds the target).
+    fn find_with_first_query_lost(config: &Config) -> (Duration, u32) {
+        let mut c = cluster_of_forty(config);
+        let table = c.node(ASKER).routing_table(Family::V4);
+        let t = (0..c.len())
+            .find(|&i| i != ASKER && !table.contains(c.addr(i)))
+            .expect("a node the asker does not hold");
+        let (from, to) = (c.addr(ASKER), c.addr(t));
+        let target = c.node(t).id();
+        let mut lost = false;
+        c.drop_datagrams(move |f, d, bytes| {
+            let query = f == from && d == to && bytes.windows(9).any(|w| w == b"find_node");
+            let drop = query && !lost;
+            lost |= query;
+            drop
+        });
+        let id = c
+            .with_node(ASKER, |n, now| n.start_find_node(target, now))
+            .expect("starts");
+        let Some((Outcome::Closest(found), stats)) =
+            c.run_until_finished(ASKER, id, Duration::from_secs(30))
+        else {
+            panic!("the lookup did not finish with nodes");
+        };
+        assert_eq!(
+            found.first().map(|n| n.id),
+            Some(target),
+            "the target found"
+        );
+        (stats.duration, stats.messages_sent)
+    }
+
+    #[test]
+    fn a_lost_request_of_the_burst_is_made_up_by_its_copy() {
+        let off = Config {
+            lookup_resend_after: Duration::ZERO,
+            ..Config::default()
+        };
+        let on = Config {
+            lookup_resend_after: Duration::from_millis(20),
+            ..Config::default()
+        };
+        let (took_off, sent_off) = find_with_first_query_lost(&off);
+        let (took_on, sent_on) = find_with_first_query_lost(&on);
+        // Without the copy the lost request is sent again after its soft timeout (at least
+        // `lookup_unknown_wait_min`, 200 ms: the target's RTT is unknown); with it, 20 ms
+        // after the first.
+        assert!(
+            took_on + Duration::from_millis(150) < took_off,
+            "{took_on:?} with the copy, {took_off:?} without"
+        );
+        assert!(
+            sent_on > sent_off,
+            "copies are queries: {sent_on} against {sent_off}"
+        );
     }
 
     #[test]

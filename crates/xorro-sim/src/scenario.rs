@@ -443,6 +443,10 @@ pub struct EngineConfig {
     /// RTT; 0: the RTO alone); `None` keeps the engine default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lookup_unknown_wait_min_ms: Option<u64>,
+    /// `lookup_resend_after` in ms (a request of a lookup's burst goes out a second time
+    /// after this long unless answered; 0: off); `None` keeps the engine default (20 ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lookup_resend_after_ms: Option<u64>,
     /// `lookup_vouched_wait` in ms (the least soft timeout of the last attempt to a
     /// candidate named by one of its near neighbours, while late candidates answer; 0: off);
     /// `None` keeps the engine default (850 ms).
@@ -521,6 +525,9 @@ impl EngineConfig {
         }
         if let Some(b) = self.prefer_low_rtt {
             c.routing.prefer_low_rtt = b;
+        }
+        if let Some(ms) = self.lookup_resend_after_ms {
+            c.lookup_resend_after = Duration::from_millis(ms);
         }
         if let Some(ms) = self.lookup_unknown_wait_min_ms {
             c.lookup_unknown_wait_min = Duration::from_millis(ms);
