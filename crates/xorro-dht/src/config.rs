@@ -133,9 +133,11 @@ pub struct Config {
     /// of each request of the burst"), off → 20 ms, exact / p50 / p90 / p99 / announce p50:
     /// 10^4 nodes, seeds 1–4: 99.54 → 99.55 % / 395 → 379 / 743 → 722 / 1,670 → 1,691 /
     /// 425 → 415 ms; 10^5 with tables drawn as converged: 99.65 % / 318 → 305 / 633 → 622 /
-    /// 1,625 → 1,626 / 371 → 361 ms, 20.3 → 24.9 queries a lookup; a running network with
-    /// a tenth of its nodes behind NAT (the CI scenario after 15 minutes, seeds 42–46):
-    /// 98.32 → 98.16 % / 339 → 325 / 763 → 736 / 1,549 → 1,687 / 372 → 352 ms. Without
+    /// 1,625 → 1,626 / 371 → 361 ms, 20.3 → 24.9 queries a lookup; 10^6 with tables drawn
+    /// as converged: 99.53 → 99.58 % / 339 → 326 / 688 → 672 / 1,693 → 1,735 / 372 → 360 ms;
+    /// a running network with a tenth of its nodes behind NAT (the CI scenario after 15
+    /// minutes, seeds 42–46): 98.32 → 98.16 % / 339 → 325 / 763 → 736 / 1,549 → 1,687 /
+    /// 372 → 352 ms (p99 within its noise: the seeds spread 1.34–2.18 s). Without
     /// loss the same 10^5 network's median is 295 ms: the copy takes back two thirds of
     /// what loss costs there, for a quarter more queries (α = 10 gives as much for 55 %).
     pub lookup_resend_after: Duration,
