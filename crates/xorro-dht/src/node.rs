@@ -897,6 +897,20 @@ impl Node {
         }
     }
 
+    /// Whether the table of `family` holds a node of our half of the id space (sharing our
+    /// first bit). A join whose own-id lookup went unanswered (a seed's answer naming nodes
+    /// that timed out) can leave k contacts all in the far half, which the far-half lookup
+    /// of [`Node::refresh_buckets`] fills: then our neighbours do not know us, and nothing
+    /// but the 15-minute refresh would look for them.
+    fn knows_own_half(&self, family: Family) -> bool {
+        let mut nearest = Vec::with_capacity(1);
+        self.routing_table(family)
+            .closest(&self.id, 1, &mut nearest);
+        nearest
+            .first()
+            .is_some_and(|n| n.id.distance(&self.id).leading_zeros() >= 1)
+    }
+
     /// Bootstraps again when alone, pings stale contacts, refreshes idle buckets and forgets
     /// the rate limiter's sources whose buckets are full again.
     fn maintain(&mut self, now: Instant) {
@@ -931,7 +945,9 @@ impl Node {
             // Fewer than k contacts: we are still joining (or the network is tiny). Look up
             // our own id at every tick, so that nodes that joined after our bootstrap are
             // found within seconds rather than at the 15-minute bucket refresh.
-            if self.routing_table(family).len() < self.config.lookup_closest {
+            if self.routing_table(family).len() < self.config.lookup_closest
+                || !self.knows_own_half(family)
+            {
                 let _ = self.start_lookup(Kind::Refresh, self.id, now, true);
             }
             let targets = {
@@ -2633,6 +2649,58 @@ mod tests {
             }
             other => panic!("the waiting lookup asked the seed: {other:?}"),
         }
+    }
+
+    /// A node whose k contacts all lie in the far half of the id space (its own-id lookup
+    /// went unanswered while its far-half lookup filled the table) looks up its id again at
+    /// its maintenance tick, until it knows a node of its own half.
+    #[test]
+    fn a_node_that_knows_only_the_far_half_looks_for_its_neighbours() {
+        #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
+        let now = Instant::now();
+        let own = NodeId([0xff; 20]);
+        let mut n = Node::new(
+            Config {
+                id: Some(own),
+                ..Config::default()
+            },
+            now,
+        );
+        let contact = |first: u8, i: u8| {
+            let mut id = [i; 20];
+            id[0] = first;
+            NodeInfo::new(NodeId(id), SocketAddr::from(([10, 0, first, i], 1000)))
+        };
+        let own_id_lookups = |n: &Node| {
+            n.lookups
+                .values()
+                .filter(|l| matches!(l.kind, Kind::Refresh) && l.target == own)
+                .count()
+        };
+        for i in 1..=8 {
+            n.table4
+                .on_response(contact(0x10, i), Some(Duration::from_millis(50)), now);
+        }
+        assert_eq!(n.routing_table(Family::V4).len(), 8, "k contacts");
+        let tick = now + n.config.maintenance_interval;
+        n.handle_timeout(tick);
+        assert_eq!(own_id_lookups(&n), 1, "its own id looked up");
+        // With a node of its own half it does not.
+        let mut m = Node::new(
+            Config {
+                id: Some(own),
+                ..Config::default()
+            },
+            now,
+        );
+        for i in 1..=7 {
+            m.table4
+                .on_response(contact(0x10, i), Some(Duration::from_millis(50)), now);
+        }
+        m.table4
+            .on_response(contact(0x80, 1), Some(Duration::from_millis(50)), now);
+        m.handle_timeout(tick);
+        assert_eq!(own_id_lookups(&m), 0);
     }
 
     #[test]
