@@ -898,10 +898,10 @@ impl Node {
     }
 
     /// Whether the table of `family` holds a node of our half of the id space (sharing our
-    /// first bit). A join whose own-id lookup went unanswered (a seed's answer naming nodes
-    /// that timed out) can leave k contacts all in the far half, which the far-half lookup
-    /// of [`Node::refresh_buckets`] fills: then our neighbours do not know us, and nothing
-    /// but the 15-minute refresh would look for them.
+    /// first bit). A join whose own-id lookup heard from none of our half (seen on a loaded
+    /// CPU) can leave k contacts all in the far half, which the far-half lookup of
+    /// [`Node::refresh_buckets`] fills: then our neighbours do not know us, and nothing but
+    /// the 15-minute refresh would look for them.
     fn knows_own_half(&self, family: Family) -> bool {
         let mut nearest = Vec::with_capacity(1);
         self.routing_table(family)
@@ -2659,13 +2659,16 @@ mod tests {
         #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
         let now = Instant::now();
         let own = NodeId([0xff; 20]);
-        let mut n = Node::new(
-            Config {
-                id: Some(own),
-                ..Config::default()
-            },
-            now,
-        );
+        let with_own_id = || {
+            Node::new(
+                Config {
+                    id: Some(own),
+                    ..Config::default()
+                },
+                now,
+            )
+        };
+        let mut n = with_own_id();
         let contact = |first: u8, i: u8| {
             let mut id = [i; 20];
             id[0] = first;
@@ -2686,13 +2689,7 @@ mod tests {
         n.handle_timeout(tick);
         assert_eq!(own_id_lookups(&n), 1, "its own id looked up");
         // With a node of its own half it does not.
-        let mut m = Node::new(
-            Config {
-                id: Some(own),
-                ..Config::default()
-            },
-            now,
-        );
+        let mut m = with_own_id();
         for i in 1..=7 {
             m.table4
                 .on_response(contact(0x10, i), Some(Duration::from_millis(50)), now);
