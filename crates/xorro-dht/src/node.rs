@@ -1697,10 +1697,6 @@ impl Node {
             let Some((leg, node, rtt, wait_longer, first)) = next else {
                 break;
             };
-            if wait_longer && let Some(c) = l.legs.get_mut(leg).and_then(|g| g.get_mut(&node.addr))
-            {
-                c.waited = true;
-            }
             // A request of the burst goes out a second time soon after, against loss.
             let resend = self.config.lookup_resend_after;
             let copy = first
@@ -1714,16 +1710,19 @@ impl Node {
             if wait_longer {
                 soft_after = soft_after.max(self.config.lookup_vouched_wait);
             }
-            if copy
-                && soft_after > resend
+            let copy = copy && soft_after > resend;
+            if (wait_longer || copy)
                 && let Some(c) = self
                     .lookups
                     .get_mut(&id)
                     .and_then(|l| l.legs.get_mut(leg))
                     .and_then(|g| g.get_mut(&node.addr))
             {
+                c.waited |= wait_longer;
+                c.copied |= copy;
+            }
+            if copy {
                 // Its soft timeout is the copy's time; the copy then has the usual one.
-                c.copied = true;
                 soft_after = resend;
             }
             let purpose = Purpose::Search {
@@ -2911,18 +2910,21 @@ mod tests {
     }
 
     /// Runs a find_node by [`ASKER`] for `target` to its end: whether the lookup was
-    /// patient, and how long it took.
-    fn find_from_asker(c: &mut crate::cluster::Cluster, target: NodeId) -> (bool, Duration) {
+    /// patient, the nodes it found, and its stats.
+    fn find_from_asker(
+        c: &mut crate::cluster::Cluster,
+        target: NodeId,
+    ) -> (bool, Vec<NodeInfo>, LookupStats) {
         let id = c
             .with_node(ASKER, |n, now| n.start_find_node(target, now))
             .expect("starts");
         let patient = c.with_node(ASKER, |n, _| n.lookups[&id].patient);
-        let Some((Outcome::Closest(_), stats)) =
+        let Some((Outcome::Closest(found), stats)) =
             c.run_until_finished(ASKER, id, Duration::from_secs(30))
         else {
             panic!("the lookup did not finish with nodes");
         };
-        (patient, stats.duration)
+        (patient, found, stats)
     }
 
     /// A lookup by node 3 of a 40-node cluster for the id of node 15, which has just left,
@@ -2938,14 +2940,16 @@ mod tests {
         let target = c.node(VOUCHED).id();
         c.kill(VOUCHED);
         let silences = c.with_node(ASKER, |n, _| n.stats.late_silences);
-        let (patient, waited) = find_from_asker(&mut c, target);
+        let (patient, _, stats) = find_from_asker(&mut c, target);
+        let waited = stats.duration;
         assert!(patient, "a node starts patient");
         assert!(waited > Duration::from_millis(850), "{waited:?}");
         assert_eq!(
             c.with_node(ASKER, |n, _| n.stats.late_silences),
             silences + 1
         );
-        let (patient, not_waited) = find_from_asker(&mut c, target);
+        let (patient, _, stats) = find_from_asker(&mut c, target);
+        let not_waited = stats.duration;
         assert!(!patient);
         assert!(not_waited < Duration::from_millis(700), "{not_waited:?}");
     }
@@ -3061,7 +3065,7 @@ mod tests {
                 });
             }
         }
-        find_from_asker(&mut c, target).1
+        find_from_asker(&mut c, target).2.duration
     }
 
     #[test]
@@ -3094,14 +3098,7 @@ mod tests {
             lost |= query;
             drop
         });
-        let id = c
-            .with_node(ASKER, |n, now| n.start_find_node(target, now))
-            .expect("starts");
-        let Some((Outcome::Closest(found), stats)) =
-            c.run_until_finished(ASKER, id, Duration::from_secs(30))
-        else {
-            panic!("the lookup did not finish with nodes");
-        };
+        let (_, found, stats) = find_from_asker(&mut c, target);
         assert_eq!(
             found.first().map(|n| n.id),
             Some(target),

@@ -294,6 +294,11 @@ impl SplitPart {
 }
 
 /// Of lookups checked against the oracle, the fraction that found all the true k closest.
+/// Percentiles, in ms, of a time in ns that the records may have.
+fn ms_percentiles(recs: &[&OpRecord], ns: impl Fn(&OpRecord) -> Option<u64>) -> Percentiles {
+    Percentiles::of(recs.iter().filter_map(|r| ns(r)).map(|t| t as f64 / MS))
+}
+
 fn exact_rate(checked: &[&OpRecord]) -> f64 {
     rate(
         checked.iter().filter(|r| r.closest_ok()).count() as u64,
@@ -353,22 +358,9 @@ impl LookupSummary {
             timeouts: Percentiles::of(ans.iter().map(|r| f64::from(r.timeouts))),
             bytes: Percentiles::of(ans.iter().map(|r| r.bytes as f64)),
             latency_cdf,
-            rtt_floor_ms: Percentiles::of(
-                checked
-                    .iter()
-                    .filter_map(|r| r.rtt_floor_ns)
-                    .map(|ns| ns as f64 / MS),
-            ),
-            closest_asked_ms: Percentiles::of(
-                ans.iter()
-                    .filter_map(|r| r.closest_asked_ns)
-                    .map(|ns| ns as f64 / MS),
-            ),
-            closest_bound_ms: Percentiles::of(
-                ans.iter()
-                    .filter_map(|r| r.closest_bound_ns)
-                    .map(|ns| ns as f64 / MS),
-            ),
+            rtt_floor_ms: ms_percentiles(&checked, |r| r.rtt_floor_ns),
+            closest_asked_ms: ms_percentiles(&ans, |r| r.closest_asked_ns),
+            closest_bound_ms: ms_percentiles(&ans, |r| r.closest_bound_ns),
             by_departed: {
                 let (some, none): (Vec<&OpRecord>, Vec<&OpRecord>) =
                     ans.iter().partition(|r| r.departed > 0);
@@ -425,11 +417,7 @@ impl StoreSummary {
                     .count() as u64,
                 finished.len() as u64,
             ),
-            first_found_ms: Percentiles::of(
-                finished
-                    .iter()
-                    .filter_map(|r| r.first_found_ns.map(|t| t as f64 / MS)),
-            ),
+            first_found_ms: ms_percentiles(&finished, |r| r.first_found_ns),
         })
     }
 }
