@@ -490,9 +490,11 @@ pub fn markdown(r: &Report, info: Option<&RunInfo>) -> String {
         if let Some(s) = s {
             let _ = writeln!(
                 o,
-                "- {name} found by a read from another node: {:.2} % (first seen after median {:.0} ms); stored on a median of {:.0} nodes.",
+                "- {name} found by a read from another node: {:.2} % (first seen after p50 {:.0} / p90 {:.0} / p99 {:.0} ms); stored on a median of {:.0} nodes.",
                 s.found * 100.0,
                 s.first_found_ms.p50,
+                s.first_found_ms.p90,
+                s.first_found_ms.p99,
                 s.stored_at.p50
             );
         }

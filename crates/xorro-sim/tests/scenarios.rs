@@ -320,6 +320,20 @@ fn outputs_are_written() {
     }
     let back = Scenario::from_file(&dir.join("scenario.toml")).unwrap();
     assert_eq!(back, s);
+    // The report gives when a read first saw the announced peer: what a get_peers caller
+    // waits for its first peers.
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let first = &r
+        .announces
+        .as_ref()
+        .expect("the scenario announces")
+        .first_found_ms;
+    assert!(first.count > 0, "{report}");
+    let line = format!(
+        "first seen after p50 {:.0} / p90 {:.0} / p99 {:.0} ms",
+        first.p50, first.p90, first.p99
+    );
+    assert!(report.contains(&line), "{line} in {report}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
