@@ -834,6 +834,28 @@ impl Report {
             self.lookups.latency_ms.p99,
             x.lookup_p99_max_ms,
         );
+        // Without samples (no announce, or no read that found its peer) a bound cannot hold.
+        let of_samples = |p: Option<&Percentiles>, at: fn(&Percentiles) -> f64| match p {
+            Some(p) if p.count > 0 => at(p),
+            _ => f64::MAX,
+        };
+        let announces = self.announces.as_ref();
+        max(
+            "announces.write.latency_ms.p50",
+            of_samples(announces.map(|a| &a.write.latency_ms), |p| p.p50),
+            x.announce_p50_max_ms,
+        );
+        let first = announces.map(|a| &a.first_found_ms);
+        max(
+            "announces.first_found_ms.p50",
+            of_samples(first, |p| p.p50),
+            x.first_peer_p50_max_ms,
+        );
+        max(
+            "announces.first_found_ms.p99",
+            of_samples(first, |p| p.p99),
+            x.first_peer_p99_max_ms,
+        );
         out
     }
 

@@ -565,6 +565,14 @@ pub struct Expectations {
     pub lookup_p50_max_ms: Option<f64>,
     /// Largest 99th percentile lookup latency (ms).
     pub lookup_p99_max_ms: Option<f64>,
+    /// Largest median announce latency (ms): the search and the store acknowledged.
+    pub announce_p50_max_ms: Option<f64>,
+    /// Largest median time (ms) until a get_peers after an announce first holds the
+    /// announced peer (`announces.first_found_ms`: what its caller waits for peers, which
+    /// `Dht::get_peers` streams as they arrive). No reads that found it fail the check.
+    pub first_peer_p50_max_ms: Option<f64>,
+    /// Largest 99th percentile of the same (ms).
+    pub first_peer_p99_max_ms: Option<f64>,
 }
 
 impl Scenario {

@@ -1,7 +1,7 @@
 //! Simulation scenarios checked against the oracle. Each prints the seed and the command
 //! that reproduces it when it fails.
 
-use xorro_sim::{Behavior, ChurnStart, Report, Scenario};
+use xorro_sim::{Behavior, ChurnStart, Expectations, Report, Scenario};
 
 /// The CI scenario: a few thousand nodes (fewer in debug builds), churn and 1 % loss.
 fn ci_scenario(seed: u64) -> Scenario {
@@ -584,4 +584,49 @@ fn nodes_behind_nat_find_out_they_are_unreachable() {
         (behind * 0.8..=behind * 1.2).contains(&spells),
         "{spells} spells for ~{behind} nodes behind NAT"
     );
+}
+
+/// The announce's median and the first peer's median and p99 are checked when bounded, and
+/// a bound on reads that never happened fails rather than holding on no samples.
+#[test]
+fn announce_and_first_peer_bounds_are_checked() {
+    let mut s = ci_scenario(5);
+    s.nodes = 200;
+    s.churn.enabled = false;
+    s.workload.lookups = 10;
+    s.workload.announces = 6;
+    s.workload.puts = 0;
+    s.workload.duration_s = 30;
+    s.expect = Expectations {
+        announce_p50_max_ms: Some(1e9),
+        first_peer_p50_max_ms: Some(1e9),
+        first_peer_p99_max_ms: Some(0.0),
+        ..Expectations::default()
+    };
+    let r = xorro_sim::run(&s);
+    let first = &r.announces.as_ref().unwrap().first_found_ms;
+    assert!(first.count > 0 && first.p99 > 0.0, "{first:?}");
+    let outcome: Vec<(&str, bool)> = r
+        .checks
+        .iter()
+        .map(|c| (c.name.as_str(), c.passed))
+        .collect();
+    assert_eq!(
+        outcome,
+        [
+            ("announces.write.latency_ms.p50 <= 1000000000", true),
+            ("announces.first_found_ms.p50 <= 1000000000", true),
+            ("announces.first_found_ms.p99 <= 0", false),
+        ]
+    );
+    assert!(!r.passed());
+
+    s.workload.announces = 0;
+    s.expect = Expectations {
+        first_peer_p50_max_ms: Some(1e9),
+        ..Expectations::default()
+    };
+    let r = xorro_sim::run(&s);
+    assert_eq!(r.checks.len(), 1);
+    assert!(!r.checks[0].passed, "no reads: {:?}", r.checks[0]);
 }
