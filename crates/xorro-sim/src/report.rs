@@ -814,46 +814,60 @@ impl Report {
             self.puts.as_ref().map_or(0.0, |a| a.found),
             x.put_found_min,
         );
-        let mut max = |name: &str, value: f64, bound: Option<f64>| {
+        // A bound on percentiles without samples (no lookup, no announce, no read that found
+        // its peer) cannot hold: it fails, named so.
+        let mut max = |name: &str, of: Option<&Percentiles>, at: fn(&Percentiles) -> f64, bound| {
             if let Some(b) = bound {
-                out.push(Check {
-                    name: format!("{name} <= {b}"),
-                    value,
-                    bound: b,
-                    passed: value <= b,
+                out.push(match of.filter(|p| p.count > 0).map(at) {
+                    Some(value) => Check {
+                        name: format!("{name} <= {b}"),
+                        value,
+                        bound: b,
+                        passed: value <= b,
+                    },
+                    None => Check {
+                        name: format!("{name} <= {b}: no samples"),
+                        value: 0.0,
+                        bound: b,
+                        passed: false,
+                    },
                 });
             }
         };
+        let lookups = Some(&self.lookups.latency_ms);
         max(
             "lookups.latency_ms.p50",
-            self.lookups.latency_ms.p50,
+            lookups,
+            |p| p.p50,
             x.lookup_p50_max_ms,
         );
         max(
             "lookups.latency_ms.p99",
-            self.lookups.latency_ms.p99,
+            lookups,
+            |p| p.p99,
             x.lookup_p99_max_ms,
         );
-        // Without samples (no announce, or no read that found its peer) a bound cannot hold.
-        let of_samples = |p: Option<&Percentiles>, at: fn(&Percentiles) -> f64| match p {
-            Some(p) if p.count > 0 => at(p),
-            _ => f64::MAX,
-        };
         let announces = self.announces.as_ref();
+        let (write, first) = (
+            announces.map(|a| &a.write.latency_ms),
+            announces.map(|a| &a.first_found_ms),
+        );
         max(
             "announces.write.latency_ms.p50",
-            of_samples(announces.map(|a| &a.write.latency_ms), |p| p.p50),
+            write,
+            |p| p.p50,
             x.announce_p50_max_ms,
         );
-        let first = announces.map(|a| &a.first_found_ms);
         max(
             "announces.first_found_ms.p50",
-            of_samples(first, |p| p.p50),
+            first,
+            |p| p.p50,
             x.first_peer_p50_max_ms,
         );
         max(
             "announces.first_found_ms.p99",
-            of_samples(first, |p| p.p99),
+            first,
+            |p| p.p99,
             x.first_peer_p99_max_ms,
         );
         out

@@ -569,7 +569,7 @@ pub struct Expectations {
     pub announce_p50_max_ms: Option<f64>,
     /// Largest median time (ms) until a get_peers after an announce first holds the
     /// announced peer (`announces.first_found_ms`: what its caller waits for peers, which
-    /// `Dht::get_peers` streams as they arrive). No reads that found it fail the check.
+    /// `Dht::get_peers` streams as they arrive). A bound on no samples fails.
     pub first_peer_p50_max_ms: Option<f64>,
     /// Largest 99th percentile of the same (ms).
     pub first_peer_p99_max_ms: Option<f64>,
