@@ -913,10 +913,12 @@ impl Report {
         );
         if let Some(a) = &self.announces {
             text += &format!(
-                "announce p50 {:.0} ms p99 {:.0} ms; peer found by get_peers elsewhere {:.2} %\n",
+                "announce p50 {:.0} ms p99 {:.0} ms; peer found by get_peers elsewhere {:.2} %, first after p50 {:.0} ms p99 {:.0} ms\n",
                 a.write.latency_ms.p50,
                 a.write.latency_ms.p99,
-                a.found * 100.0
+                a.found * 100.0,
+                a.first_found_ms.p50,
+                a.first_found_ms.p99
             );
         }
         if let Some(p) = &self.puts {

@@ -231,6 +231,9 @@ pub struct Row {
     /// Announce (lookup and announce_peer acknowledged) median (ms), when the scenario has
     /// announces.
     pub announce_p50_ms: Option<f64>,
+    /// Median time (ms) until a get_peers after an announce first held the announced peer,
+    /// when some did.
+    pub first_peer_p50_ms: Option<f64>,
     /// BEP 44 put median (ms), when the scenario has puts.
     pub put_p50_ms: Option<f64>,
     /// Datagrams of the whole run a node (build included).
@@ -289,6 +292,12 @@ pub fn rows(runs: &[Run]) -> Vec<Row> {
                         .as_ref()
                         .filter(|s| s.write.answered > 0)
                         .map(|s| s.write.latency_ms.p50)
+                }),
+                first_peer_p50_ms: store(&|r| {
+                    r.announces
+                        .as_ref()
+                        .filter(|s| s.first_found_ms.count > 0)
+                        .map(|s| s.first_found_ms.p50)
                 }),
                 put_p50_ms: store(&|r| {
                     r.puts
@@ -355,13 +364,13 @@ pub fn markdown(rows: &[Row], command: &str) -> String {
          fast at p99, and better in one. Each run's own outputs are in its directory.\n"
     );
     o.push_str(
-        "| # | setting | runs | exact | p50 | p90 | p99 | rounds | queries | announce p50 | put p50 | datagrams / node | peak RSS | checks | ★ |\n\
-         | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |\n",
+        "| # | setting | runs | exact | p50 | p90 | p99 | rounds | queries | announce p50 | first peer p50 | put p50 | datagrams / node | peak RSS | checks | ★ |\n\
+         | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |\n",
     );
     for (i, r) in rows.iter().enumerate() {
         let _ = writeln!(
             o,
-            "| {} | {} | {} | {:.2} % | {:.0} | {:.0} | {:.0} | {:.2} | {:.1} | {} | {} | {:.0} | {} | {} | {} |",
+            "| {} | {} | {} | {:.2} % | {:.0} | {:.0} | {:.0} | {:.2} | {:.1} | {} | {} | {} | {:.0} | {} | {} | {} |",
             i + 1,
             r.setting.replace('|', "\\|"),
             r.runs,
@@ -372,6 +381,7 @@ pub fn markdown(rows: &[Row], command: &str) -> String {
             r.rounds,
             r.queries,
             ms(r.announce_p50_ms),
+            ms(r.first_peer_p50_ms),
             ms(r.put_p50_ms),
             r.datagrams_per_node,
             r.peak_rss_bytes

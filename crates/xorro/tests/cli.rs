@@ -892,6 +892,22 @@ fn sim_sweep_runs_every_point_and_compares_them() {
             .unwrap();
     assert_eq!(json["rows"].as_array().map(Vec::len), Some(2));
     assert_eq!(json["runs"].as_array().map(Vec::len), Some(4));
+    // A row's first peer is the mean of its runs' medians.
+    let first_peer = |i: usize, seed: u64| {
+        let point = out_dir.join(format!("{i:03}_engine.lookup_attempts=1,seed={seed}"));
+        let summary: Value =
+            serde_json::from_str(&std::fs::read_to_string(point.join("summary.json")).unwrap())
+                .unwrap();
+        summary["announces"]["first_found_ms"]["p50"]
+            .as_f64()
+            .unwrap()
+    };
+    let mean = (first_peer(0, 3) + first_peer(1, 4)) / 2.0;
+    let row = json["rows"][0]["first_peer_p50_ms"].as_f64().unwrap();
+    assert!(
+        mean > 0.0 && (row - mean).abs() < 1e-9,
+        "{row} against {mean}"
+    );
     assert!(
         json["command"]
             .as_str()
