@@ -136,6 +136,7 @@ fn latency_cdf<DB: DrawingBackend>(
     if let Some(a) = &r.announces {
         series.push(("announce (search + store)", &a.write.latency_cdf, RED));
         series.push(("get_peers after announce", &a.read.latency_cdf, GREEN));
+        series.push(("the same, to its first peer", &a.first_found_cdf, CYAN));
     }
     if let Some(p) = &r.puts {
         series.push(("BEP 44 get after put", &p.read.latency_cdf, MAGENTA));

@@ -299,6 +299,21 @@ fn ms_percentiles(recs: &[&OpRecord], ns: impl Fn(&OpRecord) -> Option<u64>) -> 
     Percentiles::of(recs.iter().filter_map(|r| ns(r)).map(|t| t as f64 / MS))
 }
 
+/// The CDF of `values` (sorted in place) at each percent, 0 to 100: (value, fraction); empty
+/// without values.
+fn cdf(values: &mut [f64]) -> Vec<(f64, f64)> {
+    values.sort_by(f64::total_cmp);
+    if values.is_empty() {
+        return Vec::new();
+    }
+    (0..=100)
+        .map(|p| {
+            let i = ((values.len() - 1) as f64 * p as f64 / 100.0).round() as usize;
+            (round3(values[i]), p as f64 / 100.0)
+        })
+        .collect()
+}
+
 fn exact_rate(checked: &[&OpRecord]) -> f64 {
     rate(
         checked.iter().filter(|r| r.closest_ok()).count() as u64,
@@ -316,17 +331,7 @@ impl LookupSummary {
             .filter(|r| r.closest_truth > 0)
             .collect();
         let mut lat: Vec<f64> = ans.iter().map(|r| r.latency_ns as f64 / MS).collect();
-        lat.sort_by(f64::total_cmp);
-        let latency_cdf = if lat.is_empty() {
-            Vec::new()
-        } else {
-            (0..=100)
-                .map(|p| {
-                    let i = ((lat.len() - 1) as f64 * p as f64 / 100.0).round() as usize;
-                    (round3(lat[i]), p as f64 / 100.0)
-                })
-                .collect()
-        };
+        let latency_cdf = cdf(&mut lat);
         let mut rounds_histogram = BTreeMap::new();
         let mut messages_histogram = BTreeMap::new();
         for r in &ans {
@@ -392,6 +397,9 @@ pub struct StoreSummary {
     pub found: f64,
     /// Time to the first sight of the peer / item, ms.
     pub first_found_ms: Percentiles,
+    /// Its CDF over the reads that found it: (ms, fraction) at each percent.
+    #[serde(default)]
+    pub first_found_cdf: Vec<(f64, f64)>,
 }
 
 impl StoreSummary {
@@ -418,6 +426,11 @@ impl StoreSummary {
                 finished.len() as u64,
             ),
             first_found_ms: ms_percentiles(&finished, |r| r.first_found_ns),
+            first_found_cdf: cdf(&mut finished
+                .iter()
+                .filter_map(|r| r.first_found_ns)
+                .map(|t| t as f64 / MS)
+                .collect::<Vec<_>>()),
         })
     }
 }

@@ -334,6 +334,16 @@ fn outputs_are_written() {
         first.p50, first.p90, first.p99
     );
     assert!(report.contains(&line), "{line} in {report}");
+    // ... and so does its CDF, drawn beside the lookups' in the latency plot.
+    let cdf = &r.announces.as_ref().unwrap().first_found_cdf;
+    assert_eq!(cdf.len(), 101);
+    assert!(cdf.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 < w[1].1));
+    assert!(
+        (cdf[50].0 - first.p50).abs() <= first.p50 * 0.01 + 1.0,
+        "{cdf:?} {first:?}"
+    );
+    let svg = std::fs::read_to_string(dir.join("latency_cdf.svg")).unwrap();
+    assert!(svg.contains("the same, to its first peer"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
