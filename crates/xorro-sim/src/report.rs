@@ -410,6 +410,11 @@ impl StoreSummary {
             return None;
         }
         let finished: Vec<&OpRecord> = reads.clone().filter(|r| !r.aborted).collect();
+        let mut first_found: Vec<f64> = finished
+            .iter()
+            .filter_map(|r| r.first_found_ns)
+            .map(|t| t as f64 / MS)
+            .collect();
         Some(StoreSummary {
             write: LookupSummary::of(writes.clone()),
             stored_at: Percentiles::of(
@@ -425,12 +430,8 @@ impl StoreSummary {
                     .count() as u64,
                 finished.len() as u64,
             ),
-            first_found_ms: ms_percentiles(&finished, |r| r.first_found_ns),
-            first_found_cdf: cdf(&mut finished
-                .iter()
-                .filter_map(|r| r.first_found_ns)
-                .map(|t| t as f64 / MS)
-                .collect::<Vec<_>>()),
+            first_found_ms: Percentiles::of(first_found.iter().copied()),
+            first_found_cdf: cdf(&mut first_found),
         })
     }
 }
