@@ -82,11 +82,21 @@ impl Candidate {
         attempts.saturating_add(u8::from(self.copied))
     }
 
+    /// Slow (its soft timeout passed) with an allowed request left: it may be asked again.
+    fn slow_with_attempts_left(&self, attempts: u8) -> bool {
+        self.state == State::InFlight { slow: true } && self.attempts < self.allowed(attempts)
+    }
+
+    /// It may be sent a request now: never asked, or slow with an attempt left.
+    fn askable(&self, attempts: u8) -> bool {
+        self.state == State::New || self.slow_with_attempts_left(attempts)
+    }
+
     /// Still counted among the closest: not failed, and not slow on its last allowed attempt.
     fn is_live(&self, attempts: u8) -> bool {
         match self.state {
             State::Failed => false,
-            State::InFlight { slow: true } => self.attempts < self.allowed(attempts),
+            State::InFlight { slow: true } => self.slow_with_attempts_left(attempts),
             _ => true,
         }
     }
@@ -288,11 +298,7 @@ impl Leg {
         for (i, c) in self.closest_live(k, attempts) {
             if c.state == State::Responded {
                 answered += 1;
-            } else if pick.is_none()
-                && (c.state == State::New
-                    || (c.state == State::InFlight { slow: true }
-                        && c.attempts < c.allowed(attempts)))
-            {
+            } else if pick.is_none() && c.askable(attempts) {
                 pick = Some(i);
             }
         }
@@ -445,12 +451,10 @@ impl Leg {
             return true;
         }
         live.all(|c| c.state == State::Responded)
-            || !self.candidates.iter().any(|c| {
-                c.state == State::New
-                    || (c.state == State::InFlight { slow: false })
-                    || (c.state == State::InFlight { slow: true }
-                        && c.attempts < c.allowed(attempts))
-            })
+            || !self
+                .candidates
+                .iter()
+                .any(|c| c.askable(attempts) || c.state == State::InFlight { slow: false })
     }
 
     /// Requests still waiting for an answer.

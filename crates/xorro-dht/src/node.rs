@@ -1697,10 +1697,10 @@ impl Node {
             let Some((leg, node, rtt, wait_longer, first)) = next else {
                 break;
             };
-            // A request of the burst goes out a second time soon after, against loss.
+            // A request of the burst goes out a second time soon after, against loss (not
+            // for internal lookups: they have no burst).
             let resend = self.config.lookup_resend_after;
             let copy = first
-                && !l.internal
                 && !resend.is_zero()
                 && l.legs
                     .get(leg)

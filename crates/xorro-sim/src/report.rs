@@ -293,7 +293,6 @@ impl SplitPart {
     }
 }
 
-/// Of lookups checked against the oracle, the fraction that found all the true k closest.
 /// Percentiles, in ms, of a time in ns that the records may have.
 fn ms_percentiles(recs: &[&OpRecord], ns: impl Fn(&OpRecord) -> Option<u64>) -> Percentiles {
     Percentiles::of(recs.iter().filter_map(|r| ns(r)).map(|t| t as f64 / MS))
@@ -314,6 +313,7 @@ fn cdf(values: &mut [f64]) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Of lookups checked against the oracle, the fraction that found all the true k closest.
 fn exact_rate(checked: &[&OpRecord]) -> f64 {
     rate(
         checked.iter().filter(|r| r.closest_ok()).count() as u64,
